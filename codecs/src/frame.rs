@@ -1,0 +1,274 @@
+//! [`FrameCodec`]: one tokio-util `Decoder`/`Encoder` for maze lines and dipper envelopes.
+//!
+//! On a port that accepts both (the broker port) the codec looks at the first byte of
+//! the connection: an ASCII digit starts a maze line (`seq|…` or a user id), anything
+//! else a dipper envelope. The choice holds for the rest of the connection.
+
+use bytes::{Buf, Bytes, BytesMut};
+use bytestring::ByteString;
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::envelope::{Envelope, Labels};
+use crate::error::{EnvelopeError, FrameError, FrameErrorKind, MazeError, MazeErrorKind};
+use crate::limits::Limits;
+use crate::maze::{parse_line, MazeEvent, MazeLine};
+use crate::scan::{scan, Consume, Layout, Scan};
+
+/// One decoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Maze(MazeLine),
+    Envelope(Envelope),
+}
+
+/// Which format a codec reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Decide on the first byte, then stay.
+    Detect,
+    Maze,
+    Envelope,
+}
+
+/// The unified frame codec. It counts every byte it consumes, so errors carry the
+/// stream offset of the bad line.
+#[derive(Debug, Clone)]
+pub struct FrameCodec {
+    mode: Mode,
+    limits: Limits,
+    consumed: u64,
+    /// Dropping input up to the next LF after a line over the limit.
+    discarding: bool,
+}
+
+impl FrameCodec {
+    pub fn new(mode: Mode, limits: Limits) -> Self {
+        FrameCodec {
+            mode,
+            limits,
+            consumed: 0,
+            discarding: false,
+        }
+    }
+
+    /// A codec for a port that takes both formats.
+    pub fn detect(limits: Limits) -> Self {
+        Self::new(Mode::Detect, limits)
+    }
+
+    /// The mode in force: `Detect` until the first byte has been seen.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Bytes consumed so far, good frames and bad.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    fn advance(&mut self, src: &mut BytesMut, n: usize) {
+        src.advance(n);
+        self.consumed += n as u64;
+    }
+
+    fn error(&self, at: usize, kind: impl Into<FrameErrorKind>) -> FrameError {
+        FrameError {
+            offset: self.consumed + at as u64,
+            kind: kind.into(),
+        }
+    }
+
+    fn decode_maze(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        let window = &src[..src.len().min(self.limits.max_line_bytes)];
+        match memchr::memchr(b'\n', window) {
+            Some(i) => {
+                let err_at = self.consumed;
+                let mut line = src.split_to(i + 1);
+                self.consumed += (i + 1) as u64;
+                line.truncate(i);
+                parse_line(line.freeze())
+                    .map(|l| Some(Frame::Maze(l)))
+                    .map_err(|e| FrameError {
+                        offset: err_at,
+                        kind: e.into(),
+                    })
+            }
+            None if window.len() >= self.limits.max_line_bytes => {
+                let e = self.error(
+                    0,
+                    MazeError {
+                        seq: None,
+                        kind: MazeErrorKind::LineTooLong {
+                            max: self.limits.max_line_bytes,
+                        },
+                    },
+                );
+                self.advance(src, src.len());
+                self.discarding = true;
+                Err(e)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn decode_envelope(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        match scan(src, &self.limits) {
+            Ok(Scan::Incomplete { need }) => {
+                src.reserve(need);
+                Ok(None)
+            }
+            Ok(Scan::Complete(layout)) => {
+                let offset = self.consumed;
+                let frame = src.split_to(layout.len()).freeze();
+                self.consumed += frame.len() as u64;
+                build(frame, layout)
+                    .map(|e| Some(Frame::Envelope(e)))
+                    .map_err(|e| FrameError {
+                        offset,
+                        kind: e.into(),
+                    })
+            }
+            Err(e) => {
+                let err = self.error(e.at, e.error);
+                match e.consume {
+                    Consume::Through(n) => self.advance(src, n),
+                    Consume::Line => {
+                        self.advance(src, src.len());
+                        self.discarding = true;
+                    }
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+fn build(frame: Bytes, layout: Layout) -> Result<Envelope, EnvelopeError> {
+    let text = |r: std::ops::Range<usize>, field| {
+        ByteString::try_from(frame.slice(r)).map_err(|_| EnvelopeError::InvalidUtf8 { field })
+    };
+    let mut labels = Labels::new();
+    for (name, value) in layout.labels {
+        labels.insert(text(name, "label name")?, frame.slice(value));
+    }
+    Ok(Envelope {
+        channel: text(layout.channel, "channel")?,
+        subject: text(layout.subject, "subject")?,
+        labels,
+        payload: frame.slice(layout.payload),
+    })
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        if self.discarding {
+            match memchr::memchr(b'\n', src) {
+                Some(i) => {
+                    self.advance(src, i + 1);
+                    self.discarding = false;
+                }
+                None => {
+                    self.advance(src, src.len());
+                    return Ok(None);
+                }
+            }
+        }
+        let Some(&first) = src.first() else {
+            return Ok(None);
+        };
+        if self.mode == Mode::Detect {
+            self.mode = if first.is_ascii_digit() {
+                Mode::Maze
+            } else {
+                Mode::Envelope
+            };
+        }
+        match self.mode {
+            Mode::Maze => self.decode_maze(src),
+            _ => self.decode_envelope(src),
+        }
+    }
+
+    /// At end of input a maze line may lack its LF (it is read as the last line);
+    /// an unfinished envelope is an "unexpected EOF" error.
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        if let Some(frame) = self.decode(src)? {
+            return Ok(Some(frame));
+        }
+        if src.is_empty() || self.discarding {
+            self.advance(src, src.len());
+            return Ok(None);
+        }
+        if self.mode == Mode::Maze {
+            let err_at = self.consumed;
+            let line = src.split().freeze();
+            self.consumed += line.len() as u64;
+            return parse_line(line)
+                .map(|l| Some(Frame::Maze(l)))
+                .map_err(|e| FrameError {
+                    offset: err_at,
+                    kind: e.into(),
+                });
+        }
+        let missing = match scan(src, &self.limits) {
+            Ok(Scan::Incomplete { need }) => need,
+            _ => 1,
+        };
+        let err = self.error(0, EnvelopeError::Truncated { missing });
+        self.advance(src, src.len());
+        Err(err)
+    }
+}
+
+impl Encoder<&Envelope> for FrameCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, item: &Envelope, dst: &mut BytesMut) -> Result<(), FrameError> {
+        item.encode(dst).map_err(|e| FrameError {
+            offset: 0,
+            kind: e.into(),
+        })
+    }
+}
+
+impl Encoder<Envelope> for FrameCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, item: Envelope, dst: &mut BytesMut) -> Result<(), FrameError> {
+        self.encode(&item, dst)
+    }
+}
+
+impl Encoder<&MazeEvent> for FrameCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, item: &MazeEvent, dst: &mut BytesMut) -> Result<(), FrameError> {
+        item.encode(dst);
+        Ok(())
+    }
+}
+
+impl Encoder<Frame> for FrameCodec {
+    type Error = FrameError;
+
+    /// A maze event is written as received plus CRLF, a user id as digits plus CRLF,
+    /// an envelope in canonical form.
+    fn encode(&mut self, item: Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
+        match item {
+            Frame::Maze(MazeLine::Event(e)) => self.encode(&e, dst),
+            Frame::Maze(MazeLine::UserId(id)) => {
+                crate::number::write_u64(dst, id);
+                dst.extend_from_slice(b"\r\n");
+                Ok(())
+            }
+            Frame::Envelope(e) => self.encode(&e, dst),
+        }
+    }
+}
