@@ -1,1 +1,18 @@
+//! switchyard, the broker binary's thin library: configuration and start-up.
+//!
+//! Modules:
+//! - [`config`]: `config.toml`, its defaults, validation and error messages.
+//! - [`broker`]: [`start`] binds the ports and builds the supervised actor tree;
+//!   [`run`] serves until a shutdown future resolves, then drains within the grace
+//!   period. Tests use both on port 0.
+//! - [`logging`]: the tracing subscriber behind `-v`/`-vv` and `RUST_LOG`.
+//!
+//! The actors live in `switchyard-actors`, the byte formats in `switchyard-codecs`.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod broker;
+pub mod config;
+pub mod logging;
+
+pub use broker::{run, start, Broker, StartError};
+pub use config::Config;

@@ -1,1 +1,34 @@
+//! switchyard's actors: the supervised tree every part of the broker hangs from.
+//!
+//! Modules:
+//! - [`supervisor`]: the root [`Supervisor`], child specs, the restart policy, and the
+//!   [`ChildGuard`] that reports a child's stop *or* panic.
+//! - [`tree`]: the actor-tree registry ([`ActorTree`]), printed to the log and served.
+//! - [`listener`]: [`Listener`], accepting TCP peers up to `max_connections`.
+//! - [`connection`]: [`Connection`], one per peer: framing, replies, budgeted writes.
+//! - [`conn_set`]: the live connections of a listener, for limits and draining.
+//! - [`outbox`]: a connection's output buffer and its byte budget.
+//! - [`settings`]: what the configuration tells listeners and connections.
+//! - [`stats`]: broker-wide counters.
+//! - [`panic_note`]: remembers panic messages so restarts can say why.
+//!
+//! Everything runs on one actix Arbiter (see `ARCHITECTURE.md`, performance stance).
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod conn_set;
+pub mod connection;
+pub mod listener;
+pub mod outbox;
+pub mod panic_note;
+pub mod settings;
+pub mod stats;
+pub mod supervisor;
+pub mod tree;
+
+pub use conn_set::ConnectionSet;
+pub use connection::Connection;
+pub use listener::Listener;
+pub use settings::{ConnectionSettings, ListenerSettings, SlowConsumer};
+pub use stats::{BrokerStats, StatsSnapshot};
+pub use supervisor::{ChildContext, ChildGuard, ChildSpec, ChildState, ChildStatus, ExitReason, RestartPolicy, Shutdown, Supervisor};
+pub use tree::{ActorId, ActorTree, TreeEntry, TreeNode};

@@ -1,0 +1,311 @@
+//! A TCP peer: reads and frames its input, answers or routes each frame, and writes
+//! its output in one `write(2)` per batch under a byte budget.
+//!
+//! Reads and writes happen inside the actor (`try_read_buf` / `try_write` when the
+//! socket is ready), so a whole socket read is decoded and handled in one turn and
+//! its replies leave together.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use switchyard_codecs::{Envelope, Frame, FrameCodec, Mode};
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+use tracing::{debug, info, warn, Span};
+
+use crate::conn_set::Membership;
+use crate::outbox::{Full, Outbox};
+use crate::settings::{ConnectionSettings, SlowConsumer};
+use crate::stats::BrokerStats;
+use crate::tree::TreeEntry;
+
+/// Read buffer growth step.
+const READ_CHUNK: usize = 64 << 10;
+
+/// The reply to `command ping`.
+const ALIVE: &[u8] = b"state alive 0 0\n";
+
+/// Finish queued output, then close (used at shutdown).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// What a listener hands a new connection.
+#[derive(Debug)]
+pub struct Accepted {
+    pub id: u64,
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub settings: ConnectionSettings,
+    pub stats: Arc<BrokerStats>,
+    pub entry: TreeEntry,
+    pub membership: Membership,
+}
+
+#[derive(Debug)]
+pub struct Connection {
+    peer: SocketAddr,
+    span: Span,
+    stream: Rc<TcpStream>,
+    codec: FrameCodec,
+    rbuf: BytesMut,
+    out: Outbox,
+    settings: ConnectionSettings,
+    stats: Arc<BrokerStats>,
+    /// A `readable()` wait in flight.
+    reading: Option<SpawnHandle>,
+    /// A `writable()` wait in flight.
+    writing: bool,
+    /// Input is left unread until output drains (slow-consumer policy `block`).
+    paused: bool,
+    /// Flushing, then closing, for this reason.
+    closing: Option<&'static str>,
+    proto_known: bool,
+    last_activity: Instant,
+    entry: TreeEntry,
+    _membership: Membership,
+}
+
+impl Connection {
+    pub fn new(a: Accepted) -> Self {
+        let span = tracing::info_span!("conn", id = a.id, peer = %a.peer, proto = tracing::field::Empty);
+        let codec = FrameCodec::new(Mode::Detect, a.settings.limits);
+        Connection {
+            peer: a.peer,
+            span,
+            stream: Rc::new(a.stream),
+            codec,
+            rbuf: BytesMut::new(),
+            out: Outbox::new(a.settings.output_buffer_bytes),
+            settings: a.settings,
+            stats: a.stats,
+            reading: None,
+            writing: false,
+            paused: false,
+            closing: None,
+            proto_known: false,
+            last_activity: Instant::now(),
+            entry: a.entry,
+            _membership: a.membership,
+        }
+    }
+
+    fn wait_readable(&mut self, ctx: &mut Context<Self>) {
+        if self.reading.is_some() || self.paused || self.closing.is_some() {
+            return;
+        }
+        let stream = self.stream.clone();
+        let fut = async move { stream.readable().await }.into_actor(self).map(|r, act, ctx| {
+            act.reading = None;
+            let span = act.span.clone();
+            let _g = span.enter();
+            match r {
+                Ok(()) => act.on_readable(ctx),
+                Err(e) => act.abort(ctx, "read error", &e),
+            }
+        });
+        self.reading = Some(ctx.spawn(fut));
+    }
+
+    fn on_readable(&mut self, ctx: &mut Context<Self>) {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        match self.stream.try_read_buf(&mut self.rbuf) {
+            Ok(0) => {
+                self.process(ctx, true);
+                self.close(ctx, "peer closed");
+            }
+            Ok(n) => {
+                BrokerStats::add(&self.stats.bytes_in, n as u64);
+                self.last_activity = Instant::now();
+                self.process(ctx, false);
+                self.wait_readable(ctx);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.wait_readable(ctx),
+            Err(e) => self.abort(ctx, "read error", &e),
+        }
+    }
+
+    /// Decodes and handles every complete frame buffered, then writes the replies.
+    fn process(&mut self, ctx: &mut Context<Self>, at_eof: bool) {
+        let high_water = self.settings.output_buffer_bytes / 2;
+        while self.closing.is_none() {
+            if self.settings.slow_consumer == SlowConsumer::Block && self.out.len() >= high_water {
+                self.paused = true;
+                break;
+            }
+            let decoded = if at_eof { self.codec.decode_eof(&mut self.rbuf) } else { self.codec.decode(&mut self.rbuf) };
+            match decoded {
+                Ok(Some(frame)) => {
+                    BrokerStats::add(&self.stats.frames_in, 1);
+                    self.note_protocol();
+                    self.handle_frame(frame, ctx);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    BrokerStats::add(&self.stats.malformed_frames, 1);
+                    warn!(peer = %self.peer, offset = e.offset, reason = %e.kind, "malformed frame, closing connection");
+                    self.close(ctx, "malformed frame");
+                }
+            }
+        }
+        self.flush(ctx);
+    }
+
+    fn note_protocol(&mut self) {
+        if !self.proto_known {
+            self.proto_known = true;
+            let proto = if self.codec.mode() == Mode::Maze { "maze" } else { "dipper" };
+            self.span.record("proto", proto);
+            self.entry.set_detail(proto);
+        }
+    }
+
+    fn handle_frame(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        match frame {
+            Frame::Envelope(env) if env.is("command", "ping") => self.reply(ALIVE, ctx),
+            Frame::Envelope(env) => debug!(channel = %env.channel, subject = %env.subject, "no route, frame dropped"),
+            Frame::Maze(line) => debug!(line = ?line, "maze line on the broker port, dropped"),
+        }
+    }
+
+    /// Queues one reply frame under the budget and slow-consumer policy.
+    fn reply(&mut self, bytes: &[u8], ctx: &mut Context<Self>) {
+        match self.out.push(bytes) {
+            Ok(()) => BrokerStats::add(&self.stats.frames_out, 1),
+            Err(full) => self.slow_consumer(ctx, full),
+        }
+    }
+
+    /// Sends an envelope to the peer.
+    pub fn send_envelope(&mut self, env: &Envelope, ctx: &mut Context<Self>) {
+        let mut buf = BytesMut::with_capacity(env.encoded_len());
+        match env.encode(&mut buf) {
+            Ok(()) => self.reply(&buf, ctx),
+            Err(e) => warn!(error = %e, "refused to send a malformed envelope"),
+        }
+    }
+
+    fn slow_consumer(&mut self, ctx: &mut Context<Self>, full: Full) {
+        BrokerStats::add(&self.stats.slow_consumer_disconnects, 1);
+        warn!(
+            peer = %self.peer, queued = full.queued, budget = full.budget, policy = ?self.settings.slow_consumer,
+            "slow consumer: output budget full, disconnecting"
+        );
+        self.out.clear();
+        ctx.stop();
+    }
+
+    /// Writes as much queued output as the socket takes; one `write(2)` per batch.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        self.stats.output_peak_bytes.fetch_max(self.out.peak() as u64, std::sync::atomic::Ordering::Relaxed);
+        if self.writing {
+            return;
+        }
+        while !self.out.is_empty() {
+            match self.stream.try_write(self.out.pending()) {
+                Ok(n) => {
+                    self.out.consume(n);
+                    BrokerStats::add(&self.stats.bytes_out, n as u64);
+                    self.last_activity = Instant::now();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.wait_writable(ctx);
+                    return;
+                }
+                Err(e) => return self.abort(ctx, "write error", &e),
+            }
+        }
+        if self.closing.is_some() {
+            self.finish(ctx);
+        } else if self.paused {
+            self.paused = false;
+            self.process(ctx, false);
+            self.wait_readable(ctx);
+        }
+    }
+
+    fn wait_writable(&mut self, ctx: &mut Context<Self>) {
+        self.writing = true;
+        let stream = self.stream.clone();
+        ctx.spawn(async move { stream.writable().await }.into_actor(self).map(|r, act, ctx| {
+            act.writing = false;
+            let span = act.span.clone();
+            let _g = span.enter();
+            match r {
+                Ok(()) => act.flush(ctx),
+                Err(e) => act.abort(ctx, "write error", &e),
+            }
+        }));
+    }
+
+    /// Stops reading, flushes what is queued, then closes.
+    fn close(&mut self, ctx: &mut Context<Self>, reason: &'static str) {
+        if self.closing.is_some() {
+            return;
+        }
+        debug!(reason, "closing");
+        self.closing = Some(reason);
+        if let Some(h) = self.reading.take() {
+            ctx.cancel_future(h);
+        }
+        if !self.writing && self.out.is_empty() {
+            self.finish(ctx);
+        }
+    }
+
+    fn finish(&mut self, ctx: &mut Context<Self>) {
+        // Half-close so the peer reads everything we sent before it sees EOF.
+        let _ = socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write);
+        ctx.stop();
+    }
+
+    fn abort(&mut self, ctx: &mut Context<Self>, what: &'static str, e: &std::io::Error) {
+        debug!(error = %e, "{what}, closing");
+        self.out.clear();
+        ctx.stop();
+    }
+
+    fn check_idle(&mut self, ctx: &mut Context<Self>, idle: Duration) {
+        if self.closing.is_none() && self.last_activity.elapsed() >= idle {
+            let _g = self.span.clone().entered();
+            BrokerStats::add(&self.stats.idle_timeouts, 1);
+            info!(peer = %self.peer, idle_ms = idle.as_millis() as u64, "idle timeout, closing connection");
+            self.close(ctx, "idle timeout");
+        }
+    }
+}
+
+impl Actor for Connection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let _g = self.span.clone().entered();
+        debug!(path = %self.entry.path(), "connection open");
+        if let Some(idle) = self.settings.idle_timeout {
+            let every = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+            ctx.run_interval(every, move |act, ctx| act.check_idle(ctx, idle));
+        }
+        self.on_readable(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        let _g = self.span.clone().entered();
+        self.stats.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        debug!(reason = self.closing.unwrap_or("stopped"), "connection closed");
+    }
+}
+
+impl Handler<Drain> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
+        let _g = self.span.clone().entered();
+        self.close(ctx, "shutdown");
+    }
+}

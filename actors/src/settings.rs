@@ -1,0 +1,49 @@
+//! What listeners and connections are told by the configuration.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use switchyard_codecs::Limits;
+
+/// What a connection does when its queued output would pass its byte budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlowConsumer {
+    /// Drop the queued output and close the connection, logging why.
+    #[default]
+    Disconnect,
+    /// Stop reading the connection's input until its output has drained to half the
+    /// budget: TCP backpressure on a peer that writes faster than it reads.
+    Block,
+}
+
+/// Per-connection bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    pub limits: Limits,
+    /// Bytes of output a connection may hold that the peer has not yet taken.
+    pub output_buffer_bytes: usize,
+    /// Close a connection with no traffic either way for this long; `None`: never.
+    pub idle_timeout: Option<Duration>,
+    pub slow_consumer: SlowConsumer,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            limits: Limits::default(),
+            output_buffer_bytes: 4 << 20,
+            idle_timeout: None,
+            slow_consumer: SlowConsumer::Disconnect,
+        }
+    }
+}
+
+/// One TCP listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSettings {
+    /// The listener's name in the tree (`listener:broker`).
+    pub name: String,
+    pub max_connections: usize,
+    pub connection: ConnectionSettings,
+}

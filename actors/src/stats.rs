@@ -1,0 +1,60 @@
+//! Broker-wide counters, shared by every actor that updates them.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+/// Counters and gauges; cheap to bump from any actor.
+#[derive(Debug, Default)]
+pub struct BrokerStats {
+    pub connections_accepted: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub connections_open: AtomicU64,
+    pub frames_in: AtomicU64,
+    pub frames_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub malformed_frames: AtomicU64,
+    pub slow_consumer_disconnects: AtomicU64,
+    pub idle_timeouts: AtomicU64,
+    /// The most output any one connection has held at once.
+    pub output_peak_bytes: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub connections_accepted: u64,
+    pub connections_refused: u64,
+    pub connections_open: u64,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub malformed_frames: u64,
+    pub slow_consumer_disconnects: u64,
+    pub idle_timeouts: u64,
+    pub output_peak_bytes: u64,
+}
+
+impl BrokerStats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            connections_accepted: self.connections_accepted.load(Relaxed),
+            connections_refused: self.connections_refused.load(Relaxed),
+            connections_open: self.connections_open.load(Relaxed),
+            frames_in: self.frames_in.load(Relaxed),
+            frames_out: self.frames_out.load(Relaxed),
+            bytes_in: self.bytes_in.load(Relaxed),
+            bytes_out: self.bytes_out.load(Relaxed),
+            malformed_frames: self.malformed_frames.load(Relaxed),
+            slow_consumer_disconnects: self.slow_consumer_disconnects.load(Relaxed),
+            idle_timeouts: self.idle_timeouts.load(Relaxed),
+            output_peak_bytes: self.output_peak_bytes.load(Relaxed),
+        }
+    }
+}

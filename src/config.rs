@@ -1,0 +1,405 @@
+//! `config.toml`: every section optional, unknown keys refused, and every error naming
+//! the file, the line, the key and what was expected.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use switchyard_actors::{ConnectionSettings, ListenerSettings, RestartPolicy, SlowConsumer};
+use switchyard_codecs::Limits;
+
+/// The shipped `config.toml`, used when no `./config.toml` exists.
+pub const SHIPPED: &str = include_str!("../config.toml");
+
+/// A whole number within `LO..=HI`, refused at parse time (so the error has a line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct Ranged<const LO: u64, const HI: u64>(u64);
+
+impl<const LO: u64, const HI: u64> Ranged<LO, HI> {
+    /// `n` clamped into the range; for defaults.
+    pub const fn new(n: u64) -> Self {
+        Ranged(if n < LO { LO } else if n > HI { HI } else { n })
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    pub fn usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+impl<const LO: u64, const HI: u64> TryFrom<u64> for Ranged<LO, HI> {
+    type Error = String;
+
+    fn try_from(n: u64) -> Result<Self, String> {
+        if (LO..=HI).contains(&n) {
+            Ok(Ranged(n))
+        } else {
+            Err(format!("expected a number from {LO} to {HI}, got {n}"))
+        }
+    }
+}
+
+impl<const LO: u64, const HI: u64> From<Ranged<LO, HI>> for u64 {
+    fn from(r: Ranged<LO, HI>) -> u64 {
+        r.0
+    }
+}
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub broker: BrokerConfig,
+    pub supervisor: SupervisorConfig,
+    pub debug: DebugConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+/// `[broker]`: the broker port and the bounds of every connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    pub bind: SocketAddr,
+    pub max_connections: Ranged<1, 1_000_000>,
+    pub max_frame_bytes: Ranged<256, GIB>,
+    pub max_labels: Ranged<0, 65_536>,
+    pub max_label_bytes: Ranged<1, GIB>,
+    pub max_line_bytes: Ranged<64, MIB>,
+    pub output_buffer_bytes: Ranged<1024, { 64 * GIB }>,
+    pub idle_timeout_ms: u64,
+    pub slow_consumer: SlowConsumer,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            max_connections: Ranged::new(1024),
+            max_frame_bytes: Ranged::new(MIB),
+            max_labels: Ranged::new(64),
+            max_label_bytes: Ranged::new(64 * KIB),
+            max_line_bytes: Ranged::new(4 * KIB),
+            output_buffer_bytes: Ranged::new(4 * MIB),
+            idle_timeout_ms: 0,
+            slow_consumer: SlowConsumer::Disconnect,
+        }
+    }
+}
+
+/// `[supervisor]`: the restart policy of the root supervisor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisorConfig {
+    pub max_restarts: Ranged<0, 10_000>,
+    pub within_ms: Ranged<1, { 24 * 3_600_000 }>,
+    pub backoff_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig {
+            max_restarts: Ranged::new(5),
+            within_ms: Ranged::new(60_000),
+            backoff_ms: 100,
+            backoff_max_ms: 10_000,
+        }
+    }
+}
+
+/// `[debug]`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DebugConfig {
+    /// 0: the tree is printed only on SIGUSR1.
+    pub tree_interval_ms: u64,
+}
+
+/// `[shutdown]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    pub grace_ms: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig { grace_ms: 5000 }
+    }
+}
+
+/// A config that cannot be used, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based line and column, when the problem is at a place in the file.
+    pub line: Option<(usize, usize)>,
+    /// `section.key`, when known.
+    pub key: Option<String>,
+    pub message: String,
+    /// The offending line, shown under the message.
+    pub source_line: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some((line, col)) = self.line {
+            write!(f, ":{line}:{col}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let (Some((line, _)), Some(text)) = (self.line, &self.source_line) {
+            write!(f, "\n {line:>4} | {text}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a config came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    Embedded,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::Embedded => f.write_str("<embedded config.toml>"),
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates `text`; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| from_toml(&e, text, file))?;
+        config.validate(text, file)?;
+        Ok(config)
+    }
+
+    /// Reads `path`; with no path, `./config.toml`, or the shipped copy when that file
+    /// does not exist.
+    pub fn load(path: Option<&Path>) -> Result<(Config, Source), ConfigError> {
+        let (path, explicit) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from("config.toml"), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((Config::parse(&text, &path.display().to_string())?, Source::File(path))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                Ok((Config::parse(SHIPPED, "<embedded config.toml>")?, Source::Embedded))
+            }
+            Err(e) => Err(ConfigError {
+                file: path.display().to_string(),
+                line: None,
+                key: None,
+                message: format!("cannot read: {e}"),
+                source_line: None,
+            }),
+        }
+    }
+
+    /// Rules that tie one key to another.
+    fn validate(&self, text: &str, file: &str) -> Result<(), ConfigError> {
+        let b = &self.broker;
+        if b.output_buffer_bytes.get() < b.max_frame_bytes.get() {
+            return Err(at_key(text, file, "broker", "output_buffer_bytes", format!(
+                "expected at least broker.max_frame_bytes ({}), got {}: a connection must be able to queue one whole frame",
+                b.max_frame_bytes.get(), b.output_buffer_bytes.get()
+            )));
+        }
+        if b.max_line_bytes.get() > b.max_frame_bytes.get() {
+            return Err(at_key(text, file, "broker", "max_line_bytes", format!(
+                "expected at most broker.max_frame_bytes ({}), got {}",
+                b.max_frame_bytes.get(), b.max_line_bytes.get()
+            )));
+        }
+        let s = &self.supervisor;
+        if s.backoff_max_ms < s.backoff_ms {
+            return Err(at_key(text, file, "supervisor", "backoff_max_ms", format!(
+                "expected at least supervisor.backoff_ms ({}), got {}", s.backoff_ms, s.backoff_max_ms
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn limits(&self) -> Limits {
+        let b = &self.broker;
+        Limits {
+            max_frame_bytes: b.max_frame_bytes.usize(),
+            max_labels: b.max_labels.usize(),
+            max_label_bytes: b.max_label_bytes.usize(),
+            max_line_bytes: b.max_line_bytes.usize(),
+        }
+    }
+
+    /// What the broker listener is told.
+    pub fn broker_listener(&self) -> ListenerSettings {
+        let b = &self.broker;
+        ListenerSettings {
+            name: "broker".into(),
+            max_connections: b.max_connections.usize(),
+            connection: ConnectionSettings {
+                limits: self.limits(),
+                output_buffer_bytes: b.output_buffer_bytes.usize(),
+                idle_timeout: (b.idle_timeout_ms > 0).then(|| Duration::from_millis(b.idle_timeout_ms)),
+                slow_consumer: b.slow_consumer,
+            },
+        }
+    }
+
+    pub fn restart_policy(&self) -> RestartPolicy {
+        let s = &self.supervisor;
+        RestartPolicy {
+            max_restarts: u32::try_from(s.max_restarts.get()).unwrap_or(u32::MAX),
+            within: Duration::from_millis(s.within_ms.get()),
+            backoff: Duration::from_millis(s.backoff_ms),
+            backoff_max: Duration::from_millis(s.backoff_max_ms),
+        }
+    }
+
+    /// The effective config as TOML, defaults filled in.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+    }
+}
+
+/// 1-based line and column of byte `offset`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+/// The `[section]` in force at `line` (1-based), and the key written on it.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line.checked_sub(1)?)?.trim();
+    let section = lines[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    if here.starts_with('[') {
+        return Some(here.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    }
+    let key = here.split('=').next()?.trim().trim_matches('"');
+    if key.is_empty() {
+        return section;
+    }
+    Some(match section {
+        Some(s) => format!("{s}.{key}"),
+        None => key.to_string(),
+    })
+}
+
+fn from_toml(e: &toml::de::Error, text: &str, file: &str) -> ConfigError {
+    let (line, key, source_line) = match e.span() {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            let source_line = text.lines().nth(line - 1).map(str::to_string);
+            (Some((line, col)), key_at(text, line), source_line)
+        }
+        None => (None, None, None),
+    };
+    ConfigError { file: file.to_string(), line, key, message: e.message().trim().to_string(), source_line }
+}
+
+/// An error about `section.key`, placed at its line when the file sets it.
+fn at_key(text: &str, file: &str, section: &str, key: &str, message: String) -> ConfigError {
+    let mut current = String::new();
+    let mut found = None;
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        } else if current == section && t.split('=').next().map(str::trim) == Some(key) && t.contains('=') {
+            found = Some((i + 1, l.to_string()));
+        }
+    }
+    let (line, source_line) = match found {
+        Some((n, l)) => (Some((n, 1)), Some(l)),
+        None => (None, None),
+    };
+    ConfigError { file: file.to_string(), line, key: Some(format!("{section}.{key}")), message, source_line }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_is_valid_and_loopback_only() {
+        let c = Config::parse(SHIPPED, "config.toml").unwrap();
+        assert!(c.broker.bind.ip().is_loopback());
+        // The shipped file spells out the defaults.
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn every_section_is_optional() {
+        assert_eq!(Config::parse("", "x").unwrap(), Config::default());
+        let c = Config::parse("[broker]\nmax_connections = 3\n", "x").unwrap();
+        assert_eq!(c.broker.max_connections.get(), 3);
+        assert_eq!(c.supervisor, SupervisorConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_names_key_line_and_expected() {
+        let e = Config::parse("[broker]\nbind = \"127.0.0.1:1\"\nmax_conections = 3\n", "c.toml").unwrap_err();
+        assert_eq!(e.line, Some((3, 1)));
+        assert_eq!(e.key.as_deref(), Some("broker.max_conections"));
+        assert!(e.message.contains("unknown field `max_conections`"), "{e}");
+        assert!(e.message.contains("`max_connections`"), "lists what is expected: {e}");
+        let shown = e.to_string();
+        assert!(shown.starts_with("c.toml:3:1: key `broker.max_conections`: unknown field"), "{shown}");
+    }
+
+    #[test]
+    fn unknown_section_is_refused() {
+        let e = Config::parse("[brokr]\nbind = \"127.0.0.1:1\"\n", "c.toml").unwrap_err();
+        assert_eq!(e.line.map(|l| l.0), Some(1));
+        assert!(e.message.contains("unknown field `brokr`"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_key_line_and_expected() {
+        let cases = [
+            ("[broker]\nmax_connections = 0\n", "broker.max_connections", "expected a number from 1 to 1000000, got 0"),
+            ("[broker]\nbind = \"localhost\"\n", "broker.bind", "socket address"),
+            ("[broker]\nslow_consumer = \"drop\"\n", "broker.slow_consumer", "expected `disconnect` or `block`"),
+            ("[shutdown]\ngrace_ms = \"5s\"\n", "shutdown.grace_ms", "expected u64"),
+            ("[broker]\noutput_buffer_bytes = 2048\n", "broker.output_buffer_bytes", "expected at least broker.max_frame_bytes"),
+        ];
+        for (text, key, expected) in cases {
+            let e = Config::parse(text, "c.toml").unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert_eq!(e.line.map(|l| l.0), Some(2), "{e}");
+            assert!(e.message.contains(expected), "{e}");
+        }
+    }
+
+    #[test]
+    fn effective_config_round_trips() {
+        let c = Config::parse("[broker]\nidle_timeout_ms = 5\n", "x").unwrap();
+        let again = Config::parse(&c.to_toml(), "y").unwrap();
+        assert_eq!(c, again);
+    }
+}
