@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use switchyard_actors::supervisor::{AddChild, Status};
-use switchyard_actors::{ActorTree, BrokerStats, ChildStatus, ConnectionSet, Listener, Shutdown, Supervisor};
+use switchyard_actors::{
+    ActorTree, BrokerStats, ChildStatus, ConnectionSet, Listener, Shutdown, Supervisor,
+};
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -16,7 +18,11 @@ use crate::config::Config;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot bind {what} to {addr}: {source}")]
-    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running broker.
@@ -38,12 +44,21 @@ fn bind(what: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, S
 /// Binds every port and starts the actor tree. Must run inside an actix `System`.
 pub async fn start(config: &Config) -> Result<Broker, StartError> {
     let socket = bind("broker.bind", config.broker.bind)?;
-    let addr = socket.local_addr().map_err(|source| StartError::Bind { what: "broker.bind", addr: config.broker.bind, source })?;
+    let addr = socket.local_addr().map_err(|source| StartError::Bind {
+        what: "broker.bind",
+        addr: config.broker.bind,
+        source,
+    })?;
     let tree = ActorTree::new();
     let stats = Arc::new(BrokerStats::default());
     let connections = ConnectionSet::default();
     let supervisor = Supervisor::new(tree.clone(), "root", config.restart_policy()).start();
-    let listener = Listener::spec(config.broker_listener(), socket, connections.clone(), stats.clone());
+    let listener = Listener::spec(
+        config.broker_listener(),
+        socket,
+        connections.clone(),
+        stats.clone(),
+    );
     // Not a data path: one control message at start-up, waited for.
     let _ = supervisor.send(AddChild(listener)).await;
     info!(addr = %addr, "broker started");
@@ -54,7 +69,8 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         stats,
         connections,
         grace: Duration::from_millis(config.shutdown.grace_ms),
-        tree_interval: (config.debug.tree_interval_ms > 0).then(|| Duration::from_millis(config.debug.tree_interval_ms)),
+        tree_interval: (config.debug.tree_interval_ms > 0)
+            .then(|| Duration::from_millis(config.debug.tree_interval_ms)),
     })
 }
 
@@ -89,16 +105,21 @@ impl Broker {
 
     /// Logs the actor tree at info level.
     pub fn log_tree(&self, why: &str) {
-        info!("actor tree ({} actors, on {why}):\n{}", self.tree.len(), self.tree.render().trim_end());
+        info!(
+            "actor tree ({} actors, on {why}):\n{}",
+            self.tree.len(),
+            self.tree.render().trim_end()
+        );
     }
 
     /// Serves until `shutdown` resolves; prints the tree on SIGUSR1 and every
     /// `debug.tree_interval_ms`; then stops accepting, drains every connection and
     /// waits up to `shutdown.grace_ms` for them to close.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
-        let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
-            .map_err(|e| warn!(error = %e, "cannot listen for SIGUSR1"))
-            .ok();
+        let mut usr1 =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+                .map_err(|e| warn!(error = %e, "cannot listen for SIGUSR1"))
+                .ok();
         let mut interval = self.tree_interval.map(tokio::time::interval);
         tokio::pin!(shutdown);
         loop {
@@ -116,10 +137,17 @@ impl Broker {
     }
 
     async fn shutdown(self) {
-        info!(grace_ms = self.grace.as_millis() as u64, open = self.connections.len(), "shutting down");
+        info!(
+            grace_ms = self.grace.as_millis() as u64,
+            open = self.connections.len(),
+            "shutting down"
+        );
         match tokio::time::timeout(self.grace, self.supervisor.send(Shutdown)).await {
             Ok(_) => info!("shutdown complete"),
-            Err(_) => warn!(open = self.connections.len(), "grace period over, closing the remaining connections"),
+            Err(_) => warn!(
+                open = self.connections.len(),
+                "grace period over, closing the remaining connections"
+            ),
         }
     }
 }

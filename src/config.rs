@@ -21,7 +21,13 @@ pub struct Ranged<const LO: u64, const HI: u64>(u64);
 impl<const LO: u64, const HI: u64> Ranged<LO, HI> {
     /// `n` clamped into the range; for defaults.
     pub const fn new(n: u64) -> Self {
-        Ranged(if n < LO { LO } else if n > HI { HI } else { n })
+        Ranged(if n < LO {
+            LO
+        } else if n > HI {
+            HI
+        } else {
+            n
+        })
     }
 
     pub fn get(self) -> u64 {
@@ -200,10 +206,14 @@ impl Config {
             None => (PathBuf::from("config.toml"), false),
         };
         match std::fs::read_to_string(&path) {
-            Ok(text) => Ok((Config::parse(&text, &path.display().to_string())?, Source::File(path))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                Ok((Config::parse(SHIPPED, "<embedded config.toml>")?, Source::Embedded))
-            }
+            Ok(text) => Ok((
+                Config::parse(&text, &path.display().to_string())?,
+                Source::File(path),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok((
+                Config::parse(SHIPPED, "<embedded config.toml>")?,
+                Source::Embedded,
+            )),
             Err(e) => Err(ConfigError {
                 file: path.display().to_string(),
                 line: None,
@@ -224,16 +234,30 @@ impl Config {
             )));
         }
         if b.max_line_bytes.get() > b.max_frame_bytes.get() {
-            return Err(at_key(text, file, "broker", "max_line_bytes", format!(
-                "expected at most broker.max_frame_bytes ({}), got {}",
-                b.max_frame_bytes.get(), b.max_line_bytes.get()
-            )));
+            return Err(at_key(
+                text,
+                file,
+                "broker",
+                "max_line_bytes",
+                format!(
+                    "expected at most broker.max_frame_bytes ({}), got {}",
+                    b.max_frame_bytes.get(),
+                    b.max_line_bytes.get()
+                ),
+            ));
         }
         let s = &self.supervisor;
         if s.backoff_max_ms < s.backoff_ms {
-            return Err(at_key(text, file, "supervisor", "backoff_max_ms", format!(
-                "expected at least supervisor.backoff_ms ({}), got {}", s.backoff_ms, s.backoff_max_ms
-            )));
+            return Err(at_key(
+                text,
+                file,
+                "supervisor",
+                "backoff_max_ms",
+                format!(
+                    "expected at least supervisor.backoff_ms ({}), got {}",
+                    s.backoff_ms, s.backoff_max_ms
+                ),
+            ));
         }
         Ok(())
     }
@@ -257,7 +281,8 @@ impl Config {
             connection: ConnectionSettings {
                 limits: self.limits(),
                 output_buffer_bytes: b.output_buffer_bytes.usize(),
-                idle_timeout: (b.idle_timeout_ms > 0).then(|| Duration::from_millis(b.idle_timeout_ms)),
+                idle_timeout: (b.idle_timeout_ms > 0)
+                    .then(|| Duration::from_millis(b.idle_timeout_ms)),
                 slow_consumer: b.slow_consumer,
             },
         }
@@ -298,7 +323,11 @@ fn key_at(text: &str, line: usize) -> Option<String> {
         .find(|l| l.starts_with('['))
         .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
     if here.starts_with('[') {
-        return Some(here.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        return Some(
+            here.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string(),
+        );
     }
     let key = here.split('=').next()?.trim().trim_matches('"');
     if key.is_empty() {
@@ -319,7 +348,13 @@ fn from_toml(e: &toml::de::Error, text: &str, file: &str) -> ConfigError {
         }
         None => (None, None, None),
     };
-    ConfigError { file: file.to_string(), line, key, message: e.message().trim().to_string(), source_line }
+    ConfigError {
+        file: file.to_string(),
+        line,
+        key,
+        message: e.message().trim().to_string(),
+        source_line,
+    }
 }
 
 /// An error about `section.key`, placed at its line when the file sets it.
@@ -330,7 +365,10 @@ fn at_key(text: &str, file: &str, section: &str, key: &str, message: String) -> 
         let t = l.trim();
         if t.starts_with('[') {
             current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
-        } else if current == section && t.split('=').next().map(str::trim) == Some(key) && t.contains('=') {
+        } else if current == section
+            && t.split('=').next().map(str::trim) == Some(key)
+            && t.contains('=')
+        {
             found = Some((i + 1, l.to_string()));
         }
     }
@@ -338,7 +376,13 @@ fn at_key(text: &str, file: &str, section: &str, key: &str, message: String) -> 
         Some((n, l)) => (Some((n, 1)), Some(l)),
         None => (None, None),
     };
-    ConfigError { file: file.to_string(), line, key: Some(format!("{section}.{key}")), message, source_line }
+    ConfigError {
+        file: file.to_string(),
+        line,
+        key: Some(format!("{section}.{key}")),
+        message,
+        source_line,
+    }
 }
 
 #[cfg(test)]
@@ -363,13 +407,23 @@ mod tests {
 
     #[test]
     fn unknown_key_names_key_line_and_expected() {
-        let e = Config::parse("[broker]\nbind = \"127.0.0.1:1\"\nmax_conections = 3\n", "c.toml").unwrap_err();
+        let e = Config::parse(
+            "[broker]\nbind = \"127.0.0.1:1\"\nmax_conections = 3\n",
+            "c.toml",
+        )
+        .unwrap_err();
         assert_eq!(e.line, Some((3, 1)));
         assert_eq!(e.key.as_deref(), Some("broker.max_conections"));
         assert!(e.message.contains("unknown field `max_conections`"), "{e}");
-        assert!(e.message.contains("`max_connections`"), "lists what is expected: {e}");
+        assert!(
+            e.message.contains("`max_connections`"),
+            "lists what is expected: {e}"
+        );
         let shown = e.to_string();
-        assert!(shown.starts_with("c.toml:3:1: key `broker.max_conections`: unknown field"), "{shown}");
+        assert!(
+            shown.starts_with("c.toml:3:1: key `broker.max_conections`: unknown field"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -382,11 +436,31 @@ mod tests {
     #[test]
     fn bad_values_name_key_line_and_expected() {
         let cases = [
-            ("[broker]\nmax_connections = 0\n", "broker.max_connections", "expected a number from 1 to 1000000, got 0"),
-            ("[broker]\nbind = \"localhost\"\n", "broker.bind", "socket address"),
-            ("[broker]\nslow_consumer = \"drop\"\n", "broker.slow_consumer", "expected `disconnect` or `block`"),
-            ("[shutdown]\ngrace_ms = \"5s\"\n", "shutdown.grace_ms", "expected u64"),
-            ("[broker]\noutput_buffer_bytes = 2048\n", "broker.output_buffer_bytes", "expected at least broker.max_frame_bytes"),
+            (
+                "[broker]\nmax_connections = 0\n",
+                "broker.max_connections",
+                "expected a number from 1 to 1000000, got 0",
+            ),
+            (
+                "[broker]\nbind = \"localhost\"\n",
+                "broker.bind",
+                "socket address",
+            ),
+            (
+                "[broker]\nslow_consumer = \"drop\"\n",
+                "broker.slow_consumer",
+                "expected `disconnect` or `block`",
+            ),
+            (
+                "[shutdown]\ngrace_ms = \"5s\"\n",
+                "shutdown.grace_ms",
+                "expected u64",
+            ),
+            (
+                "[broker]\noutput_buffer_bytes = 2048\n",
+                "broker.output_buffer_bytes",
+                "expected at least broker.max_frame_bytes",
+            ),
         ];
         for (text, key, expected) in cases {
             let e = Config::parse(text, "c.toml").unwrap_err();

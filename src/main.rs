@@ -69,7 +69,9 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         info!(config = %source, "config loaded");
     }
     actix_rt::System::new().block_on(async move {
-        let broker = switchyard::start(&config).await.context("start-up failed")?;
+        let broker = switchyard::start(&config)
+            .await
+            .context("start-up failed")?;
         broker.run_until(signal()).await;
         Ok(())
     })
@@ -78,7 +80,10 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
 /// Resolves on SIGINT or SIGTERM.
 async fn signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         tracing::error!("cannot listen for SIGINT/SIGTERM; stop with SIGKILL");
         return std::future::pending().await;
     };

@@ -17,7 +17,10 @@ pub struct ConnectionSet {
 
 impl Default for ConnectionSet {
     fn default() -> Self {
-        ConnectionSet { inner: Arc::default(), count: Arc::new(watch::channel(0).0) }
+        ConnectionSet {
+            inner: Arc::default(),
+            count: Arc::new(watch::channel(0).0),
+        }
     }
 }
 
@@ -43,7 +46,10 @@ impl ConnectionSet {
 
     /// Reserves a place for connection `id`; [`ConnectionSet::attach`] fills it in.
     pub fn join(&self, id: u64) -> Membership {
-        Membership { set: self.clone(), id }
+        Membership {
+            set: self.clone(),
+            id,
+        }
     }
 
     pub fn attach(&self, id: u64, addr: Addr<Connection>) {

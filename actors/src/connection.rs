@@ -72,7 +72,8 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(a: Accepted) -> Self {
-        let span = tracing::info_span!("conn", id = a.id, peer = %a.peer, proto = tracing::field::Empty);
+        let span =
+            tracing::info_span!("conn", id = a.id, peer = %a.peer, proto = tracing::field::Empty);
         let codec = FrameCodec::new(Mode::Detect, a.settings.limits);
         Connection {
             peer: a.peer,
@@ -99,15 +100,17 @@ impl Connection {
             return;
         }
         let stream = self.stream.clone();
-        let fut = async move { stream.readable().await }.into_actor(self).map(|r, act, ctx| {
-            act.reading = None;
-            let span = act.span.clone();
-            let _g = span.enter();
-            match r {
-                Ok(()) => act.on_readable(ctx),
-                Err(e) => act.abort(ctx, "read error", &e),
-            }
-        });
+        let fut = async move { stream.readable().await }
+            .into_actor(self)
+            .map(|r, act, ctx| {
+                act.reading = None;
+                let span = act.span.clone();
+                let _g = span.enter();
+                match r {
+                    Ok(()) => act.on_readable(ctx),
+                    Err(e) => act.abort(ctx, "read error", &e),
+                }
+            });
         self.reading = Some(ctx.spawn(fut));
     }
 
@@ -139,7 +142,11 @@ impl Connection {
                 self.paused = true;
                 break;
             }
-            let decoded = if at_eof { self.codec.decode_eof(&mut self.rbuf) } else { self.codec.decode(&mut self.rbuf) };
+            let decoded = if at_eof {
+                self.codec.decode_eof(&mut self.rbuf)
+            } else {
+                self.codec.decode(&mut self.rbuf)
+            };
             match decoded {
                 Ok(Some(frame)) => {
                     BrokerStats::add(&self.stats.frames_in, 1);
@@ -148,6 +155,7 @@ impl Connection {
                 }
                 Ok(None) => break,
                 Err(e) => {
+                    self.note_protocol();
                     BrokerStats::add(&self.stats.malformed_frames, 1);
                     warn!(peer = %self.peer, offset = e.offset, reason = %e.kind, "malformed frame, closing connection");
                     self.close(ctx, "malformed frame");
@@ -160,7 +168,11 @@ impl Connection {
     fn note_protocol(&mut self) {
         if !self.proto_known {
             self.proto_known = true;
-            let proto = if self.codec.mode() == Mode::Maze { "maze" } else { "dipper" };
+            let proto = if self.codec.mode() == Mode::Maze {
+                "maze"
+            } else {
+                "dipper"
+            };
             self.span.record("proto", proto);
             self.entry.set_detail(proto);
         }
@@ -169,7 +181,9 @@ impl Connection {
     fn handle_frame(&mut self, frame: Frame, ctx: &mut Context<Self>) {
         match frame {
             Frame::Envelope(env) if env.is("command", "ping") => self.reply(ALIVE, ctx),
-            Frame::Envelope(env) => debug!(channel = %env.channel, subject = %env.subject, "no route, frame dropped"),
+            Frame::Envelope(env) => {
+                debug!(channel = %env.channel, subject = %env.subject, "no route, frame dropped")
+            }
             Frame::Maze(line) => debug!(line = ?line, "maze line on the broker port, dropped"),
         }
     }
@@ -203,7 +217,9 @@ impl Connection {
 
     /// Writes as much queued output as the socket takes; one `write(2)` per batch.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        self.stats.output_peak_bytes.fetch_max(self.out.peak() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .output_peak_bytes
+            .fetch_max(self.out.peak() as u64, std::sync::atomic::Ordering::Relaxed);
         if self.writing {
             return;
         }
@@ -233,15 +249,19 @@ impl Connection {
     fn wait_writable(&mut self, ctx: &mut Context<Self>) {
         self.writing = true;
         let stream = self.stream.clone();
-        ctx.spawn(async move { stream.writable().await }.into_actor(self).map(|r, act, ctx| {
-            act.writing = false;
-            let span = act.span.clone();
-            let _g = span.enter();
-            match r {
-                Ok(()) => act.flush(ctx),
-                Err(e) => act.abort(ctx, "write error", &e),
-            }
-        }));
+        ctx.spawn(
+            async move { stream.writable().await }
+                .into_actor(self)
+                .map(|r, act, ctx| {
+                    act.writing = false;
+                    let span = act.span.clone();
+                    let _g = span.enter();
+                    match r {
+                        Ok(()) => act.flush(ctx),
+                        Err(e) => act.abort(ctx, "write error", &e),
+                    }
+                }),
+        );
     }
 
     /// Stops reading, flushes what is queued, then closes.
@@ -296,8 +316,13 @@ impl Actor for Connection {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         let _g = self.span.clone().entered();
-        self.stats.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        debug!(reason = self.closing.unwrap_or("stopped"), "connection closed");
+        self.stats
+            .connections_open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        debug!(
+            reason = self.closing.unwrap_or("stopped"),
+            "connection closed"
+        );
     }
 }
 

@@ -30,5 +30,8 @@ pub use connection::Connection;
 pub use listener::Listener;
 pub use settings::{ConnectionSettings, ListenerSettings, SlowConsumer};
 pub use stats::{BrokerStats, StatsSnapshot};
-pub use supervisor::{ChildContext, ChildGuard, ChildSpec, ChildState, ChildStatus, ExitReason, RestartPolicy, Shutdown, Supervisor};
+pub use supervisor::{
+    ChildContext, ChildGuard, ChildSpec, ChildState, ChildStatus, ExitReason, RestartPolicy,
+    Shutdown, Supervisor,
+};
 pub use tree::{ActorId, ActorTree, TreeEntry, TreeNode};

@@ -42,11 +42,15 @@ impl Listener {
     ) -> ChildSpec {
         let name = settings.name.clone();
         ChildSpec::new("listener", name, move |cx: ChildContext| {
-            let std = socket.try_clone().map_err(|e| format!("cannot clone listening socket: {e}"))?;
+            let std = socket
+                .try_clone()
+                .map_err(|e| format!("cannot clone listening socket: {e}"))?;
             std.set_nonblocking(true).map_err(|e| e.to_string())?;
             let local = std.local_addr().map_err(|e| e.to_string())?;
             let listener = tokio::net::TcpListener::from_std(std).map_err(|e| e.to_string())?;
-            let entry = cx.tree.register(Some(cx.parent), "listener", settings.name.clone());
+            let entry = cx
+                .tree
+                .register(Some(cx.parent), "listener", settings.name.clone());
             entry.set_detail(local.to_string());
             let actor = Listener {
                 settings: settings.clone(),
@@ -63,7 +67,9 @@ impl Listener {
     }
 
     fn accept_next(&mut self, ctx: &mut Context<Self>) {
-        let Some(listener) = self.listener.clone() else { return };
+        let Some(listener) = self.listener.clone() else {
+            return;
+        };
         let fut = async move { listener.accept().await }.into_actor(self).map(|r, act, ctx| match r {
             Ok((stream, peer)) => {
                 act.on_accept(stream, peer);

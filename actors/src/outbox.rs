@@ -22,13 +22,20 @@ pub struct Full {
 
 impl Outbox {
     pub fn new(budget: usize) -> Self {
-        Outbox { buf: BytesMut::new(), budget, peak: 0 }
+        Outbox {
+            buf: BytesMut::new(),
+            budget,
+            peak: 0,
+        }
     }
 
     /// Queues `bytes` unless that would pass the budget.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), Full> {
         if self.buf.len() + bytes.len() > self.budget {
-            return Err(Full { queued: self.buf.len(), budget: self.budget });
+            return Err(Full {
+                queued: self.buf.len(),
+                budget: self.budget,
+            });
         }
         self.buf.extend_from_slice(bytes);
         self.peak = self.peak.max(self.buf.len());
@@ -75,7 +82,13 @@ mod tests {
     fn never_passes_the_budget() {
         let mut o = Outbox::new(10);
         assert!(o.push(b"123456").is_ok());
-        assert_eq!(o.push(b"12345"), Err(Full { queued: 6, budget: 10 }));
+        assert_eq!(
+            o.push(b"12345"),
+            Err(Full {
+                queued: 6,
+                budget: 10
+            })
+        );
         assert!(o.push(b"1234").is_ok());
         assert_eq!(o.len(), 10);
         o.consume(4);

@@ -31,8 +31,14 @@ pub fn install() {
             } else {
                 "panic".to_string()
             };
-            let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-            let note = Note { task: tokio::task::try_id(), message: format!("{msg}{at}") };
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            let note = Note {
+                task: tokio::task::try_id(),
+                message: format!("{msg}{at}"),
+            };
             LAST.with(|l| *l.borrow_mut() = Some(note));
             previous(info);
         }));

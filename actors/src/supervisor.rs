@@ -104,7 +104,11 @@ impl Drop for ChildGuard {
             None if self.stopped => ExitReason::Stopped,
             None => ExitReason::Panicked("dropped without stopping".into()),
         };
-        let msg = ChildExited { slot: self.slot, generation: self.generation, reason };
+        let msg = ChildExited {
+            slot: self.slot,
+            generation: self.generation,
+            reason,
+        };
         if let Err(e) = self.notify.try_send(msg) {
             tracing::debug!(error = %e, "supervisor gone, child exit not reported");
         }
@@ -131,7 +135,10 @@ pub struct ChildSpec {
 
 impl std::fmt::Debug for ChildSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChildSpec").field("kind", &self.kind).field("name", &self.name).finish()
+        f.debug_struct("ChildSpec")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -141,7 +148,11 @@ impl ChildSpec {
         name: impl Into<String>,
         start: impl Fn(ChildContext) -> Result<Recipient<Shutdown>, String> + Send + 'static,
     ) -> Self {
-        ChildSpec { kind, name: name.into(), start: Box::new(start) }
+        ChildSpec {
+            kind,
+            name: name.into(),
+            start: Box::new(start),
+        }
     }
 }
 
@@ -200,7 +211,10 @@ pub struct Supervisor {
 
 impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Supervisor").field("path", &self.entry.path()).field("children", &self.slots.len()).finish()
+        f.debug_struct("Supervisor")
+            .field("path", &self.entry.path())
+            .field("children", &self.slots.len())
+            .finish()
     }
 }
 
@@ -209,19 +223,36 @@ impl Supervisor {
     pub fn new(tree: ActorTree, name: &str, policy: RestartPolicy) -> Self {
         panic_note::install();
         let entry = tree.register(None, "supervisor", name);
-        Supervisor { policy, tree, entry, slots: Vec::new(), shutting_down: false }
+        Supervisor {
+            policy,
+            tree,
+            entry,
+            slots: Vec::new(),
+            shutting_down: false,
+        }
     }
 
     fn start_child(&mut self, slot: usize, ctx: &mut Context<Self>) {
         let recipient = ctx.address().recipient();
         let parent = self.entry.id();
         let tree = self.tree.clone();
-        let Some(s) = self.slots.get_mut(slot) else { return };
+        let Some(s) = self.slots.get_mut(slot) else {
+            return;
+        };
         let Some(start) = s.start.take() else { return };
         s.generation += 1;
         s.starts += 1;
-        let guard = ChildGuard { notify: recipient, slot, generation: s.generation, stopped: false };
-        let result = start(ChildContext { guard, tree, parent });
+        let guard = ChildGuard {
+            notify: recipient,
+            slot,
+            generation: s.generation,
+            stopped: false,
+        };
+        let result = start(ChildContext {
+            guard,
+            tree,
+            parent,
+        });
         s.start = Some(start);
         match result {
             Ok(r) => {
@@ -239,10 +270,18 @@ impl Supervisor {
         self.update_detail();
     }
 
-    fn on_exit(&mut self, slot: usize, generation: u64, reason: ExitReason, ctx: &mut Context<Self>) {
+    fn on_exit(
+        &mut self,
+        slot: usize,
+        generation: u64,
+        reason: ExitReason,
+        ctx: &mut Context<Self>,
+    ) {
         let policy = self.policy;
         let shutting_down = self.shutting_down;
-        let Some(s) = self.slots.get_mut(slot) else { return };
+        let Some(s) = self.slots.get_mut(slot) else {
+            return;
+        };
         if s.generation != generation {
             return;
         }
@@ -254,7 +293,11 @@ impl Supervisor {
             return;
         }
         let now = Instant::now();
-        while s.recent.front().is_some_and(|t| now.duration_since(*t) > policy.within) {
+        while s
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > policy.within)
+        {
             s.recent.pop_front();
         }
         if s.recent.len() >= policy.max_restarts as usize {
@@ -279,7 +322,10 @@ impl Supervisor {
         s.last_exit = Some(reason);
         let expected = s.generation;
         ctx.run_later(delay, move |act, ctx| {
-            let still = act.slots.get(slot).is_some_and(|s| s.generation == expected && s.state == ChildState::Restarting);
+            let still = act
+                .slots
+                .get(slot)
+                .is_some_and(|s| s.generation == expected && s.state == ChildState::Restarting);
             if still && !act.shutting_down {
                 act.start_child(slot, ctx);
             }
@@ -291,7 +337,10 @@ impl Supervisor {
         let count = |st| self.slots.iter().filter(|s| s.state == st).count();
         let restarts: u64 = self.slots.iter().map(|s| s.restarts).sum();
         let mut detail = format!("{} running", count(ChildState::Running));
-        for (label, st) in [("restarting", ChildState::Restarting), ("failed", ChildState::Failed)] {
+        for (label, st) in [
+            ("restarting", ChildState::Restarting),
+            ("failed", ChildState::Failed),
+        ] {
             let n = count(st);
             if n > 0 {
                 detail.push_str(&format!(", {n} {label}"));

@@ -70,20 +70,43 @@ impl ActorTree {
     }
 
     /// Registers an actor under `parent` and logs its path at debug level.
-    pub fn register(&self, parent: Option<ActorId>, kind: &'static str, name: impl Into<String>) -> TreeEntry {
+    pub fn register(
+        &self,
+        parent: Option<ActorId>,
+        kind: &'static str,
+        name: impl Into<String>,
+    ) -> TreeEntry {
         let name = name.into();
         let mut inner = self.lock();
         let id = inner.next;
         inner.next += 1;
-        let segment = if parent.is_none() && kind == "supervisor" { name.clone() } else { format!("{kind}:{name}") };
+        let segment = if parent.is_none() && kind == "supervisor" {
+            name.clone()
+        } else {
+            format!("{kind}:{name}")
+        };
         let path = match parent.and_then(|p| inner.nodes.get(&p)) {
             Some(p) => format!("{}/{segment}", p.path),
             None => segment,
         };
-        inner.nodes.insert(id, Node { kind, name, parent, path: path.clone(), detail: String::new(), started: Instant::now() });
+        inner.nodes.insert(
+            id,
+            Node {
+                kind,
+                name,
+                parent,
+                path: path.clone(),
+                detail: String::new(),
+                started: Instant::now(),
+            },
+        );
         drop(inner);
         tracing::debug!(path = %path, "actor started");
-        TreeEntry { tree: self.clone(), id, path }
+        TreeEntry {
+            tree: self.clone(),
+            id,
+            path,
+        }
     }
 
     fn set_detail(&self, id: ActorId, detail: String) {
@@ -103,7 +126,12 @@ impl ActorTree {
 
     /// Paths of every registered actor whose kind is `kind`.
     pub fn paths_of(&self, kind: &str) -> Vec<String> {
-        self.lock().nodes.values().filter(|n| n.kind == kind).map(|n| n.path.clone()).collect()
+        self.lock()
+            .nodes
+            .values()
+            .filter(|n| n.kind == kind)
+            .map(|n| n.path.clone())
+            .collect()
     }
 
     /// The forest as nested nodes. An actor whose parent has already left is shown at
@@ -115,9 +143,16 @@ impl ActorTree {
             let parent = node.parent.filter(|p| inner.nodes.contains_key(p));
             children.entry(parent).or_default().push(id);
         }
-        fn build(inner: &Inner, children: &BTreeMap<Option<ActorId>, Vec<ActorId>>, id: ActorId) -> Option<TreeNode> {
+        fn build(
+            inner: &Inner,
+            children: &BTreeMap<Option<ActorId>, Vec<ActorId>>,
+            id: ActorId,
+        ) -> Option<TreeNode> {
             let node = inner.nodes.get(&id)?;
-            let kids = children.get(&Some(id)).map(Vec::as_slice).unwrap_or_default();
+            let kids = children
+                .get(&Some(id))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             Some(TreeNode {
                 id,
                 kind: node.kind.to_string(),
@@ -125,11 +160,17 @@ impl ActorTree {
                 path: node.path.clone(),
                 detail: node.detail.clone(),
                 uptime_ms: node.started.elapsed().as_millis() as u64,
-                children: kids.iter().filter_map(|&k| build(inner, children, k)).collect(),
+                children: kids
+                    .iter()
+                    .filter_map(|&k| build(inner, children, k))
+                    .collect(),
             })
         }
         let roots = children.get(&None).map(Vec::as_slice).unwrap_or_default();
-        roots.iter().filter_map(|&r| build(&inner, &children, r)).collect()
+        roots
+            .iter()
+            .filter_map(|&r| build(&inner, &children, r))
+            .collect()
     }
 
     /// The tree as text, one actor a line, for the log.
@@ -140,7 +181,11 @@ impl ActorTree {
                 (false, true) => ("└── ", format!("{prefix}    ")),
                 (false, false) => ("├── ", format!("{prefix}│   ")),
             };
-            let label = if top && node.kind == "supervisor" { node.name.clone() } else { format!("{}:{}", node.kind, node.name) };
+            let label = if top && node.kind == "supervisor" {
+                node.name.clone()
+            } else {
+                format!("{}:{}", node.kind, node.name)
+            };
             let _ = write!(out, "{prefix}{branch}{label}");
             if !node.detail.is_empty() {
                 let _ = write!(out, " [{}]", node.detail);
@@ -211,7 +256,10 @@ mod tests {
         );
         drop(c1);
         assert_eq!(tree.len(), 3);
-        assert_eq!(tree.paths_of("connection"), vec!["root/listener:broker/connection:127.0.0.1:50013"]);
+        assert_eq!(
+            tree.paths_of("connection"),
+            vec!["root/listener:broker/connection:127.0.0.1:50013"]
+        );
         drop(l);
         // The orphan is still shown, at the top.
         assert_eq!(tree.snapshot().len(), 2);

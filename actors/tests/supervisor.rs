@@ -10,8 +10,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use switchyard_actors::supervisor::{AddChild, Status};
 use switchyard_actors::{
-    ActorTree, ChildContext, ChildGuard, ChildSpec, ChildState, ChildStatus, ExitReason, RestartPolicy, Shutdown,
-    Supervisor, TreeEntry,
+    ActorTree, ChildContext, ChildGuard, ChildSpec, ChildState, ChildStatus, ExitReason,
+    RestartPolicy, Shutdown, Supervisor, TreeEntry,
 };
 
 struct Worker {
@@ -78,7 +78,13 @@ impl Probe {
                 return Err("cannot start".into());
             }
             let entry = cx.tree.register(Some(cx.parent), "worker", "w");
-            let addr = Worker { guard: cx.guard, _entry: entry, starts: p.starts.clone(), stops: p.stops.clone() }.start();
+            let addr = Worker {
+                guard: cx.guard,
+                _entry: entry,
+                starts: p.starts.clone(),
+                stops: p.stops.clone(),
+            }
+            .start();
             *p.current.lock().unwrap() = Some(addr.clone());
             Ok(addr.recipient())
         })
@@ -132,15 +138,26 @@ async fn panicking_child_is_restarted_with_the_reason() {
     probe.wait_starts(1).await;
     assert_eq!(tree.paths_of("worker"), vec!["root/worker:w"]);
 
-    assert!(probe.current().send(Boom).await.is_err(), "the panicking handler never answers");
+    assert!(
+        probe.current().send(Boom).await.is_err(),
+        "the panicking handler never answers"
+    );
     probe.wait_starts(2).await;
     let s = settle(&sup, ChildState::Running).await;
     assert_eq!((s.starts, s.restarts), (2, 1));
-    assert!(matches!(&s.last_exit, Some(ExitReason::Panicked(m)) if m.contains("boom")), "{:?}", s.last_exit);
+    assert!(
+        matches!(&s.last_exit, Some(ExitReason::Panicked(m)) if m.contains("boom")),
+        "{:?}",
+        s.last_exit
+    );
     // actix runs `stopped` while dropping a panicked actor; the guard still reports
     // the panic, because it was dropped in the task that panicked.
     assert_eq!(probe.stops.load(SeqCst), 1);
-    assert_eq!(tree.paths_of("worker"), vec!["root/worker:w"], "the dead child left the tree, the new one joined");
+    assert_eq!(
+        tree.paths_of("worker"),
+        vec!["root/worker:w"],
+        "the dead child left the tree, the new one joined"
+    );
 }
 
 #[actix_rt::test]
@@ -169,7 +186,11 @@ async fn child_crashing_past_the_policy_is_given_up() {
         let _ = probe.current().send(Boom).await;
     }
     let s = settle(&sup, ChildState::Failed).await;
-    assert_eq!((s.starts, s.restarts), (3, 2), "initial start plus max_restarts");
+    assert_eq!(
+        (s.starts, s.restarts),
+        (3, 2),
+        "initial start plus max_restarts"
+    );
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(probe.starts.load(SeqCst), 3, "no restart after giving up");
     assert!(tree.paths_of("worker").is_empty());
