@@ -253,3 +253,25 @@ async fn tree_is_logged_with_paths() {
         "{text}"
     );
 }
+
+#[actix_rt::test]
+async fn tree_is_printed_every_tree_interval_ms() {
+    let (log, _guard) = Log::capture();
+    let cfg = switchyard::Config::parse(
+        "[broker]\nbind = \"127.0.0.1:0\"\n[debug]\ntree_interval_ms = 50\n[shutdown]\ngrace_ms = 1000\n",
+        "test",
+    )
+    .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = actix_rt::spawn(switchyard::run(cfg, async {
+        let _ = rx.await;
+    }));
+    log.wait_for(&["actor tree (2 actors, on debug.tree_interval_ms)"])
+        .await;
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use switchyard_codecs::{Envelope, Frame, FrameCodec, Mode};
+use switchyard_codecs::{Frame, FrameCodec, Mode};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn, Span};
@@ -64,6 +64,8 @@ pub struct Connection {
     paused: bool,
     /// Flushing, then closing, for this reason.
     closing: Option<&'static str>,
+    /// The peer has finished sending; close once its input is handled.
+    eof: bool,
     proto_known: bool,
     last_activity: Instant,
     entry: TreeEntry,
@@ -88,6 +90,7 @@ impl Connection {
             writing: false,
             paused: false,
             closing: None,
+            eof: false,
             proto_known: false,
             last_activity: Instant::now(),
             entry: a.entry,
@@ -120,13 +123,16 @@ impl Connection {
         }
         match self.stream.try_read_buf(&mut self.rbuf) {
             Ok(0) => {
-                self.process(ctx, true);
-                self.close(ctx, "peer closed");
+                self.eof = true;
+                self.process(ctx);
+                if !self.paused {
+                    self.close(ctx, "peer closed");
+                }
             }
             Ok(n) => {
                 BrokerStats::add(&self.stats.bytes_in, n as u64);
                 self.last_activity = Instant::now();
-                self.process(ctx, false);
+                self.process(ctx);
                 self.wait_readable(ctx);
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.wait_readable(ctx),
@@ -135,14 +141,14 @@ impl Connection {
     }
 
     /// Decodes and handles every complete frame buffered, then writes the replies.
-    fn process(&mut self, ctx: &mut Context<Self>, at_eof: bool) {
+    fn process(&mut self, ctx: &mut Context<Self>) {
         let high_water = self.settings.output_buffer_bytes / 2;
         while self.closing.is_none() {
             if self.settings.slow_consumer == SlowConsumer::Block && self.out.len() >= high_water {
                 self.paused = true;
                 break;
             }
-            let decoded = if at_eof {
+            let decoded = if self.eof {
                 self.codec.decode_eof(&mut self.rbuf)
             } else {
                 self.codec.decode(&mut self.rbuf)
@@ -196,15 +202,6 @@ impl Connection {
         }
     }
 
-    /// Sends an envelope to the peer.
-    pub fn send_envelope(&mut self, env: &Envelope, ctx: &mut Context<Self>) {
-        let mut buf = BytesMut::with_capacity(env.encoded_len());
-        match env.encode(&mut buf) {
-            Ok(()) => self.reply(&buf, ctx),
-            Err(e) => warn!(error = %e, "refused to send a malformed envelope"),
-        }
-    }
-
     fn slow_consumer(&mut self, ctx: &mut Context<Self>, full: Full) {
         BrokerStats::add(&self.stats.slow_consumer_disconnects, 1);
         warn!(
@@ -241,8 +238,12 @@ impl Connection {
             self.finish(ctx);
         } else if self.paused {
             self.paused = false;
-            self.process(ctx, false);
-            self.wait_readable(ctx);
+            self.process(ctx);
+            if self.eof && !self.paused {
+                self.close(ctx, "peer closed");
+            } else {
+                self.wait_readable(ctx);
+            }
         }
     }
 

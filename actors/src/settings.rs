@@ -12,8 +12,9 @@ pub enum SlowConsumer {
     /// Drop the queued output and close the connection, logging why.
     #[default]
     Disconnect,
-    /// Stop reading the connection's input until its output has drained to half the
-    /// budget: TCP backpressure on a peer that writes faster than it reads.
+    /// Stop reading the connection's input once its output reaches half the budget,
+    /// until that output has drained: TCP backpressure on a peer that writes faster
+    /// than it reads.
     Block,
 }
 
