@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use switchyard_actors::listener::{broker_connections, Spawner};
+use switchyard_actors::maze::router::GetStatus;
+use switchyard_actors::maze::{EventSource, MazeRouter, RouterSlot, RouterStatus, Session};
 use switchyard_actors::supervisor::{AddChild, Status};
 use switchyard_actors::{
     ActorTree, BrokerStats, ChildStatus, ConnectionSet, Listener, Shutdown, Supervisor,
@@ -29,12 +32,20 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct Broker {
     addr: SocketAddr,
+    maze: Option<MazeHandle>,
     supervisor: Addr<Supervisor>,
     tree: ActorTree,
     stats: Arc<BrokerStats>,
-    connections: ConnectionSet,
     grace: Duration,
     tree_interval: Option<Duration>,
+}
+
+/// The maze's ports and its router.
+#[derive(Debug, Clone)]
+pub struct MazeHandle {
+    pub event_addr: SocketAddr,
+    pub client_addr: SocketAddr,
+    router: RouterSlot,
 }
 
 fn bind(what: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
@@ -44,34 +55,100 @@ fn bind(what: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, S
 /// Binds every port and starts the actor tree. Must run inside an actix `System`.
 pub async fn start(config: &Config) -> Result<Broker, StartError> {
     let socket = bind("broker.bind", config.broker.bind)?;
-    let addr = socket.local_addr().map_err(|source| StartError::Bind {
-        what: "broker.bind",
-        addr: config.broker.bind,
-        source,
-    })?;
+    let addr = local(&socket, "broker.bind", config.broker.bind)?;
+    let maze_sockets = match &config.maze {
+        Some(m) => Some((
+            bind("maze.event_bind", m.event_bind)?,
+            bind("maze.client_bind", m.client_bind)?,
+        )),
+        None => None,
+    };
     let tree = ActorTree::new();
     let stats = Arc::new(BrokerStats::default());
-    let connections = ConnectionSet::default();
     let supervisor = Supervisor::new(tree.clone(), "root", config.restart_policy()).start();
-    let listener = Listener::spec(
+    let mut children = vec![Listener::spec(
         config.broker_listener(),
         socket,
-        connections.clone(),
+        broker_connections(),
+        ConnectionSet::default(),
         stats.clone(),
-    );
-    // Not a data path: one control message at start-up, waited for.
-    let _ = supervisor.send(AddChild(listener)).await;
+    )];
+    let mut maze = None;
+    if let (Some(m), Some((events, clients)), Some(settings), Some((ev_set, cl_set))) = (
+        &config.maze,
+        maze_sockets,
+        config.maze_settings(),
+        config.maze_listeners(),
+    ) {
+        let handle = MazeHandle {
+            event_addr: local(&events, "maze.event_bind", m.event_bind)?,
+            client_addr: local(&clients, "maze.client_bind", m.client_bind)?,
+            router: RouterSlot::default(),
+        };
+        // The router starts first, so the listeners find it.
+        children.insert(
+            0,
+            MazeRouter::spec(settings.clone(), handle.router.clone(), stats.clone()),
+        );
+        let slot = handle.router.clone();
+        let spawn_source: Spawner =
+            Arc::new(move |a| Some(EventSource::new(a, current(&slot)?).start().recipient()));
+        let slot = handle.router.clone();
+        let id_timeout = settings.id_timeout;
+        let spawn_session: Spawner = Arc::new(move |a| {
+            Some(
+                Session::new(a, current(&slot)?, id_timeout)
+                    .start()
+                    .recipient(),
+            )
+        });
+        // Shutdown runs in reverse: the event source stops first, then clients drain.
+        children.push(Listener::spec(
+            cl_set,
+            clients,
+            spawn_session,
+            ConnectionSet::default(),
+            stats.clone(),
+        ));
+        children.push(Listener::spec(
+            ev_set,
+            events,
+            spawn_source,
+            ConnectionSet::default(),
+            stats.clone(),
+        ));
+        info!(events = %handle.event_addr, clients = %handle.client_addr, "follower maze on");
+        maze = Some(handle);
+    }
+    for child in children {
+        // Not a data path: control messages at start-up, each waited for.
+        let _ = supervisor.send(AddChild(child)).await;
+    }
     info!(addr = %addr, "broker started");
     Ok(Broker {
         addr,
+        maze,
         supervisor,
         tree,
         stats,
-        connections,
         grace: Duration::from_millis(config.shutdown.grace_ms),
         tree_interval: (config.debug.tree_interval_ms > 0)
             .then(|| Duration::from_millis(config.debug.tree_interval_ms)),
     })
+}
+
+fn local(
+    socket: &std::net::TcpListener,
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<SocketAddr, StartError> {
+    socket
+        .local_addr()
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+fn current(slot: &RouterSlot) -> Option<Addr<MazeRouter>> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 /// Starts the broker and serves until `shutdown` resolves, then drains.
@@ -84,6 +161,17 @@ impl Broker {
     /// The broker port's address (the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The maze ports, when `[maze]` is configured.
+    pub fn maze(&self) -> Option<&MazeHandle> {
+        self.maze.as_ref()
+    }
+
+    /// The maze router's state, when the maze is on and its router is running.
+    pub async fn maze_status(&self) -> Option<RouterStatus> {
+        let router = current(&self.maze.as_ref()?.router)?;
+        router.send(GetStatus).await.ok()
     }
 
     pub fn tree(&self) -> &ActorTree {
@@ -139,13 +227,13 @@ impl Broker {
     async fn shutdown(self) {
         info!(
             grace_ms = self.grace.as_millis() as u64,
-            open = self.connections.len(),
+            open = self.stats.snapshot().connections_open,
             "shutting down"
         );
         match tokio::time::timeout(self.grace, self.supervisor.send(Shutdown)).await {
             Ok(_) => info!("shutdown complete"),
             Err(_) => warn!(
-                open = self.connections.len(),
+                open = self.stats.snapshot().connections_open,
                 "grace period over, closing the remaining connections"
             ),
         }

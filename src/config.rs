@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use switchyard_actors::maze::{MazeSettings, OnNewSource};
 use switchyard_actors::{ConnectionSettings, ListenerSettings, RestartPolicy, SlowConsumer};
 use switchyard_codecs::Limits;
 
@@ -69,6 +70,9 @@ pub struct Config {
     pub supervisor: SupervisorConfig,
     pub debug: DebugConfig,
     pub shutdown: ShutdownConfig,
+    /// The follower maze; off when the section is absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maze: Option<MazeConfig>,
 }
 
 /// `[broker]`: the broker port and the bounds of every connection.
@@ -119,6 +123,35 @@ impl Default for SupervisorConfig {
             within_ms: Ranged::new(60_000),
             backoff_ms: 100,
             backoff_max_ms: 10_000,
+        }
+    }
+}
+
+/// `[maze]`: the follower-maze ports and the event stream's bounds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MazeConfig {
+    pub event_bind: SocketAddr,
+    pub client_bind: SocketAddr,
+    pub reorder_window: Ranged<1, 16_777_216>,
+    pub id_timeout_ms: Ranged<1, 3_600_000>,
+    pub on_new_source: OnNewSource,
+    pub gap_timeout_ms: u64,
+    pub max_clients: Ranged<1, 1_000_000>,
+    pub max_users: Ranged<1, 100_000_000>,
+}
+
+impl Default for MazeConfig {
+    fn default() -> Self {
+        MazeConfig {
+            event_bind: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            client_bind: SocketAddr::from(([127, 0, 0, 1], 9099)),
+            reorder_window: Ranged::new(65_536),
+            id_timeout_ms: Ranged::new(10_000),
+            on_new_source: OnNewSource::Reset,
+            gap_timeout_ms: 0,
+            max_clients: Ranged::new(10_000),
+            max_users: Ranged::new(1_000_000),
         }
     }
 }
@@ -277,6 +310,7 @@ impl Config {
         let b = &self.broker;
         ListenerSettings {
             name: "broker".into(),
+            child_kind: "connection",
             max_connections: b.max_connections.usize(),
             connection: ConnectionSettings {
                 limits: self.limits(),
@@ -286,6 +320,40 @@ impl Config {
                 slow_consumer: b.slow_consumer,
             },
         }
+    }
+
+    /// The maze router's settings, when `[maze]` is present.
+    pub fn maze_settings(&self) -> Option<MazeSettings> {
+        let m = self.maze.as_ref()?;
+        Some(MazeSettings {
+            reorder_window: m.reorder_window.usize(),
+            id_timeout: Duration::from_millis(m.id_timeout_ms.get()),
+            on_new_source: m.on_new_source,
+            gap_timeout: (m.gap_timeout_ms > 0).then(|| Duration::from_millis(m.gap_timeout_ms)),
+            max_users: m.max_users.usize(),
+        })
+    }
+
+    /// The maze event-port and client-port listeners.
+    pub fn maze_listeners(&self) -> Option<(ListenerSettings, ListenerSettings)> {
+        let m = self.maze.as_ref()?;
+        let mut conn = self.broker_listener().connection;
+        conn.idle_timeout = None;
+        conn.slow_consumer = SlowConsumer::Disconnect;
+        let events = ListenerSettings {
+            name: "maze-events".into(),
+            child_kind: "source",
+            // One source streams; a few more are let in only to be refused with a reason.
+            max_connections: 8,
+            connection: conn.clone(),
+        };
+        let clients = ListenerSettings {
+            name: "maze-clients".into(),
+            child_kind: "session",
+            max_connections: m.max_clients.usize(),
+            connection: conn,
+        };
+        Some((events, clients))
     }
 
     pub fn restart_policy(&self) -> RestartPolicy {
@@ -393,13 +461,28 @@ mod tests {
     fn shipped_config_is_valid_and_loopback_only() {
         let c = Config::parse(SHIPPED, "config.toml").unwrap();
         assert!(c.broker.bind.ip().is_loopback());
+        let maze = c
+            .maze
+            .as_ref()
+            .expect("the maze is on in the shipped config");
+        assert!(maze.event_bind.ip().is_loopback() && maze.client_bind.ip().is_loopback());
         // The shipped file spells out the defaults.
-        assert_eq!(c, Config::default());
+        assert_eq!(
+            c,
+            Config {
+                maze: Some(MazeConfig::default()),
+                ..Config::default()
+            }
+        );
     }
 
     #[test]
     fn every_section_is_optional() {
         assert_eq!(Config::parse("", "x").unwrap(), Config::default());
+        assert_eq!(
+            Config::parse("[maze]\n", "x").unwrap().maze,
+            Some(MazeConfig::default())
+        );
         let c = Config::parse("[broker]\nmax_connections = 3\n", "x").unwrap();
         assert_eq!(c.broker.max_connections.get(), 3);
         assert_eq!(c.supervisor, SupervisorConfig::default());

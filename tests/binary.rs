@@ -118,7 +118,8 @@ fn runs_on_the_shipped_config_and_stops_cleanly_on_sigterm() {
     assert_eq!(&reply, b"state alive 0 0\n");
 
     signal(child.id(), "USR1");
-    wait_for("actor tree (3 actors, on SIGUSR1)", &mut log);
+    wait_for("actors, on SIGUSR1):", &mut log);
+    wait_for("├── router:maze [next 1", &mut log);
     wait_for("└── connection:127.0.0.1:", &mut log);
 
     signal(child.id(), "TERM");

@@ -4,14 +4,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use actix::Addr;
+use std::sync::atomic::Ordering::Relaxed;
+
+use actix::Recipient;
 use tokio::sync::watch;
 
-use crate::connection::Connection;
+use crate::connection::Drain;
+use crate::stats::BrokerStats;
 
 #[derive(Debug, Clone)]
 pub struct ConnectionSet {
-    inner: Arc<Mutex<HashMap<u64, Addr<Connection>>>>,
+    inner: Arc<Mutex<HashMap<u64, Recipient<Drain>>>>,
     count: Arc<watch::Sender<usize>>,
 }
 
@@ -24,11 +27,13 @@ impl Default for ConnectionSet {
     }
 }
 
-/// A connection's place in the set; dropping it (with the actor) removes it.
+/// A connection's place in the set, held by its actor; dropping it (with the actor,
+/// however it ends) removes the connection and counts it closed.
 #[derive(Debug)]
 pub struct Membership {
     set: ConnectionSet,
     id: u64,
+    stats: Arc<BrokerStats>,
 }
 
 impl Drop for Membership {
@@ -36,23 +41,26 @@ impl Drop for Membership {
         let mut map = self.set.lock();
         map.remove(&self.id);
         self.set.count.send_replace(map.len());
+        self.stats.connections_open.fetch_sub(1, Relaxed);
     }
 }
 
 impl ConnectionSet {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Addr<Connection>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Recipient<Drain>>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reserves a place for connection `id`; [`ConnectionSet::attach`] fills it in.
-    pub fn join(&self, id: u64) -> Membership {
+    pub fn join(&self, id: u64, stats: Arc<BrokerStats>) -> Membership {
+        BrokerStats::add(&stats.connections_open, 1);
         Membership {
             set: self.clone(),
             id,
+            stats,
         }
     }
 
-    pub fn attach(&self, id: u64, addr: Addr<Connection>) {
+    pub fn attach(&self, id: u64, addr: Recipient<Drain>) {
         let mut map = self.lock();
         map.insert(id, addr);
         self.count.send_replace(map.len());
@@ -66,7 +74,7 @@ impl ConnectionSet {
         self.len() == 0
     }
 
-    pub fn addrs(&self) -> Vec<Addr<Connection>> {
+    pub fn addrs(&self) -> Vec<Recipient<Drain>> {
         self.lock().values().cloned().collect()
     }
 

@@ -1,5 +1,5 @@
-//! A TCP peer: reads and frames its input, answers or routes each frame, and writes
-//! its output in one `write(2)` per batch under a byte budget.
+//! A broker-port peer: reads and frames its input, answers or routes each frame, and
+//! writes its output in one `write(2)` per batch under a byte budget.
 //!
 //! Reads and writes happen inside the actor (`try_read_buf` / `try_write` when the
 //! socket is ready), so a whole socket read is decoded and handled in one turn and
@@ -18,13 +18,14 @@ use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn, Span};
 
 use crate::conn_set::Membership;
-use crate::outbox::{Full, Outbox};
+use crate::outbox::Full;
 use crate::settings::{ConnectionSettings, SlowConsumer};
+use crate::socket_out::{wait_writable, Flushed, SocketOut};
 use crate::stats::BrokerStats;
 use crate::tree::TreeEntry;
 
 /// Read buffer growth step.
-const READ_CHUNK: usize = 64 << 10;
+pub const READ_CHUNK: usize = 64 << 10;
 
 /// The reply to `command ping`.
 const ALIVE: &[u8] = b"state alive 0 0\n";
@@ -34,7 +35,7 @@ const ALIVE: &[u8] = b"state alive 0 0\n";
 #[rtype(result = "()")]
 pub struct Drain;
 
-/// What a listener hands a new connection.
+/// What a listener hands the actor it starts for a new peer.
 #[derive(Debug)]
 pub struct Accepted {
     pub id: u64,
@@ -53,13 +54,11 @@ pub struct Connection {
     stream: Rc<TcpStream>,
     codec: FrameCodec,
     rbuf: BytesMut,
-    out: Outbox,
+    out: SocketOut,
     settings: ConnectionSettings,
     stats: Arc<BrokerStats>,
     /// A `readable()` wait in flight.
     reading: Option<SpawnHandle>,
-    /// A `writable()` wait in flight.
-    writing: bool,
     /// Input is left unread until output drains (slow-consumer policy `block`).
     paused: bool,
     /// Flushing, then closing, for this reason.
@@ -76,18 +75,21 @@ impl Connection {
     pub fn new(a: Accepted) -> Self {
         let span =
             tracing::info_span!("conn", id = a.id, peer = %a.peer, proto = tracing::field::Empty);
-        let codec = FrameCodec::new(Mode::Detect, a.settings.limits);
+        let stream = Rc::new(a.stream);
         Connection {
             peer: a.peer,
             span,
-            stream: Rc::new(a.stream),
-            codec,
+            out: SocketOut::new(
+                stream.clone(),
+                a.settings.output_buffer_bytes,
+                a.stats.clone(),
+            ),
+            stream,
+            codec: FrameCodec::new(Mode::Detect, a.settings.limits),
             rbuf: BytesMut::new(),
-            out: Outbox::new(a.settings.output_buffer_bytes),
             settings: a.settings,
             stats: a.stats,
             reading: None,
-            writing: false,
             paused: false,
             closing: None,
             eof: false,
@@ -144,7 +146,8 @@ impl Connection {
     fn process(&mut self, ctx: &mut Context<Self>) {
         let high_water = self.settings.output_buffer_bytes / 2;
         while self.closing.is_none() {
-            if self.settings.slow_consumer == SlowConsumer::Block && self.out.len() >= high_water {
+            if self.settings.slow_consumer == SlowConsumer::Block && self.out.queued() >= high_water
+            {
                 self.paused = true;
                 break;
             }
@@ -208,31 +211,30 @@ impl Connection {
             peer = %self.peer, queued = full.queued, budget = full.budget, policy = ?self.settings.slow_consumer,
             "slow consumer: output budget full, disconnecting"
         );
-        self.out.clear();
+        self.out.discard();
         ctx.stop();
     }
 
     /// Writes as much queued output as the socket takes; one `write(2)` per batch.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        self.stats
-            .output_peak_bytes
-            .fetch_max(self.out.peak() as u64, std::sync::atomic::Ordering::Relaxed);
-        if self.writing {
-            return;
-        }
-        while !self.out.is_empty() {
-            match self.stream.try_write(self.out.pending()) {
-                Ok(n) => {
-                    self.out.consume(n);
-                    BrokerStats::add(&self.stats.bytes_out, n as u64);
-                    self.last_activity = Instant::now();
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    self.wait_writable(ctx);
-                    return;
-                }
-                Err(e) => return self.abort(ctx, "write error", &e),
+        match self.out.flush() {
+            Flushed::Done => self.last_activity = Instant::now(),
+            Flushed::Blocked => {
+                return wait_writable(
+                    &mut self.out,
+                    ctx,
+                    |a| &mut a.out,
+                    |act, r, ctx| {
+                        let span = act.span.clone();
+                        let _g = span.enter();
+                        match r {
+                            Ok(()) => act.flush(ctx),
+                            Err(e) => act.abort(ctx, "write error", &e),
+                        }
+                    },
+                )
             }
+            Flushed::Failed(e) => return self.abort(ctx, "write error", &e),
         }
         if self.closing.is_some() {
             self.finish(ctx);
@@ -247,24 +249,6 @@ impl Connection {
         }
     }
 
-    fn wait_writable(&mut self, ctx: &mut Context<Self>) {
-        self.writing = true;
-        let stream = self.stream.clone();
-        ctx.spawn(
-            async move { stream.writable().await }
-                .into_actor(self)
-                .map(|r, act, ctx| {
-                    act.writing = false;
-                    let span = act.span.clone();
-                    let _g = span.enter();
-                    match r {
-                        Ok(()) => act.flush(ctx),
-                        Err(e) => act.abort(ctx, "write error", &e),
-                    }
-                }),
-        );
-    }
-
     /// Stops reading, flushes what is queued, then closes.
     fn close(&mut self, ctx: &mut Context<Self>, reason: &'static str) {
         if self.closing.is_some() {
@@ -275,20 +259,19 @@ impl Connection {
         if let Some(h) = self.reading.take() {
             ctx.cancel_future(h);
         }
-        if !self.writing && self.out.is_empty() {
+        if self.out.is_idle() {
             self.finish(ctx);
         }
     }
 
     fn finish(&mut self, ctx: &mut Context<Self>) {
-        // Half-close so the peer reads everything we sent before it sees EOF.
-        let _ = socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write);
+        self.out.shutdown_write();
         ctx.stop();
     }
 
     fn abort(&mut self, ctx: &mut Context<Self>, what: &'static str, e: &std::io::Error) {
         debug!(error = %e, "{what}, closing");
-        self.out.clear();
+        self.out.discard();
         ctx.stop();
     }
 
@@ -317,9 +300,6 @@ impl Actor for Connection {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         let _g = self.span.clone().entered();
-        self.stats
-            .connections_open
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         debug!(
             reason = self.closing.unwrap_or("stopped"),
             "connection closed"

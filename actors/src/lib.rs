@@ -8,6 +8,8 @@
 //! - [`connection`]: [`Connection`], one per peer: framing, replies, budgeted writes.
 //! - [`conn_set`]: the live connections of a listener, for limits and draining.
 //! - [`outbox`]: a connection's output buffer and its byte budget.
+//! - [`socket_out`]: the write side every socket-owning actor shares.
+//! - [`maze`]: the follower maze: [`maze::MazeRouter`], event sources and sessions.
 //! - [`settings`]: what the configuration tells listeners and connections.
 //! - [`stats`]: broker-wide counters.
 //! - [`panic_note`]: remembers panic messages so restarts can say why.
@@ -18,9 +20,11 @@
 pub mod conn_set;
 pub mod connection;
 pub mod listener;
+pub mod maze;
 pub mod outbox;
 pub mod panic_note;
 pub mod settings;
+pub mod socket_out;
 pub mod stats;
 pub mod supervisor;
 pub mod tree;

@@ -19,9 +19,18 @@ use crate::tree::TreeEntry;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
-#[derive(Debug)]
+/// Starts the actor that serves one accepted peer; `None` if it cannot be served now
+/// (the peer is then closed).
+pub type Spawner = Arc<dyn Fn(Accepted) -> Option<Recipient<Drain>> + Send + Sync>;
+
+/// The broker port's spawner: a [`Connection`] per peer.
+pub fn broker_connections() -> Spawner {
+    Arc::new(|a| Some(Connection::new(a).start().recipient()))
+}
+
 pub struct Listener {
     settings: ListenerSettings,
+    spawn: Spawner,
     listener: Option<Rc<tokio::net::TcpListener>>,
     accepting: Option<SpawnHandle>,
     local: SocketAddr,
@@ -31,12 +40,22 @@ pub struct Listener {
     guard: ChildGuard,
 }
 
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("name", &self.settings.name)
+            .field("local", &self.local)
+            .finish()
+    }
+}
+
 impl Listener {
     /// A child spec for the supervisor. The socket is bound once, by the caller, and
     /// shared by every restart, so a restarted listener keeps its port.
     pub fn spec(
         settings: ListenerSettings,
         socket: std::net::TcpListener,
+        spawn: Spawner,
         conns: ConnectionSet,
         stats: Arc<BrokerStats>,
     ) -> ChildSpec {
@@ -54,6 +73,7 @@ impl Listener {
             entry.set_detail(local.to_string());
             let actor = Listener {
                 settings: settings.clone(),
+                spawn: spawn.clone(),
                 listener: Some(Rc::new(listener)),
                 accepting: None,
                 local,
@@ -94,18 +114,21 @@ impl Listener {
         let _ = stream.set_nodelay(true);
         let id = NEXT_CONNECTION.fetch_add(1, Relaxed);
         BrokerStats::add(&self.stats.connections_accepted, 1);
-        BrokerStats::add(&self.stats.connections_open, 1);
         let accepted = Accepted {
             id,
             stream,
             peer,
             settings: self.settings.connection.clone(),
             stats: self.stats.clone(),
-            entry: self.entry.child("connection", peer.to_string()),
-            membership: self.conns.join(id),
+            entry: self.entry.child(self.settings.child_kind, peer.to_string()),
+            membership: self.conns.join(id, self.stats.clone()),
         };
-        let addr = Connection::new(accepted).start();
-        self.conns.attach(id, addr);
+        match (self.spawn)(accepted) {
+            Some(addr) => self.conns.attach(id, addr),
+            None => {
+                warn!(listener = %self.settings.name, peer = %peer, "no service behind this listener, connection closed")
+            }
+        }
     }
 }
 

@@ -45,6 +45,8 @@ impl Default for ConnectionSettings {
 pub struct ListenerSettings {
     /// The listener's name in the tree (`listener:broker`).
     pub name: String,
+    /// The tree kind of the actors it starts (`connection`, `session`, `source`).
+    pub child_kind: &'static str,
     pub max_connections: usize,
     pub connection: ConnectionSettings,
 }

@@ -14,11 +14,23 @@ pub struct BrokerStats {
     pub frames_out: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// `write(2)` calls on client sockets: one per batch, not per frame.
+    pub socket_writes: AtomicU64,
     pub malformed_frames: AtomicU64,
     pub slow_consumer_disconnects: AtomicU64,
     pub idle_timeouts: AtomicU64,
     /// The most output any one connection has held at once.
     pub output_peak_bytes: AtomicU64,
+    /// Maze events applied, in sequence.
+    pub maze_events: AtomicU64,
+    /// Maze notifications queued for clients.
+    pub maze_notifications: AtomicU64,
+    /// Maze sequence numbers consumed as no-ops (malformed lines).
+    pub maze_noops: AtomicU64,
+    /// Missing maze sequence numbers skipped after `gap_timeout_ms`.
+    pub maze_gaps_skipped: AtomicU64,
+    /// Times the maze event source was paused because it ran a whole reorder window ahead.
+    pub maze_source_pauses: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -31,10 +43,16 @@ pub struct StatsSnapshot {
     pub frames_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    pub socket_writes: u64,
     pub malformed_frames: u64,
     pub slow_consumer_disconnects: u64,
     pub idle_timeouts: u64,
     pub output_peak_bytes: u64,
+    pub maze_events: u64,
+    pub maze_notifications: u64,
+    pub maze_noops: u64,
+    pub maze_gaps_skipped: u64,
+    pub maze_source_pauses: u64,
 }
 
 impl BrokerStats {
@@ -51,10 +69,16 @@ impl BrokerStats {
             frames_out: self.frames_out.load(Relaxed),
             bytes_in: self.bytes_in.load(Relaxed),
             bytes_out: self.bytes_out.load(Relaxed),
+            socket_writes: self.socket_writes.load(Relaxed),
             malformed_frames: self.malformed_frames.load(Relaxed),
             slow_consumer_disconnects: self.slow_consumer_disconnects.load(Relaxed),
             idle_timeouts: self.idle_timeouts.load(Relaxed),
             output_peak_bytes: self.output_peak_bytes.load(Relaxed),
+            maze_events: self.maze_events.load(Relaxed),
+            maze_notifications: self.maze_notifications.load(Relaxed),
+            maze_noops: self.maze_noops.load(Relaxed),
+            maze_gaps_skipped: self.maze_gaps_skipped.load(Relaxed),
+            maze_source_pauses: self.maze_source_pauses.load(Relaxed),
         }
     }
 }

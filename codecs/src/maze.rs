@@ -48,17 +48,12 @@ pub struct MazeEvent {
 impl MazeEvent {
     /// Builds an event and its canonical wire text.
     pub fn new(seq: u64, kind: MazeKind) -> Self {
-        let text = match kind {
-            MazeKind::Follow { from, to } => format!("{seq}|F|{from}|{to}"),
-            MazeKind::Unfollow { from, to } => format!("{seq}|U|{from}|{to}"),
-            MazeKind::Broadcast => format!("{seq}|B"),
-            MazeKind::Private { from, to } => format!("{seq}|P|{from}|{to}"),
-            MazeKind::Status { from } => format!("{seq}|S|{from}"),
-        };
+        let mut text = BytesMut::with_capacity(48);
+        write_event(&mut text, seq, &kind);
         MazeEvent {
             seq,
             kind,
-            raw: Bytes::from(text),
+            raw: text.freeze(),
         }
     }
 
@@ -67,6 +62,30 @@ impl MazeEvent {
         dst.reserve(self.raw.len() + 2);
         dst.put_slice(&self.raw);
         dst.put_slice(b"\r\n");
+    }
+}
+
+/// Appends the canonical text of an event, without a line terminator.
+///
+/// The parser accepts only canonical numbers and single `|` separators, so for every
+/// event it accepts this writes back exactly the bytes it read: a router may keep the
+/// parsed event and drop the input buffer, and still forward the payload unchanged.
+pub fn write_event(dst: &mut BytesMut, seq: u64, kind: &MazeKind) {
+    use crate::number::write_u64;
+    dst.reserve(64);
+    write_u64(dst, seq);
+    dst.put_u8(b'|');
+    dst.put_u8(kind.letter() as u8);
+    let users: [Option<u64>; 2] = match *kind {
+        MazeKind::Follow { from, to }
+        | MazeKind::Unfollow { from, to }
+        | MazeKind::Private { from, to } => [Some(from), Some(to)],
+        MazeKind::Status { from } => [Some(from), None],
+        MazeKind::Broadcast => [None, None],
+    };
+    for id in users.into_iter().flatten() {
+        dst.put_u8(b'|');
+        write_u64(dst, id);
     }
 }
 

@@ -1,0 +1,228 @@
+//! [`EventSource`]: the connection on the maze event port.
+//!
+//! Each socket read is decoded into one batch for the router, and the socket is not
+//! read again until the router has taken that batch: when the router holds a whole
+//! reorder window, the source waits, and TCP pushes back on the sender.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use switchyard_codecs::{Frame, FrameCodec, MazeLine, Mode};
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+use tracing::{debug, info, warn, Span};
+
+use super::reorder::Entry;
+use super::router::{EventBatch, MazeRouter, SourceGone, SourceHello};
+use crate::conn_set::Membership;
+use crate::connection::{Accepted, Drain, READ_CHUNK};
+use crate::stats::BrokerStats;
+use crate::tree::TreeEntry;
+
+#[derive(Debug)]
+pub struct EventSource {
+    id: u64,
+    peer: SocketAddr,
+    span: Span,
+    stream: Rc<TcpStream>,
+    codec: FrameCodec,
+    rbuf: BytesMut,
+    router: Addr<MazeRouter>,
+    accepted: bool,
+    /// A batch is with the router; nothing is read until it answers.
+    in_flight: bool,
+    reading: Option<SpawnHandle>,
+    eof: bool,
+    closing: bool,
+    malformed: u64,
+    stats: Arc<BrokerStats>,
+    entry: TreeEntry,
+    _membership: Membership,
+}
+
+impl EventSource {
+    pub fn new(a: Accepted, router: Addr<MazeRouter>) -> Self {
+        let span = tracing::info_span!("source", id = a.id, peer = %a.peer);
+        EventSource {
+            id: a.id,
+            peer: a.peer,
+            span,
+            stream: Rc::new(a.stream),
+            codec: FrameCodec::new(Mode::Maze, a.settings.limits),
+            rbuf: BytesMut::new(),
+            router,
+            accepted: false,
+            in_flight: false,
+            reading: None,
+            eof: false,
+            closing: false,
+            malformed: 0,
+            stats: a.stats,
+            entry: a.entry,
+            _membership: a.membership,
+        }
+    }
+
+    fn wait_readable(&mut self, ctx: &mut Context<Self>) {
+        if self.reading.is_some() || self.in_flight || self.closing || self.eof {
+            return;
+        }
+        let stream = self.stream.clone();
+        let fut = async move { stream.readable().await }
+            .into_actor(self)
+            .map(|r, act, ctx| {
+                act.reading = None;
+                let span = act.span.clone();
+                let _g = span.enter();
+                match r {
+                    Ok(()) => act.on_readable(ctx),
+                    Err(e) => {
+                        debug!(error = %e, "read error");
+                        act.finish(ctx);
+                    }
+                }
+            });
+        self.reading = Some(ctx.spawn(fut));
+    }
+
+    fn on_readable(&mut self, ctx: &mut Context<Self>) {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        match self.stream.try_read_buf(&mut self.rbuf) {
+            Ok(0) => {
+                self.eof = true;
+                self.process(ctx);
+            }
+            Ok(n) => {
+                BrokerStats::add(&self.stats.bytes_in, n as u64);
+                self.process(ctx);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.wait_readable(ctx),
+            Err(e) => {
+                debug!(error = %e, "read error");
+                self.finish(ctx);
+            }
+        }
+    }
+
+    /// Decodes everything buffered into one batch and hands it to the router.
+    fn process(&mut self, ctx: &mut Context<Self>) {
+        let mut entries = Vec::with_capacity(self.rbuf.len() / 12 + 1);
+        loop {
+            let decoded = if self.eof {
+                self.codec.decode_eof(&mut self.rbuf)
+            } else {
+                self.codec.decode(&mut self.rbuf)
+            };
+            match decoded {
+                Ok(Some(Frame::Maze(MazeLine::Event(e)))) => {
+                    entries.push((e.seq, Entry::Event(e.kind)))
+                }
+                Ok(Some(other)) => {
+                    self.malformed += 1;
+                    warn!(peer = %self.peer, line = ?other, "not an event line, dropped");
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.malformed += 1;
+                    BrokerStats::add(&self.stats.malformed_frames, 1);
+                    match e.maze_seq() {
+                        Some(seq) => {
+                            warn!(peer = %self.peer, offset = e.offset, seq, reason = %e.kind, "malformed event, its sequence number is consumed as a no-op");
+                            entries.push((seq, Entry::Skip));
+                        }
+                        None => {
+                            warn!(peer = %self.peer, offset = e.offset, reason = %e.kind, "malformed event without a sequence number, dropped")
+                        }
+                    }
+                }
+            }
+        }
+        BrokerStats::add(&self.stats.frames_in, entries.len() as u64);
+        if entries.is_empty() {
+            return self.after_batch(ctx);
+        }
+        self.in_flight = true;
+        let batch = EventBatch {
+            source: self.id,
+            entries,
+        };
+        ctx.spawn(self.router.send(batch).into_actor(self).map(|r, act, ctx| {
+            act.in_flight = false;
+            match r {
+                Ok(Ok(())) => act.after_batch(ctx),
+                _ => {
+                    let _g = act.span.clone().entered();
+                    warn!(peer = %act.peer, "the router dropped this source, closing");
+                    act.finish(ctx);
+                }
+            }
+        }));
+    }
+
+    fn after_batch(&mut self, ctx: &mut Context<Self>) {
+        if self.eof || self.closing {
+            self.finish(ctx);
+        } else {
+            self.wait_readable(ctx);
+        }
+    }
+
+    fn finish(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Actor for EventSource {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let hello = SourceHello {
+            id: self.id,
+            peer: self.peer,
+        };
+        ctx.wait(self.router.send(hello).into_actor(self).map(|r, act, ctx| {
+            let _g = act.span.clone().entered();
+            match r {
+                Ok(Ok(())) => {
+                    act.accepted = true;
+                    act.entry.set_detail("streaming");
+                    act.on_readable(ctx);
+                }
+                Ok(Err(reason)) => {
+                    warn!(peer = %act.peer, reason, "event source refused");
+                    ctx.stop();
+                }
+                Err(_) => ctx.stop(),
+            }
+        }));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        let _g = self.span.clone().entered();
+        if self.accepted {
+            if let Err(e) = self.router.try_send(SourceGone { id: self.id }) {
+                warn!(error = %e, "could not tell the router this source is gone");
+            }
+            info!(peer = %self.peer, consumed = self.codec.consumed(), malformed = self.malformed, "event source closed");
+        }
+    }
+}
+
+impl Handler<Drain> for EventSource {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
+        self.closing = true;
+        if let Some(h) = self.reading.take() {
+            ctx.cancel_future(h);
+        }
+        if !self.in_flight {
+            self.finish(ctx);
+        }
+    }
+}
