@@ -139,6 +139,8 @@ pub struct MazeConfig {
     pub gap_timeout_ms: u64,
     pub max_clients: Ranged<1, 1_000_000>,
     pub max_users: Ranged<1, 100_000_000>,
+    pub pace_output_bytes: Ranged<65_536, { 64 * GIB }>,
+    pub client_stall_ms: Ranged<1, 3_600_000>,
 }
 
 impl Default for MazeConfig {
@@ -152,6 +154,8 @@ impl Default for MazeConfig {
             gap_timeout_ms: 0,
             max_clients: Ranged::new(10_000),
             max_users: Ranged::new(1_000_000),
+            pace_output_bytes: Ranged::new(8 * MIB),
+            client_stall_ms: Ranged::new(10_000),
         }
     }
 }
@@ -331,6 +335,8 @@ impl Config {
             on_new_source: m.on_new_source,
             gap_timeout: (m.gap_timeout_ms > 0).then(|| Duration::from_millis(m.gap_timeout_ms)),
             max_users: m.max_users.usize(),
+            pace_output_bytes: m.pace_output_bytes.usize(),
+            client_stall: Duration::from_millis(m.client_stall_ms.get()),
         })
     }
 

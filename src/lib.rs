@@ -6,10 +6,12 @@
 //!   [`run`] serves until a shutdown future resolves, then drains within the grace
 //!   period. Tests use both on port 0.
 //! - [`logging`]: the tracing subscriber behind `-v`/`-vv` and `RUST_LOG`.
+//! - [`bench`]: `switchyard bench maze`, the load generator and checker.
 //!
 //! The actors live in `switchyard-actors`, the byte formats in `switchyard-codecs`.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod logging;

@@ -28,12 +28,57 @@ enum Command {
         /// The file to check [default: --config, or ./config.toml, or the shipped copy]
         path: Option<PathBuf>,
     },
+    /// Benchmarks that print figures
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Load-generate and check the follower maze against a running broker
+    Maze(MazeArgs),
+}
+
+/// Options take the official harness's environment variables too.
+#[derive(Debug, clap::Args)]
+struct MazeArgs {
+    #[arg(long, env = "totalEvents", default_value_t = 10_000_000)]
+    total_events: u64,
+    /// Connected user clients
+    #[arg(long, env = "concurrencyLevel", default_value_t = 100)]
+    concurrency_level: usize,
+    /// User ids in events [default: 10 x concurrency-level]
+    #[arg(long, env = "numberOfUsers")]
+    number_of_users: Option<u32>,
+    /// Largest batch; each batch is shuffled before it is sent
+    #[arg(long, env = "maxEventSourceBatchSize", default_value_t = 100)]
+    max_event_source_batch_size: u32,
+    #[arg(long, env = "randomSeed", default_value_t = 666)]
+    random_seed: u64,
+    /// Milliseconds a client waits for its next expected notification
+    #[arg(long, env = "timeout", default_value_t = 20_000)]
+    timeout: u64,
+    #[arg(long, env = "eventListenerPort", default_value_t = 9090)]
+    event_listener_port: u16,
+    #[arg(long, env = "clientListenerPort", default_value_t = 9099)]
+    client_listener_port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// The broker's pid, to report its peak RSS
+    #[arg(long)]
+    broker_pid: Option<u32>,
+    /// No progress lines
+    #[arg(long)]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A broker with thousands of clients needs more descriptors than the usual soft limit.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     match cli.command {
         Some(Command::CheckConfig { path }) => check_config(path.or(cli.config)),
+        Some(Command::Bench(Bench::Maze(args))) => bench_maze(&args),
         None => {
             switchyard::logging::init(cli.verbose);
             match serve(cli.config) {
@@ -44,6 +89,37 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn bench_maze(a: &MazeArgs) -> ExitCode {
+    let opts = switchyard::bench::maze::Options {
+        total_events: a.total_events,
+        concurrency: a.concurrency_level,
+        users: a
+            .number_of_users
+            .unwrap_or((a.concurrency_level as u32).saturating_mul(10)),
+        max_batch: a.max_event_source_batch_size,
+        seed: a.random_seed,
+        timeout: std::time::Duration::from_millis(a.timeout),
+        event_addr: (a.host, a.event_listener_port).into(),
+        client_addr: (a.host, a.client_listener_port).into(),
+        broker_pid: a.broker_pid,
+        progress: !a.quiet,
+    };
+    match switchyard::bench::maze::run(&opts) {
+        Ok(report) => {
+            print!("{report}");
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

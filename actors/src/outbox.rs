@@ -6,6 +6,9 @@
 
 use bytes::{Buf, BytesMut};
 
+/// Capacity an empty outbox keeps for the next burst.
+const KEEP_CAPACITY: usize = 64 << 10;
+
 #[derive(Debug)]
 pub struct Outbox {
     buf: BytesMut,
@@ -64,9 +67,13 @@ impl Outbox {
         self.peak
     }
 
-    /// Marks `n` bytes as written.
+    /// Marks `n` bytes as written. A drained buffer that grew large is released, so
+    /// a burst does not stay resident for the connection's whole life.
     pub fn consume(&mut self, n: usize) {
         self.buf.advance(n);
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = BytesMut::new();
+        }
     }
 
     pub fn clear(&mut self) {

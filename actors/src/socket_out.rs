@@ -29,6 +29,7 @@ pub struct SocketOut {
     stats: Arc<BrokerStats>,
     /// A `writable()` wait is in flight.
     pub waiting: bool,
+    written: u64,
 }
 
 impl SocketOut {
@@ -38,11 +39,17 @@ impl SocketOut {
             out: Outbox::new(budget),
             stats,
             waiting: false,
+            written: 0,
         }
     }
 
     pub fn stream(&self) -> &Rc<TcpStream> {
         &self.stream
+    }
+
+    /// Bytes written to the socket so far.
+    pub fn written(&self) -> u64 {
+        self.written
     }
 
     /// Bytes queued and not yet written.
@@ -86,6 +93,7 @@ impl SocketOut {
 
     fn write_once(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let n = self.stream.try_write(bytes)?;
+        self.written += n as u64;
         BrokerStats::add(&self.stats.bytes_out, n as u64);
         BrokerStats::add(&self.stats.socket_writes, 1);
         Ok(n)
@@ -101,6 +109,7 @@ impl SocketOut {
             match stream.try_write(self.out.pending()) {
                 Ok(n) => {
                     self.out.consume(n);
+                    self.written += n as u64;
                     BrokerStats::add(&self.stats.bytes_out, n as u64);
                     BrokerStats::add(&self.stats.socket_writes, 1);
                 }

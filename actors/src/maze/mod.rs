@@ -18,7 +18,7 @@ pub mod session;
 pub mod settings;
 pub mod source;
 
-pub use router::{MazeRouter, RouterSlot, RouterStatus};
+pub use router::{MazeRouter, RouterSlot, RouterStatus, SessionLoad};
 pub use session::Session;
 pub use settings::{MazeSettings, OnNewSource};
 pub use source::EventSource;

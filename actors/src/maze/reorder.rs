@@ -4,7 +4,7 @@
 //! window waits in a small overflow list (at most one socket read of events, because
 //! the source is not read again while anything waits there).
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 
 use switchyard_codecs::MazeKind;
 
@@ -32,7 +32,8 @@ pub struct Reorder {
     head: usize,
     next: u64,
     held: usize,
-    overflow: VecDeque<(u64, Entry)>,
+    /// Entries beyond the window, by sequence number.
+    overflow: BTreeMap<u64, Entry>,
 }
 
 impl Reorder {
@@ -43,7 +44,7 @@ impl Reorder {
             head: 0,
             next: 1,
             held: 0,
-            overflow: VecDeque::new(),
+            overflow: BTreeMap::new(),
         }
     }
 
@@ -73,11 +74,13 @@ impl Reorder {
         }
         let offset = seq - self.next;
         if offset >= self.slots.len() as u64 {
-            if self.overflow.iter().any(|(s, _)| *s == seq) {
-                return Err(Refused::Duplicate);
-            }
-            self.overflow.push_back((seq, entry));
-            return Ok(());
+            return match self.overflow.entry(seq) {
+                std::collections::btree_map::Entry::Occupied(_) => Err(Refused::Duplicate),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(entry);
+                    Ok(())
+                }
+            };
         }
         let i = (self.head + offset as usize) % self.slots.len();
         if self.slots[i].is_some() {
@@ -101,15 +104,14 @@ impl Reorder {
         self.next += 1;
         // The window moved: an overflowing entry may fit now.
         let limit = self.next + self.slots.len() as u64;
-        let mut i = 0;
-        while i < self.overflow.len() {
-            if self.overflow[i].0 < limit {
-                if let Some((s, e)) = self.overflow.remove(i) {
-                    // Cannot be stale or a duplicate: both were checked on insert.
-                    let _ = self.insert(s, e);
-                }
-            } else {
-                i += 1;
+        while self
+            .overflow
+            .first_key_value()
+            .is_some_and(|(s, _)| *s < limit)
+        {
+            if let Some((s, e)) = self.overflow.pop_first() {
+                // Cannot be stale or a duplicate: both were checked on insert.
+                let _ = self.insert(s, e);
             }
         }
         (seq, entry)

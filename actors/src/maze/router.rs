@@ -6,6 +6,7 @@
 //! client per batch. It never waits on a session: a full mailbox evicts the session.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,8 @@ pub struct Register {
     pub session: u64,
     pub user: u64,
     pub addr: Addr<Session>,
+    /// The session's unsent output, kept up to date by the session.
+    pub load: Arc<SessionLoad>,
 }
 
 #[derive(Debug, Message)]
@@ -88,6 +91,47 @@ pub struct GetStatus;
 struct Registration {
     user: User,
     addr: Addr<Session>,
+    load: Arc<SessionLoad>,
+}
+
+/// What a session tells the router about its output, without a message.
+#[derive(Debug)]
+pub struct SessionLoad {
+    /// Bytes queued and not yet written.
+    pub queued: AtomicUsize,
+    /// When output last moved, in ms since the process's first session.
+    pub progress_ms: AtomicU64,
+}
+
+impl Default for SessionLoad {
+    fn default() -> Self {
+        SessionLoad {
+            queued: AtomicUsize::new(0),
+            progress_ms: AtomicU64::new(Self::clock()),
+        }
+    }
+}
+
+impl SessionLoad {
+    fn clock() -> u64 {
+        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        BASE.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    /// Records the queue after a write attempt; `moved`: the socket took bytes.
+    pub fn update(&self, queued: usize, moved: bool) {
+        self.queued.store(queued, Relaxed);
+        if moved || queued == 0 {
+            self.progress_ms.store(Self::clock(), Relaxed);
+        }
+    }
+
+    /// Output waits and has not moved for `stall`.
+    fn stalled(&self, stall: Duration) -> bool {
+        self.queued.load(Relaxed) > 0
+            && Self::clock().saturating_sub(self.progress_ms.load(Relaxed))
+                > stall.as_millis() as u64
+    }
 }
 
 pub struct MazeRouter {
@@ -108,6 +152,8 @@ pub struct MazeRouter {
     /// The source's batch answer, held back while it is a window ahead.
     paused: Option<oneshot::Sender<()>>,
     stalled_since: Option<Instant>,
+    /// Since when the source has been held back by the clients' backlog.
+    paused_since: Option<Instant>,
     users_refused: u64,
     stats: Arc<BrokerStats>,
     entry: TreeEntry,
@@ -140,6 +186,7 @@ impl MazeRouter {
                 source: None,
                 paused: None,
                 stalled_since: None,
+                paused_since: None,
                 users_refused: 0,
                 stats: stats.clone(),
                 entry,
@@ -291,16 +338,23 @@ impl MazeRouter {
             }
         }
         for (sid, full) in evicted {
-            if let Some(reg) = self.unregister(sid) {
-                if full {
-                    BrokerStats::add(&self.stats.slow_consumer_disconnects, 1);
-                    warn!(session = sid, "session mailbox full, disconnecting it");
-                    // Waits for room in the full mailbox without holding up the router.
-                    ctx.spawn(actix::fut::wrap_future::<_, Self>(async move {
-                        let _ = reg.addr.send(Evict).await;
-                    }));
-                }
+            if full {
+                self.evict(sid, "its mailbox is full", ctx);
+            } else {
+                self.unregister(sid);
             }
+        }
+    }
+
+    /// Cuts a session off as a slow consumer.
+    fn evict(&mut self, sid: u64, why: &'static str, ctx: &mut Context<Self>) {
+        if let Some(reg) = self.unregister(sid) {
+            BrokerStats::add(&self.stats.slow_consumer_disconnects, 1);
+            warn!(session = sid, why, "slow consumer: disconnecting session");
+            // Waits for room in the mailbox without holding up the router.
+            ctx.spawn(actix::fut::wrap_future::<_, Self>(async move {
+                let _ = reg.addr.send(Evict { why }).await;
+            }));
         }
     }
 
@@ -316,13 +370,48 @@ impl MazeRouter {
         Some(reg)
     }
 
-    /// Answers a held-back batch once the source may send more.
-    fn maybe_resume(&mut self) {
-        if !self.reorder.overflowing() {
+    /// Unsent output of every client.
+    fn backlog(&self) -> usize {
+        self.sessions
+            .values()
+            .map(|r| r.load.queued.load(Relaxed))
+            .sum()
+    }
+
+    /// Answers a held-back batch once the source may send more: nothing waits beyond
+    /// the window, and the clients' backlog is down to half the pacing mark.
+    fn maybe_resume(&mut self, ctx: &mut Context<Self>) {
+        if self.paused.is_none() || self.reorder.overflowing() {
+            return;
+        }
+        if self.backlog() <= self.settings.pace_output_bytes / 2 {
+            self.paused_since = None;
             if let Some(tx) = self.paused.take() {
                 let _ = tx.send(());
             }
+            return;
         }
+        // Paused this long on the clients' backlog: whoever has not taken a byte in
+        // that time is stuck, and is cut off rather than left holding up the others.
+        let stall = self.settings.client_stall;
+        let since = *self.paused_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= stall {
+            let stuck: Vec<u64> = self
+                .sessions
+                .iter()
+                .filter(|(_, r)| r.load.stalled(stall))
+                .map(|(sid, _)| *sid)
+                .collect();
+            for sid in stuck {
+                self.evict(
+                    sid,
+                    "its output has not moved while the stream waited for it",
+                    ctx,
+                );
+            }
+            self.paused_since = Some(Instant::now());
+        }
+        ctx.run_later(Duration::from_millis(2), |act, ctx| act.maybe_resume(ctx));
     }
 
     fn check_gap(&mut self, ctx: &mut Context<Self>, gap: Duration) {
@@ -344,7 +433,7 @@ impl MazeRouter {
             self.stalled_since = None;
             self.drain();
             self.flush_out(ctx);
-            self.maybe_resume();
+            self.maybe_resume(ctx);
             self.update_detail();
         }
     }
@@ -416,6 +505,8 @@ impl Handler<EventBatch> for MazeRouter {
         }
         for (seq, entry) in batch.entries {
             match self.reorder.insert(seq, entry) {
+                // Applying as soon as possible keeps the ring short and the overflow empty.
+                Ok(()) if seq == self.reorder.next() => self.drain(),
                 Ok(()) => {}
                 Err(Refused::Stale { next }) => {
                     warn!(seq, next_seq = next, "event already applied, dropped")
@@ -429,16 +520,23 @@ impl Handler<EventBatch> for MazeRouter {
         self.drain();
         self.flush_out(ctx);
         self.update_detail();
-        if self.reorder.overflowing() {
+        let ahead = self.reorder.overflowing();
+        if ahead || self.backlog() > self.settings.pace_output_bytes {
             BrokerStats::add(&self.stats.maze_source_pauses, 1);
             debug!(
                 next_seq = self.reorder.next(),
                 held = self.reorder.held(),
-                "source a window ahead, paused"
+                reason = if ahead {
+                    "a window ahead"
+                } else {
+                    "clients' backlog"
+                },
+                "source paused"
             );
             let (tx, rx) = oneshot::channel();
             self.paused = Some(tx);
             self.update_detail();
+            self.maybe_resume(ctx);
             return Box::pin(async move { rx.await.map_err(|_| ()) });
         }
         Box::pin(async { Ok(()) })
@@ -466,6 +564,7 @@ impl Handler<Register> for MazeRouter {
             Registration {
                 user: u,
                 addr: msg.addr,
+                load: msg.load,
             },
         );
         debug!(session = msg.session, user = msg.user, "session registered");

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{debug, warn, Span};
 
-use super::router::{MazeRouter, Register, Unregister};
+use super::router::{MazeRouter, Register, SessionLoad, Unregister};
 use crate::conn_set::Membership;
 use crate::connection::{Accepted, Drain};
 use crate::outbox::Full;
@@ -32,10 +32,12 @@ const ID_LINE_MAX: usize = 64;
 #[rtype(result = "()")]
 pub struct Deliver(pub Bytes);
 
-/// The router gave up on this session (its mailbox was full).
+/// The router gave up on this session as a slow consumer.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Evict;
+pub struct Evict {
+    pub why: &'static str,
+}
 
 #[derive(Debug)]
 pub struct Session {
@@ -50,6 +52,8 @@ pub struct Session {
     id_timeout: Duration,
     user: Option<u64>,
     registered: bool,
+    /// Unsent output, for the router's pacing.
+    load: Arc<SessionLoad>,
     closing: Option<&'static str>,
     reading: Option<SpawnHandle>,
     stats: Arc<BrokerStats>,
@@ -82,6 +86,7 @@ impl Session {
             id_timeout,
             user: None,
             registered: false,
+            load: Arc::default(),
             closing: None,
             reading: None,
             stats: a.stats,
@@ -161,6 +166,7 @@ impl Session {
             session: self.id,
             user,
             addr: ctx.address(),
+            load: self.load.clone(),
         };
         ctx.spawn(
             self.router
@@ -185,7 +191,11 @@ impl Session {
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        match self.out.flush() {
+        let before = self.out.written();
+        let flushed = self.out.flush();
+        self.load
+            .update(self.out.queued(), self.out.written() > before);
+        match flushed {
             Flushed::Done if self.closing.is_some() => self.finish(ctx),
             Flushed::Done => {}
             Flushed::Blocked => wait_writable(
@@ -269,7 +279,11 @@ impl Handler<Deliver> for Session {
         if self.closing.is_some() {
             return;
         }
-        match self.out.write_through(&chunk) {
+        let before = self.out.written();
+        let written = self.out.write_through(&chunk);
+        self.load
+            .update(self.out.queued(), self.out.written() > before);
+        match written {
             Ok(Flushed::Done) => {}
             Ok(Flushed::Blocked) => self.flush(ctx),
             Ok(Flushed::Failed(e)) => self.abort(ctx, "write error", &e),
@@ -281,9 +295,10 @@ impl Handler<Deliver> for Session {
 impl Handler<Evict> for Session {
     type Result = ();
 
-    fn handle(&mut self, _: Evict, ctx: &mut Self::Context) {
+    fn handle(&mut self, evict: Evict, ctx: &mut Self::Context) {
         self.registered = false;
-        warn!(peer = %self.peer, "evicted by the router (mailbox full), disconnecting");
+        let _g = self.span.clone().entered();
+        warn!(peer = %self.peer, why = evict.why, "slow consumer: cut off by the router");
         self.out.discard();
         ctx.stop();
     }

@@ -26,6 +26,13 @@ pub struct MazeSettings {
     pub gap_timeout: Option<Duration>,
     /// Distinct user ids the follow graph may hold.
     pub max_users: usize,
+    /// While clients together hold more unsent output than this, the source is not
+    /// read: the backlog waits in the kernel, not in the broker's memory.
+    pub pace_output_bytes: usize,
+    /// A client whose output has not moved for this long no longer counts towards
+    /// `pace_output_bytes`: it is stalled, and its own output budget decides its fate,
+    /// so one stuck client cannot hold back the others.
+    pub client_stall: Duration,
 }
 
 impl Default for MazeSettings {
@@ -36,6 +43,8 @@ impl Default for MazeSettings {
             on_new_source: OnNewSource::Reset,
             gap_timeout: None,
             max_users: 1_000_000,
+            pace_output_bytes: 8 << 20,
+            client_stall: Duration::from_secs(10),
         }
     }
 }

@@ -18,9 +18,14 @@ use tracing::{debug, info, warn, Span};
 use super::reorder::Entry;
 use super::router::{EventBatch, MazeRouter, SourceGone, SourceHello};
 use crate::conn_set::Membership;
-use crate::connection::{Accepted, Drain, READ_CHUNK};
+use crate::connection::{Accepted, Drain};
 use crate::stats::BrokerStats;
 use crate::tree::TreeEntry;
+
+/// Read buffer growth step. Under load a read takes whatever the kernel holds, up to
+/// this: bigger batches mean fewer writes per client (one per batch), so the broker
+/// catches up instead of falling behind; when it keeps up, reads stay small and fast.
+const READ_CHUNK: usize = 128 << 10;
 
 #[derive(Debug)]
 pub struct EventSource {
