@@ -90,6 +90,7 @@ pub struct GetStatus;
 #[derive(Debug)]
 struct Registration {
     user: User,
+    user_id: u64,
     addr: Addr<Session>,
     load: Arc<SessionLoad>,
 }
@@ -350,7 +351,12 @@ impl MazeRouter {
     fn evict(&mut self, sid: u64, why: &'static str, ctx: &mut Context<Self>) {
         if let Some(reg) = self.unregister(sid) {
             BrokerStats::add(&self.stats.slow_consumer_disconnects, 1);
-            warn!(session = sid, why, "slow consumer: disconnecting session");
+            warn!(
+                session = sid,
+                user = reg.user_id,
+                why,
+                "slow consumer: disconnecting session"
+            );
             // Waits for room in the mailbox without holding up the router.
             ctx.spawn(actix::fut::wrap_future::<_, Self>(async move {
                 let _ = reg.addr.send(Evict { why }).await;
@@ -563,6 +569,7 @@ impl Handler<Register> for MazeRouter {
             msg.session,
             Registration {
                 user: u,
+                user_id: msg.user,
                 addr: msg.addr,
                 load: msg.load,
             },

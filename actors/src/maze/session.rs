@@ -298,7 +298,7 @@ impl Handler<Evict> for Session {
     fn handle(&mut self, evict: Evict, ctx: &mut Self::Context) {
         self.registered = false;
         let _g = self.span.clone().entered();
-        warn!(peer = %self.peer, why = evict.why, "slow consumer: cut off by the router");
+        warn!(peer = %self.peer, user = ?self.user, why = evict.why, "slow consumer: cut off by the router");
         self.out.discard();
         ctx.stop();
     }
