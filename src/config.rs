@@ -336,6 +336,7 @@ impl Config {
             gap_timeout: (m.gap_timeout_ms > 0).then(|| Duration::from_millis(m.gap_timeout_ms)),
             max_users: m.max_users.usize(),
             pace_output_bytes: m.pace_output_bytes.usize(),
+            client_high_water_bytes: self.broker.output_buffer_bytes.usize() / 2,
             client_stall: Duration::from_millis(m.client_stall_ms.get()),
         })
     }

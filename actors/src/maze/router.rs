@@ -93,6 +93,8 @@ struct Registration {
     user_id: u64,
     addr: Addr<Session>,
     load: Arc<SessionLoad>,
+    /// Since when its output has been over half its budget.
+    high_since: Option<Instant>,
 }
 
 /// What a session tells the router about its output, without a message.
@@ -376,45 +378,67 @@ impl MazeRouter {
         Some(reg)
     }
 
-    /// Unsent output of every client.
-    fn backlog(&self) -> usize {
-        self.sessions
-            .values()
-            .map(|r| r.load.queued.load(Relaxed))
-            .sum()
+    /// Whether the clients' output asks the source to wait: one client holds more than
+    /// half its budget, or all together more than `limit`. Notes since when each
+    /// client has been over half its budget.
+    fn output_pressure(&mut self, limit: usize) -> bool {
+        let high = self.settings.client_high_water_bytes;
+        let mut total = 0;
+        let mut any_high = false;
+        for reg in self.sessions.values_mut() {
+            let q = reg.load.queued.load(Relaxed);
+            total += q;
+            if q > high {
+                any_high = true;
+                reg.high_since.get_or_insert_with(Instant::now);
+            } else {
+                reg.high_since = None;
+            }
+        }
+        any_high || total > limit
     }
 
     /// Answers a held-back batch once the source may send more: nothing waits beyond
-    /// the window, and the clients' backlog is down to half the pacing mark.
+    /// the window, no client is over half its budget, and the clients' backlog is down
+    /// to half the pacing mark. Meanwhile a client that holds the stream back for
+    /// `client_stall` is cut off, so no client can stall the others for longer.
     fn maybe_resume(&mut self, ctx: &mut Context<Self>) {
         if self.paused.is_none() || self.reorder.overflowing() {
             return;
         }
-        if self.backlog() <= self.settings.pace_output_bytes / 2 {
+        if !self.output_pressure(self.settings.pace_output_bytes / 2) {
             self.paused_since = None;
             if let Some(tx) = self.paused.take() {
                 let _ = tx.send(());
             }
             return;
         }
-        // Paused this long on the clients' backlog: whoever has not taken a byte in
-        // that time is stuck, and is cut off rather than left holding up the others.
         let stall = self.settings.client_stall;
         let since = *self.paused_since.get_or_insert_with(Instant::now);
-        if since.elapsed() >= stall {
-            let stuck: Vec<u64> = self
-                .sessions
-                .iter()
-                .filter(|(_, r)| r.load.stalled(stall))
-                .map(|(sid, _)| *sid)
-                .collect();
-            for sid in stuck {
-                self.evict(
-                    sid,
-                    "its output has not moved while the stream waited for it",
-                    ctx,
-                );
-            }
+        let waited = since.elapsed() >= stall;
+        let stuck: Vec<(u64, &'static str)> = self
+            .sessions
+            .iter()
+            .filter_map(|(sid, r)| {
+                if r.high_since.is_some_and(|t| t.elapsed() >= stall) {
+                    Some((
+                        *sid,
+                        "over half its output budget for client_stall_ms while the stream waited",
+                    ))
+                } else if waited && r.load.stalled(stall) {
+                    Some((
+                        *sid,
+                        "its output has not moved for client_stall_ms while the stream waited",
+                    ))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (sid, why) in stuck {
+            self.evict(sid, why, ctx);
+        }
+        if waited {
             self.paused_since = Some(Instant::now());
         }
         ctx.run_later(Duration::from_millis(2), |act, ctx| act.maybe_resume(ctx));
@@ -527,7 +551,7 @@ impl Handler<EventBatch> for MazeRouter {
         self.flush_out(ctx);
         self.update_detail();
         let ahead = self.reorder.overflowing();
-        if ahead || self.backlog() > self.settings.pace_output_bytes {
+        if ahead || self.output_pressure(self.settings.pace_output_bytes) {
             BrokerStats::add(&self.stats.maze_source_pauses, 1);
             debug!(
                 next_seq = self.reorder.next(),
@@ -572,6 +596,7 @@ impl Handler<Register> for MazeRouter {
                 user_id: msg.user,
                 addr: msg.addr,
                 load: msg.load,
+                high_since: None,
             },
         );
         debug!(session = msg.session, user = msg.user, "session registered");

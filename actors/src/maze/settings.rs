@@ -29,9 +29,11 @@ pub struct MazeSettings {
     /// While clients together hold more unsent output than this, the source is not
     /// read: the backlog waits in the kernel, not in the broker's memory.
     pub pace_output_bytes: usize,
-    /// A client whose output has not moved for this long no longer counts towards
-    /// `pace_output_bytes`: it is stalled, and its own output budget decides its fate,
-    /// so one stuck client cannot hold back the others.
+    /// A client over this much unsent output also pauses the source (half its budget).
+    pub client_high_water_bytes: usize,
+    /// The longest one client may hold the stream back: over its high-water mark, or
+    /// with output that does not move, for this long while the source waits, and it
+    /// is cut off as a slow consumer.
     pub client_stall: Duration,
 }
 
@@ -44,6 +46,7 @@ impl Default for MazeSettings {
             gap_timeout: None,
             max_users: 1_000_000,
             pace_output_bytes: 8 << 20,
+            client_high_water_bytes: 2 << 20,
             client_stall: Duration::from_secs(10),
         }
     }
