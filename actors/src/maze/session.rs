@@ -308,6 +308,7 @@ impl Handler<Drain> for Session {
     type Result = ();
 
     fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
+        let _g = self.span.clone().entered();
         self.close(ctx, "shutdown");
     }
 }
