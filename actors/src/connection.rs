@@ -20,7 +20,7 @@ use tracing::{debug, info, warn, Span};
 use crate::conn_set::Membership;
 use crate::outbox::Full;
 use crate::settings::{ConnectionSettings, SlowConsumer};
-use crate::socket_out::{wait_writable, Flushed, SocketOut};
+use crate::socket::{wait_writable, Flushed, Socket};
 use crate::stats::BrokerStats;
 use crate::tree::TreeEntry;
 
@@ -51,18 +51,13 @@ pub struct Accepted {
 pub struct Connection {
     peer: SocketAddr,
     span: Span,
-    stream: Rc<TcpStream>,
     codec: FrameCodec,
     rbuf: BytesMut,
-    out: SocketOut,
+    sock: Socket,
     settings: ConnectionSettings,
     stats: Arc<BrokerStats>,
-    /// A `readable()` wait in flight.
-    reading: Option<SpawnHandle>,
     /// Input is left unread until output drains (slow-consumer policy `block`).
     paused: bool,
-    /// Flushing, then closing, for this reason.
-    closing: Option<&'static str>,
     /// The peer has finished sending; close once its input is handled.
     eof: bool,
     proto_known: bool,
@@ -79,19 +74,12 @@ impl Connection {
         Connection {
             peer: a.peer,
             span,
-            out: SocketOut::new(
-                stream.clone(),
-                a.settings.output_buffer_bytes,
-                a.stats.clone(),
-            ),
-            stream,
+            sock: Socket::new(stream, a.settings.output_buffer_bytes, a.stats.clone()),
             codec: FrameCodec::new(Mode::Detect, a.settings.limits),
             rbuf: BytesMut::new(),
             settings: a.settings,
             stats: a.stats,
-            reading: None,
             paused: false,
-            closing: None,
             eof: false,
             proto_known: false,
             last_activity: Instant::now(),
@@ -101,29 +89,25 @@ impl Connection {
     }
 
     fn wait_readable(&mut self, ctx: &mut Context<Self>) {
-        if self.reading.is_some() || self.paused || self.closing.is_some() {
+        if self.paused {
             return;
         }
-        let stream = self.stream.clone();
-        let fut = async move { stream.readable().await }
-            .into_actor(self)
-            .map(|r, act, ctx| {
-                act.reading = None;
-                let span = act.span.clone();
-                let _g = span.enter();
-                match r {
-                    Ok(()) => act.on_readable(ctx),
-                    Err(e) => act.abort(ctx, "read error", &e),
-                }
-            });
-        self.reading = Some(ctx.spawn(fut));
+        self.sock.wait_readable(
+            ctx,
+            &self.span,
+            |a| &mut a.sock,
+            |act, r, ctx| match r {
+                Ok(()) => act.on_readable(ctx),
+                Err(e) => act.abort(ctx, "read error", &e),
+            },
+        );
     }
 
     fn on_readable(&mut self, ctx: &mut Context<Self>) {
         if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
             self.rbuf.reserve(READ_CHUNK);
         }
-        match self.stream.try_read_buf(&mut self.rbuf) {
+        match self.sock.stream().try_read_buf(&mut self.rbuf) {
             Ok(0) => {
                 self.eof = true;
                 self.process(ctx);
@@ -145,8 +129,9 @@ impl Connection {
     /// Decodes and handles every complete frame buffered, then writes the replies.
     fn process(&mut self, ctx: &mut Context<Self>) {
         let high_water = self.settings.output_buffer_bytes / 2;
-        while self.closing.is_none() {
-            if self.settings.slow_consumer == SlowConsumer::Block && self.out.queued() >= high_water
+        while self.sock.closing().is_none() {
+            if self.settings.slow_consumer == SlowConsumer::Block
+                && self.sock.queued() >= high_water
             {
                 self.paused = true;
                 break;
@@ -199,7 +184,7 @@ impl Connection {
 
     /// Queues one reply frame under the budget and slow-consumer policy.
     fn reply(&mut self, bytes: &[u8], ctx: &mut Context<Self>) {
-        match self.out.push(bytes) {
+        match self.sock.push(bytes) {
             Ok(()) => BrokerStats::add(&self.stats.frames_out, 1),
             Err(full) => self.slow_consumer(ctx, full),
         }
@@ -211,19 +196,19 @@ impl Connection {
             peer = %self.peer, queued = full.queued, budget = full.budget, policy = ?self.settings.slow_consumer,
             "slow consumer: output budget full, disconnecting"
         );
-        self.out.discard();
+        self.sock.discard();
         ctx.stop();
     }
 
     /// Writes as much queued output as the socket takes; one `write(2)` per batch.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        match self.out.flush() {
+        match self.sock.flush() {
             Flushed::Done => self.last_activity = Instant::now(),
             Flushed::Blocked => {
                 return wait_writable(
-                    &mut self.out,
+                    &mut self.sock,
                     ctx,
-                    |a| &mut a.out,
+                    |a| &mut a.sock,
                     |act, r, ctx| {
                         let span = act.span.clone();
                         let _g = span.enter();
@@ -236,7 +221,7 @@ impl Connection {
             }
             Flushed::Failed(e) => return self.abort(ctx, "write error", &e),
         }
-        if self.closing.is_some() {
+        if self.sock.closing().is_some() {
             self.finish(ctx);
         } else if self.paused {
             self.paused = false;
@@ -251,32 +236,19 @@ impl Connection {
 
     /// Stops reading, flushes what is queued, then closes.
     fn close(&mut self, ctx: &mut Context<Self>, reason: &'static str) {
-        if self.closing.is_some() {
-            return;
-        }
-        debug!(reason, "closing");
-        self.closing = Some(reason);
-        if let Some(h) = self.reading.take() {
-            ctx.cancel_future(h);
-        }
-        if self.out.is_idle() {
-            self.finish(ctx);
-        }
+        self.sock.close(ctx, reason);
     }
 
     fn finish(&mut self, ctx: &mut Context<Self>) {
-        self.out.shutdown_write();
-        ctx.stop();
+        self.sock.finish(ctx);
     }
 
     fn abort(&mut self, ctx: &mut Context<Self>, what: &'static str, e: &std::io::Error) {
-        debug!(error = %e, "{what}, closing");
-        self.out.discard();
-        ctx.stop();
+        self.sock.abort(ctx, what, e);
     }
 
     fn check_idle(&mut self, ctx: &mut Context<Self>, idle: Duration) {
-        if self.closing.is_none() && self.last_activity.elapsed() >= idle {
+        if self.sock.closing().is_none() && self.last_activity.elapsed() >= idle {
             let _g = self.span.clone().entered();
             BrokerStats::add(&self.stats.idle_timeouts, 1);
             info!(peer = %self.peer, idle_ms = idle.as_millis() as u64, "idle timeout, closing connection");
@@ -301,7 +273,7 @@ impl Actor for Connection {
     fn stopped(&mut self, _: &mut Self::Context) {
         let _g = self.span.clone().entered();
         debug!(
-            reason = self.closing.unwrap_or("stopped"),
+            reason = self.sock.closing().unwrap_or("stopped"),
             "connection closed"
         );
     }

@@ -8,7 +8,7 @@
 //! - [`connection`]: [`Connection`], one per peer: framing, replies, budgeted writes.
 //! - [`conn_set`]: the live connections of a listener, for limits and draining.
 //! - [`outbox`]: a connection's output buffer and its byte budget.
-//! - [`socket_out`]: the write side every socket-owning actor shares.
+//! - [`socket`]: the socket half every connection-like actor shares.
 //! - [`maze`]: the follower maze: [`maze::MazeRouter`], event sources and sessions.
 //! - [`settings`]: what the configuration tells listeners and connections.
 //! - [`stats`]: broker-wide counters.
@@ -24,7 +24,7 @@ pub mod maze;
 pub mod outbox;
 pub mod panic_note;
 pub mod settings;
-pub mod socket_out;
+pub mod socket;
 pub mod stats;
 pub mod supervisor;
 pub mod tree;

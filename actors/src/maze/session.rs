@@ -12,7 +12,6 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use switchyard_codecs::{Frame, FrameCodec, Limits, MazeLine, Mode};
-use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{debug, warn, Span};
 
@@ -20,7 +19,7 @@ use super::router::{MazeRouter, Register, SessionLoad, Unregister};
 use crate::conn_set::Membership;
 use crate::connection::{Accepted, Drain};
 use crate::outbox::Full;
-use crate::socket_out::{wait_writable, Flushed, SocketOut};
+use crate::socket::{wait_writable, Flushed, Socket};
 use crate::stats::BrokerStats;
 use crate::tree::TreeEntry;
 
@@ -44,18 +43,15 @@ pub struct Session {
     id: u64,
     peer: SocketAddr,
     span: Span,
-    stream: Rc<TcpStream>,
     codec: FrameCodec,
     rbuf: BytesMut,
-    out: SocketOut,
+    sock: Socket,
     router: Addr<MazeRouter>,
     id_timeout: Duration,
     user: Option<u64>,
     registered: bool,
     /// Unsent output, for the router's pacing.
     load: Arc<SessionLoad>,
-    closing: Option<&'static str>,
-    reading: Option<SpawnHandle>,
     stats: Arc<BrokerStats>,
     entry: TreeEntry,
     _membership: Membership,
@@ -74,12 +70,7 @@ impl Session {
             id: a.id,
             peer: a.peer,
             span,
-            out: SocketOut::new(
-                stream.clone(),
-                a.settings.output_buffer_bytes,
-                a.stats.clone(),
-            ),
-            stream,
+            sock: Socket::new(stream, a.settings.output_buffer_bytes, a.stats.clone()),
             codec: FrameCodec::new(Mode::Maze, limits),
             rbuf: BytesMut::new(),
             router,
@@ -87,8 +78,6 @@ impl Session {
             user: None,
             registered: false,
             load: Arc::default(),
-            closing: None,
-            reading: None,
             stats: a.stats,
             entry: a.entry,
             _membership: a.membership,
@@ -96,29 +85,22 @@ impl Session {
     }
 
     fn wait_readable(&mut self, ctx: &mut Context<Self>) {
-        if self.reading.is_some() || self.closing.is_some() {
-            return;
-        }
-        let stream = self.stream.clone();
-        let fut = async move { stream.readable().await }
-            .into_actor(self)
-            .map(|r, act, ctx| {
-                act.reading = None;
-                let span = act.span.clone();
-                let _g = span.enter();
-                match r {
-                    Ok(()) => act.on_readable(ctx),
-                    Err(e) => act.abort(ctx, "read error", &e),
-                }
-            });
-        self.reading = Some(ctx.spawn(fut));
+        self.sock.wait_readable(
+            ctx,
+            &self.span,
+            |a| &mut a.sock,
+            |act, r, ctx| match r {
+                Ok(()) => act.on_readable(ctx),
+                Err(e) => act.abort(ctx, "read error", &e),
+            },
+        );
     }
 
     fn on_readable(&mut self, ctx: &mut Context<Self>) {
         if self.rbuf.capacity() - self.rbuf.len() < 256 {
             self.rbuf.reserve(1024);
         }
-        match self.stream.try_read_buf(&mut self.rbuf) {
+        match self.sock.stream().try_read_buf(&mut self.rbuf) {
             Ok(0) => {
                 if self.user.is_none() {
                     self.read_id(ctx, true);
@@ -186,22 +168,22 @@ impl Session {
     fn slow_consumer(&mut self, ctx: &mut Context<Self>, full: Full) {
         BrokerStats::add(&self.stats.slow_consumer_disconnects, 1);
         warn!(peer = %self.peer, user = ?self.user, queued = full.queued, budget = full.budget, "slow consumer: output budget full, disconnecting");
-        self.out.discard();
+        self.sock.discard();
         ctx.stop();
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        let before = self.out.written();
-        let flushed = self.out.flush();
+        let before = self.sock.written();
+        let flushed = self.sock.flush();
         self.load
-            .update(self.out.queued(), self.out.written() > before);
+            .update(self.sock.queued(), self.sock.written() > before);
         match flushed {
-            Flushed::Done if self.closing.is_some() => self.finish(ctx),
+            Flushed::Done if self.sock.closing().is_some() => self.finish(ctx),
             Flushed::Done => {}
             Flushed::Blocked => wait_writable(
-                &mut self.out,
+                &mut self.sock,
                 ctx,
-                |a| &mut a.out,
+                |a| &mut a.sock,
                 |act, r, ctx| match r {
                     Ok(()) => act.flush(ctx),
                     Err(e) => act.abort(ctx, "write error", &e),
@@ -212,28 +194,15 @@ impl Session {
     }
 
     fn close(&mut self, ctx: &mut Context<Self>, reason: &'static str) {
-        if self.closing.is_some() {
-            return;
-        }
-        debug!(reason, "closing");
-        self.closing = Some(reason);
-        if let Some(h) = self.reading.take() {
-            ctx.cancel_future(h);
-        }
-        if self.out.is_idle() {
-            self.finish(ctx);
-        }
+        self.sock.close(ctx, reason);
     }
 
     fn finish(&mut self, ctx: &mut Context<Self>) {
-        self.out.shutdown_write();
-        ctx.stop();
+        self.sock.finish(ctx);
     }
 
     fn abort(&mut self, ctx: &mut Context<Self>, what: &'static str, e: &std::io::Error) {
-        debug!(error = %e, "{what}, closing");
-        self.out.discard();
-        ctx.stop();
+        self.sock.abort(ctx, what, e);
     }
 }
 
@@ -244,7 +213,7 @@ impl Actor for Session {
         ctx.set_mailbox_capacity(4096);
         let timeout = self.id_timeout;
         ctx.run_later(timeout, move |act, ctx| {
-            if act.user.is_none() && act.closing.is_none() {
+            if act.user.is_none() && act.sock.closing().is_none() {
                 let _g = act.span.clone().entered();
                 warn!(peer = %act.peer, id_timeout_ms = timeout.as_millis() as u64, "no id line in time, closing");
                 act.close(ctx, "id timeout");
@@ -268,7 +237,10 @@ impl Actor for Session {
             }
         }
         let _g = self.span.clone().entered();
-        debug!(reason = self.closing.unwrap_or("stopped"), "session closed");
+        debug!(
+            reason = self.sock.closing().unwrap_or("stopped"),
+            "session closed"
+        );
     }
 }
 
@@ -276,13 +248,13 @@ impl Handler<Deliver> for Session {
     type Result = ();
 
     fn handle(&mut self, Deliver(chunk): Deliver, ctx: &mut Self::Context) {
-        if self.closing.is_some() {
+        if self.sock.closing().is_some() {
             return;
         }
-        let before = self.out.written();
-        let written = self.out.write_through(&chunk);
+        let before = self.sock.written();
+        let written = self.sock.write_through(&chunk);
         self.load
-            .update(self.out.queued(), self.out.written() > before);
+            .update(self.sock.queued(), self.sock.written() > before);
         match written {
             Ok(Flushed::Done) => {}
             Ok(Flushed::Blocked) => self.flush(ctx),
@@ -299,7 +271,7 @@ impl Handler<Evict> for Session {
         self.registered = false;
         let _g = self.span.clone().entered();
         warn!(peer = %self.peer, user = ?self.user, why = evict.why, "slow consumer: cut off by the router");
-        self.out.discard();
+        self.sock.discard();
         ctx.stop();
     }
 }

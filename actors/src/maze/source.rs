@@ -11,7 +11,6 @@ use std::sync::Arc;
 use actix::prelude::*;
 use bytes::BytesMut;
 use switchyard_codecs::{Frame, FrameCodec, MazeLine, Mode};
-use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn, Span};
 
@@ -19,6 +18,7 @@ use super::reorder::Entry;
 use super::router::{EventBatch, MazeRouter, SourceGone, SourceHello};
 use crate::conn_set::Membership;
 use crate::connection::{Accepted, Drain};
+use crate::socket::Socket;
 use crate::stats::BrokerStats;
 use crate::tree::TreeEntry;
 
@@ -32,16 +32,14 @@ pub struct EventSource {
     id: u64,
     peer: SocketAddr,
     span: Span,
-    stream: Rc<TcpStream>,
+    sock: Socket,
     codec: FrameCodec,
     rbuf: BytesMut,
     router: Addr<MazeRouter>,
     accepted: bool,
     /// A batch is with the router; nothing is read until it answers.
     in_flight: bool,
-    reading: Option<SpawnHandle>,
     eof: bool,
-    closing: bool,
     malformed: u64,
     stats: Arc<BrokerStats>,
     entry: TreeEntry,
@@ -55,15 +53,13 @@ impl EventSource {
             id: a.id,
             peer: a.peer,
             span,
-            stream: Rc::new(a.stream),
+            sock: Socket::new(Rc::new(a.stream), 0, a.stats.clone()),
             codec: FrameCodec::new(Mode::Maze, a.settings.limits),
             rbuf: BytesMut::new(),
             router,
             accepted: false,
             in_flight: false,
-            reading: None,
             eof: false,
-            closing: false,
             malformed: 0,
             stats: a.stats,
             entry: a.entry,
@@ -72,32 +68,28 @@ impl EventSource {
     }
 
     fn wait_readable(&mut self, ctx: &mut Context<Self>) {
-        if self.reading.is_some() || self.in_flight || self.closing || self.eof {
+        if self.in_flight || self.eof {
             return;
         }
-        let stream = self.stream.clone();
-        let fut = async move { stream.readable().await }
-            .into_actor(self)
-            .map(|r, act, ctx| {
-                act.reading = None;
-                let span = act.span.clone();
-                let _g = span.enter();
-                match r {
-                    Ok(()) => act.on_readable(ctx),
-                    Err(e) => {
-                        debug!(error = %e, "read error");
-                        act.finish(ctx);
-                    }
+        self.sock.wait_readable(
+            ctx,
+            &self.span,
+            |a| &mut a.sock,
+            |act, r, ctx| {
+                if let Err(e) = r {
+                    debug!(error = %e, "read error");
+                    return act.finish(ctx);
                 }
-            });
-        self.reading = Some(ctx.spawn(fut));
+                act.on_readable(ctx)
+            },
+        );
     }
 
     fn on_readable(&mut self, ctx: &mut Context<Self>) {
         if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
             self.rbuf.reserve(READ_CHUNK);
         }
-        match self.stream.try_read_buf(&mut self.rbuf) {
+        match self.sock.stream().try_read_buf(&mut self.rbuf) {
             Ok(0) => {
                 self.eof = true;
                 self.process(ctx);
@@ -170,7 +162,7 @@ impl EventSource {
     }
 
     fn after_batch(&mut self, ctx: &mut Context<Self>) {
-        if self.eof || self.closing {
+        if self.eof || self.sock.closing().is_some() {
             self.finish(ctx);
         } else {
             self.wait_readable(ctx);
@@ -221,13 +213,8 @@ impl Actor for EventSource {
 impl Handler<Drain> for EventSource {
     type Result = ();
 
+    /// A batch already with the router is still applied; nothing more is read.
     fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
-        self.closing = true;
-        if let Some(h) = self.reading.take() {
-            ctx.cancel_future(h);
-        }
-        if !self.in_flight {
-            self.finish(ctx);
-        }
+        self.sock.close(ctx, "shutdown");
     }
 }

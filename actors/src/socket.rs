@@ -1,5 +1,6 @@
-//! The write side shared by every actor that owns a socket: a budgeted [`Outbox`],
-//! `try_write` until the socket would block, then one `writable()` wait.
+//! The socket half every connection-like actor shares: reads wait for readiness,
+//! writes go through a budgeted [`Outbox`] (`try_write` until the socket would block,
+//! then one `writable()` wait), and closing flushes, half-closes, then stops.
 
 use std::io;
 use std::rc::Rc;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use tokio::net::TcpStream;
+use tracing::{debug, Span};
 
 use crate::outbox::{Full, Outbox};
 use crate::stats::BrokerStats;
@@ -23,23 +25,29 @@ pub enum Flushed {
 }
 
 #[derive(Debug)]
-pub struct SocketOut {
+pub struct Socket {
     stream: Rc<TcpStream>,
     out: Outbox,
     stats: Arc<BrokerStats>,
     /// A `writable()` wait is in flight.
     pub waiting: bool,
     written: u64,
+    /// A `readable()` wait in flight.
+    reading: Option<SpawnHandle>,
+    /// Flushing, then closing, for this reason.
+    closing: Option<&'static str>,
 }
 
-impl SocketOut {
+impl Socket {
     pub fn new(stream: Rc<TcpStream>, budget: usize, stats: Arc<BrokerStats>) -> Self {
-        SocketOut {
+        Socket {
             stream,
             out: Outbox::new(budget),
             stats,
             waiting: false,
             written: 0,
+            reading: None,
+            closing: None,
         }
     }
 
@@ -125,18 +133,83 @@ impl SocketOut {
         self.out.clear();
     }
 
-    /// Half-closes the socket so the peer reads everything sent before it sees EOF.
-    pub fn shutdown_write(&self) {
+    /// Why the socket is closing, once it is.
+    pub fn closing(&self) -> Option<&'static str> {
+        self.closing
+    }
+
+    /// A `readable()` wait is in flight.
+    pub fn reading(&self) -> bool {
+        self.reading.is_some()
+    }
+
+    /// Waits until the socket is readable (`get` finds it in the actor), then calls
+    /// `then` inside `span`. Nothing happens once the socket is closing.
+    pub fn wait_readable<A>(
+        &mut self,
+        ctx: &mut Context<A>,
+        span: &Span,
+        get: fn(&mut A) -> &mut Socket,
+        then: fn(&mut A, io::Result<()>, &mut Context<A>),
+    ) where
+        A: Actor<Context = Context<A>>,
+    {
+        if self.reading.is_some() || self.closing.is_some() {
+            return;
+        }
+        let (stream, span) = (self.stream.clone(), span.clone());
+        let fut = actix::fut::wrap_future::<_, A>(async move { stream.readable().await });
+        self.reading = Some(ctx.spawn(fut.map(move |r, act, ctx| {
+            get(act).reading = None;
+            let _g = span.enter();
+            then(act, r, ctx)
+        })));
+    }
+
+    /// Stops reading, flushes what is queued, then half-closes and stops the actor.
+    pub fn close<A: Actor<Context = Context<A>>>(
+        &mut self,
+        ctx: &mut Context<A>,
+        reason: &'static str,
+    ) {
+        if self.closing.is_some() {
+            return;
+        }
+        debug!(reason, "closing");
+        self.closing = Some(reason);
+        if let Some(h) = self.reading.take() {
+            ctx.cancel_future(h);
+        }
+        if self.is_idle() {
+            self.finish(ctx);
+        }
+    }
+
+    /// Half-closes, so the peer reads everything sent before it sees EOF, and stops.
+    pub fn finish<A: Actor<Context = Context<A>>>(&mut self, ctx: &mut Context<A>) {
         let _ = socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write);
+        ctx.stop();
+    }
+
+    /// Drops what is queued and stops at once (the socket failed).
+    pub fn abort<A: Actor<Context = Context<A>>>(
+        &mut self,
+        ctx: &mut Context<A>,
+        what: &'static str,
+        e: &io::Error,
+    ) {
+        debug!(error = %e, "{what}, closing");
+        self.out.clear();
+        ctx.stop();
     }
 }
 
 /// Waits until `out`'s socket is writable (`get` finds it in the actor), then calls
 /// `then`.
 pub fn wait_writable<A>(
-    out: &mut SocketOut,
+    out: &mut Socket,
     ctx: &mut Context<A>,
-    get: fn(&mut A) -> &mut SocketOut,
+    get: fn(&mut A) -> &mut Socket,
     then: fn(&mut A, io::Result<()>, &mut Context<A>),
 ) where
     A: Actor<Context = Context<A>>,
