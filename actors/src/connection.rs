@@ -104,10 +104,7 @@ impl Connection {
     }
 
     fn on_readable(&mut self, ctx: &mut Context<Self>) {
-        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
-            self.rbuf.reserve(READ_CHUNK);
-        }
-        match self.sock.stream().try_read_buf(&mut self.rbuf) {
+        match self.sock.try_read(&mut self.rbuf, READ_CHUNK) {
             Ok(0) => {
                 self.eof = true;
                 self.process(ctx);
@@ -115,8 +112,7 @@ impl Connection {
                     self.close(ctx, "peer closed");
                 }
             }
-            Ok(n) => {
-                BrokerStats::add(&self.stats.bytes_in, n as u64);
+            Ok(_) => {
                 self.last_activity = Instant::now();
                 self.process(ctx);
                 self.wait_readable(ctx);

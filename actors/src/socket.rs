@@ -133,6 +133,17 @@ impl Socket {
         self.out.clear();
     }
 
+    /// Reads what the socket holds into `buf`, growing it by `chunk` when less than a
+    /// quarter of that is free; counts the bytes in.
+    pub fn try_read(&self, buf: &mut bytes::BytesMut, chunk: usize) -> io::Result<usize> {
+        if buf.capacity() - buf.len() < chunk / 4 {
+            buf.reserve(chunk);
+        }
+        let n = self.stream.try_read_buf(buf)?;
+        BrokerStats::add(&self.stats.bytes_in, n as u64);
+        Ok(n)
+    }
+
     /// Why the socket is closing, once it is.
     pub fn closing(&self) -> Option<&'static str> {
         self.closing

@@ -97,18 +97,14 @@ impl Session {
     }
 
     fn on_readable(&mut self, ctx: &mut Context<Self>) {
-        if self.rbuf.capacity() - self.rbuf.len() < 256 {
-            self.rbuf.reserve(1024);
-        }
-        match self.sock.stream().try_read_buf(&mut self.rbuf) {
+        match self.sock.try_read(&mut self.rbuf, 1024) {
             Ok(0) => {
                 if self.user.is_none() {
                     self.read_id(ctx, true);
                 }
                 self.close(ctx, "peer closed");
             }
-            Ok(n) => {
-                BrokerStats::add(&self.stats.bytes_in, n as u64);
+            Ok(_) => {
                 if self.user.is_none() {
                     self.read_id(ctx, false);
                 } else {
