@@ -9,16 +9,22 @@
 //!   chunks the router sends it.
 //! - [`reorder`]: the bounded reorder buffer.
 //! - [`graph`]: the follow graph with each user's online followers.
+//! - [`messages`]: what sources and sessions say to the router.
+//! - [`load`]: a session's backlog, shared with the router for flow control.
 //! - [`settings`]: the `[maze]` options.
 
 pub mod graph;
+pub mod load;
+pub mod messages;
 pub mod reorder;
 pub mod router;
 pub mod session;
 pub mod settings;
 pub mod source;
 
-pub use router::{MazeRouter, RouterSlot, RouterStatus, SessionLoad};
+pub use load::SessionLoad;
+pub use messages::RouterStatus;
+pub use router::{MazeRouter, RouterSlot};
 pub use session::Session;
 pub use settings::{MazeSettings, OnNewSource};
 pub use source::EventSource;

@@ -15,7 +15,9 @@ use switchyard_codecs::{Frame, FrameCodec, Limits, MazeLine, Mode};
 use tokio_util::codec::Decoder;
 use tracing::{debug, warn, Span};
 
-use super::router::{MazeRouter, Register, SessionLoad, Unregister};
+use super::load::SessionLoad;
+use super::messages::{Register, Unregister};
+use super::router::MazeRouter;
 use crate::conn_set::Membership;
 use crate::connection::{Accepted, Drain};
 use crate::outbox::Full;

@@ -14,8 +14,9 @@ use switchyard_codecs::{Frame, FrameCodec, MazeLine, Mode};
 use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn, Span};
 
+use super::messages::{EventBatch, SourceGone, SourceHello};
 use super::reorder::Entry;
-use super::router::{EventBatch, MazeRouter, SourceGone, SourceHello};
+use super::router::MazeRouter;
 use crate::conn_set::Membership;
 use crate::connection::{Accepted, Drain};
 use crate::socket::Socket;

@@ -11,8 +11,13 @@ use switchyard_actors::maze::{MazeSettings, OnNewSource};
 use switchyard_actors::{ConnectionSettings, ListenerSettings, RestartPolicy, SlowConsumer};
 use switchyard_codecs::Limits;
 
+mod error;
+
+pub use error::ConfigError;
+use error::{at_key, from_toml};
+
 /// The shipped `config.toml`, used when no `./config.toml` exists.
-pub const SHIPPED: &str = include_str!("../config.toml");
+pub const SHIPPED: &str = include_str!("../../config.toml");
 
 /// A whole number within `LO..=HI`, refused at parse time (so the error has a line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -178,36 +183,6 @@ pub struct ShutdownConfig {
 impl Default for ShutdownConfig {
     fn default() -> Self {
         ShutdownConfig { grace_ms: 5000 }
-    }
-}
-
-/// A config that cannot be used, with where and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    pub file: String,
-    /// 1-based line and column, when the problem is at a place in the file.
-    pub line: Option<(usize, usize)>,
-    /// `section.key`, when known.
-    pub key: Option<String>,
-    pub message: String,
-    /// The offending line, shown under the message.
-    pub source_line: Option<String>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let Some((line, col)) = self.line {
-            write!(f, ":{line}:{col}")?;
-        }
-        if let Some(key) = &self.key {
-            write!(f, ": key `{key}`")?;
-        }
-        write!(f, ": {}", self.message)?;
-        if let (Some((line, _)), Some(text)) = (self.line, &self.source_line) {
-            write!(f, "\n {line:>4} | {text}")?;
-        }
-        Ok(())
     }
 }
 
@@ -379,191 +354,5 @@ impl Config {
     }
 }
 
-/// 1-based line and column of byte `offset`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, col)
-}
-
-/// The `[section]` in force at `line` (1-based), and the key written on it.
-fn key_at(text: &str, line: usize) -> Option<String> {
-    let lines: Vec<&str> = text.lines().collect();
-    let here = lines.get(line.checked_sub(1)?)?.trim();
-    let section = lines[..line - 1]
-        .iter()
-        .rev()
-        .map(|l| l.trim())
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    if here.starts_with('[') {
-        return Some(
-            here.trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_string(),
-        );
-    }
-    let key = here.split('=').next()?.trim().trim_matches('"');
-    if key.is_empty() {
-        return section;
-    }
-    Some(match section {
-        Some(s) => format!("{s}.{key}"),
-        None => key.to_string(),
-    })
-}
-
-fn from_toml(e: &toml::de::Error, text: &str, file: &str) -> ConfigError {
-    let (line, key, source_line) = match e.span() {
-        Some(span) => {
-            let (line, col) = line_col(text, span.start);
-            let source_line = text.lines().nth(line - 1).map(str::to_string);
-            (Some((line, col)), key_at(text, line), source_line)
-        }
-        None => (None, None, None),
-    };
-    ConfigError {
-        file: file.to_string(),
-        line,
-        key,
-        message: e.message().trim().to_string(),
-        source_line,
-    }
-}
-
-/// An error about `section.key`, placed at its line when the file sets it.
-fn at_key(text: &str, file: &str, section: &str, key: &str, message: String) -> ConfigError {
-    let mut current = String::new();
-    let mut found = None;
-    for (i, l) in text.lines().enumerate() {
-        let t = l.trim();
-        if t.starts_with('[') {
-            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
-        } else if current == section
-            && t.split('=').next().map(str::trim) == Some(key)
-            && t.contains('=')
-        {
-            found = Some((i + 1, l.to_string()));
-        }
-    }
-    let (line, source_line) = match found {
-        Some((n, l)) => (Some((n, 1)), Some(l)),
-        None => (None, None),
-    };
-    ConfigError {
-        file: file.to_string(),
-        line,
-        key: Some(format!("{section}.{key}")),
-        message,
-        source_line,
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shipped_config_is_valid_and_loopback_only() {
-        let c = Config::parse(SHIPPED, "config.toml").unwrap();
-        assert!(c.broker.bind.ip().is_loopback());
-        let maze = c
-            .maze
-            .as_ref()
-            .expect("the maze is on in the shipped config");
-        assert!(maze.event_bind.ip().is_loopback() && maze.client_bind.ip().is_loopback());
-        // The shipped file spells out the defaults.
-        assert_eq!(
-            c,
-            Config {
-                maze: Some(MazeConfig::default()),
-                ..Config::default()
-            }
-        );
-    }
-
-    #[test]
-    fn every_section_is_optional() {
-        assert_eq!(Config::parse("", "x").unwrap(), Config::default());
-        assert_eq!(
-            Config::parse("[maze]\n", "x").unwrap().maze,
-            Some(MazeConfig::default())
-        );
-        let c = Config::parse("[broker]\nmax_connections = 3\n", "x").unwrap();
-        assert_eq!(c.broker.max_connections.get(), 3);
-        assert_eq!(c.supervisor, SupervisorConfig::default());
-    }
-
-    #[test]
-    fn unknown_key_names_key_line_and_expected() {
-        let e = Config::parse(
-            "[broker]\nbind = \"127.0.0.1:1\"\nmax_conections = 3\n",
-            "c.toml",
-        )
-        .unwrap_err();
-        assert_eq!(e.line, Some((3, 1)));
-        assert_eq!(e.key.as_deref(), Some("broker.max_conections"));
-        assert!(e.message.contains("unknown field `max_conections`"), "{e}");
-        assert!(
-            e.message.contains("`max_connections`"),
-            "lists what is expected: {e}"
-        );
-        let shown = e.to_string();
-        assert!(
-            shown.starts_with("c.toml:3:1: key `broker.max_conections`: unknown field"),
-            "{shown}"
-        );
-    }
-
-    #[test]
-    fn unknown_section_is_refused() {
-        let e = Config::parse("[brokr]\nbind = \"127.0.0.1:1\"\n", "c.toml").unwrap_err();
-        assert_eq!(e.line.map(|l| l.0), Some(1));
-        assert!(e.message.contains("unknown field `brokr`"), "{e}");
-    }
-
-    #[test]
-    fn bad_values_name_key_line_and_expected() {
-        let cases = [
-            (
-                "[broker]\nmax_connections = 0\n",
-                "broker.max_connections",
-                "expected a number from 1 to 1000000, got 0",
-            ),
-            (
-                "[broker]\nbind = \"localhost\"\n",
-                "broker.bind",
-                "socket address",
-            ),
-            (
-                "[broker]\nslow_consumer = \"drop\"\n",
-                "broker.slow_consumer",
-                "expected `disconnect` or `block`",
-            ),
-            (
-                "[shutdown]\ngrace_ms = \"5s\"\n",
-                "shutdown.grace_ms",
-                "expected u64",
-            ),
-            (
-                "[broker]\noutput_buffer_bytes = 2048\n",
-                "broker.output_buffer_bytes",
-                "expected at least broker.max_frame_bytes",
-            ),
-        ];
-        for (text, key, expected) in cases {
-            let e = Config::parse(text, "c.toml").unwrap_err();
-            assert_eq!(e.key.as_deref(), Some(key), "{e}");
-            assert_eq!(e.line.map(|l| l.0), Some(2), "{e}");
-            assert!(e.message.contains(expected), "{e}");
-        }
-    }
-
-    #[test]
-    fn effective_config_round_trips() {
-        let c = Config::parse("[broker]\nidle_timeout_ms = 5\n", "x").unwrap();
-        let again = Config::parse(&c.to_toml(), "y").unwrap();
-        assert_eq!(c, again);
-    }
-}
+mod tests;

@@ -6,22 +6,27 @@
 //! client per batch. It never waits on a session: a full mailbox evicts the session.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::{BufMut, Bytes, BytesMut};
 use rustc_hash::FxHashMap;
-use serde::Serialize;
 use switchyard_codecs::maze::write_event;
 use switchyard_codecs::MazeKind;
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
+mod flow;
+
 use super::graph::{Graph, User};
+use super::load::SessionLoad;
+pub use super::messages::{
+    EventBatch, GetStatus, Register, RouterStatus, SourceGone, SourceHello, Unregister,
+};
 use super::reorder::{Entry, Refused, Reorder};
-use super::session::{Deliver, Evict, Session};
+use super::session::{Deliver, Session};
 use super::settings::{MazeSettings, OnNewSource};
 use crate::stats::BrokerStats;
 use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
@@ -29,63 +34,6 @@ use crate::tree::TreeEntry;
 
 /// Where listeners find the router that runs now (it changes when it restarts).
 pub type RouterSlot = Arc<Mutex<Option<Addr<MazeRouter>>>>;
-
-/// An event source asks to become the one source.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), String>")]
-pub struct SourceHello {
-    pub id: u64,
-    pub peer: SocketAddr,
-}
-
-/// The event source has gone.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct SourceGone {
-    pub id: u64,
-}
-
-/// The entries of one socket read. Answered once the router can take more: at once,
-/// unless the source has run a whole reorder window ahead.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), ()>")]
-pub struct EventBatch {
-    pub source: u64,
-    pub entries: Vec<(u64, Entry)>,
-}
-
-/// A user client has sent its id.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), String>")]
-pub struct Register {
-    pub session: u64,
-    pub user: u64,
-    pub addr: Addr<Session>,
-    /// The session's unsent output, kept up to date by the session.
-    pub load: Arc<SessionLoad>,
-}
-
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Unregister {
-    pub session: u64,
-}
-
-/// The router's state, for tests and the tree.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-pub struct RouterStatus {
-    pub next_seq: u64,
-    pub held: usize,
-    pub users: usize,
-    pub follows: usize,
-    pub sessions: usize,
-    pub source_connected: bool,
-    pub source_paused: bool,
-}
-
-#[derive(Debug, Message)]
-#[rtype(result = "RouterStatus")]
-pub struct GetStatus;
 
 #[derive(Debug)]
 struct Registration {
@@ -95,46 +43,6 @@ struct Registration {
     load: Arc<SessionLoad>,
     /// Since when its output has been over half its budget.
     high_since: Option<Instant>,
-}
-
-/// What a session tells the router about its output, without a message.
-#[derive(Debug)]
-pub struct SessionLoad {
-    /// Bytes queued and not yet written.
-    pub queued: AtomicUsize,
-    /// When output last moved, in ms since the process's first session.
-    pub progress_ms: AtomicU64,
-}
-
-impl Default for SessionLoad {
-    fn default() -> Self {
-        SessionLoad {
-            queued: AtomicUsize::new(0),
-            progress_ms: AtomicU64::new(Self::clock()),
-        }
-    }
-}
-
-impl SessionLoad {
-    fn clock() -> u64 {
-        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        BASE.get_or_init(Instant::now).elapsed().as_millis() as u64
-    }
-
-    /// Records the queue after a write attempt; `moved`: the socket took bytes.
-    pub fn update(&self, queued: usize, moved: bool) {
-        self.queued.store(queued, Relaxed);
-        if moved || queued == 0 {
-            self.progress_ms.store(Self::clock(), Relaxed);
-        }
-    }
-
-    /// Output waits and has not moved for `stall`.
-    fn stalled(&self, stall: Duration) -> bool {
-        self.queued.load(Relaxed) > 0
-            && Self::clock().saturating_sub(self.progress_ms.load(Relaxed))
-                > stall.as_millis() as u64
-    }
 }
 
 pub struct MazeRouter {
@@ -349,23 +257,6 @@ impl MazeRouter {
         }
     }
 
-    /// Cuts a session off as a slow consumer.
-    fn evict(&mut self, sid: u64, why: &'static str, ctx: &mut Context<Self>) {
-        if let Some(reg) = self.unregister(sid) {
-            BrokerStats::add(&self.stats.slow_consumer_disconnects, 1);
-            warn!(
-                session = sid,
-                user = reg.user_id,
-                why,
-                "slow consumer: disconnecting session"
-            );
-            // Waits for room in the mailbox without holding up the router.
-            ctx.spawn(actix::fut::wrap_future::<_, Self>(async move {
-                let _ = reg.addr.send(Evict { why }).await;
-            }));
-        }
-    }
-
     fn unregister(&mut self, sid: u64) -> Option<Registration> {
         let reg = self.sessions.remove(&sid)?;
         let list = &mut self.by_user[reg.user as usize];
@@ -376,96 +267,6 @@ impl MazeRouter {
         }
         self.graph.disconnect(reg.user);
         Some(reg)
-    }
-
-    /// Whether the clients' output asks the source to wait: one client holds more than
-    /// half its budget, or all together more than `limit`. Notes since when each
-    /// client has been over half its budget.
-    fn output_pressure(&mut self, limit: usize) -> bool {
-        let high = self.settings.client_high_water_bytes;
-        let mut total = 0;
-        let mut any_high = false;
-        for reg in self.sessions.values_mut() {
-            let q = reg.load.queued.load(Relaxed);
-            total += q;
-            if q > high {
-                any_high = true;
-                reg.high_since.get_or_insert_with(Instant::now);
-            } else {
-                reg.high_since = None;
-            }
-        }
-        any_high || total > limit
-    }
-
-    /// Answers a held-back batch once the source may send more: nothing waits beyond
-    /// the window, no client is over half its budget, and the clients' backlog is down
-    /// to half the pacing mark. Meanwhile a client that holds the stream back for
-    /// `client_stall` is cut off, so no client can stall the others for longer.
-    fn maybe_resume(&mut self, ctx: &mut Context<Self>) {
-        if self.paused.is_none() || self.reorder.overflowing() {
-            return;
-        }
-        if !self.output_pressure(self.settings.pace_output_bytes / 2) {
-            self.paused_since = None;
-            if let Some(tx) = self.paused.take() {
-                let _ = tx.send(());
-            }
-            return;
-        }
-        let stall = self.settings.client_stall;
-        let since = *self.paused_since.get_or_insert_with(Instant::now);
-        let waited = since.elapsed() >= stall;
-        let stuck: Vec<(u64, &'static str)> = self
-            .sessions
-            .iter()
-            .filter_map(|(sid, r)| {
-                if r.high_since.is_some_and(|t| t.elapsed() >= stall) {
-                    Some((
-                        *sid,
-                        "over half its output budget for client_stall_ms while the stream waited",
-                    ))
-                } else if waited && r.load.stalled(stall) {
-                    Some((
-                        *sid,
-                        "its output has not moved for client_stall_ms while the stream waited",
-                    ))
-                } else {
-                    None
-                }
-            })
-            .collect();
-        for (sid, why) in stuck {
-            self.evict(sid, why, ctx);
-        }
-        if waited {
-            self.paused_since = Some(Instant::now());
-        }
-        ctx.run_later(Duration::from_millis(2), |act, ctx| act.maybe_resume(ctx));
-    }
-
-    fn check_gap(&mut self, ctx: &mut Context<Self>, gap: Duration) {
-        if self.reorder.held() == 0 {
-            self.stalled_since = None;
-            return;
-        }
-        let since = *self.stalled_since.get_or_insert_with(Instant::now);
-        if since.elapsed() < gap {
-            return;
-        }
-        if let Some(seq) = self.reorder.skip_missing() {
-            BrokerStats::add(&self.stats.maze_gaps_skipped, 1);
-            warn!(
-                seq,
-                waited_ms = since.elapsed().as_millis() as u64,
-                "sequence number missing, skipped"
-            );
-            self.stalled_since = None;
-            self.drain();
-            self.flush_out(ctx);
-            self.maybe_resume(ctx);
-            self.update_detail();
-        }
     }
 }
 
