@@ -12,6 +12,7 @@
 //! - [`maze`]: the follower maze: [`maze::MazeRouter`], event sources and sessions.
 //! - [`settings`]: what the configuration tells listeners and connections.
 //! - [`stats`]: broker-wide counters.
+//! - [`storage`]: partition logs on disk (segments, index, recovery, retention).
 //! - [`panic_note`]: remembers panic messages so restarts can say why.
 //!
 //! Everything runs on one actix Arbiter (see `ARCHITECTURE.md`, performance stance).
@@ -26,6 +27,7 @@ pub mod panic_note;
 pub mod settings;
 pub mod socket;
 pub mod stats;
+pub mod storage;
 pub mod supervisor;
 pub mod tree;
 

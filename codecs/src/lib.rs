@@ -9,6 +9,8 @@
 //! - [`maze`]: follower-maze lines (`seq|T[|from[|to]]`) and the user-id line.
 //! - [`envelope`]: the dipper envelope ([`Envelope`], [`Labels`]) and its encoder.
 //! - [`scan`]: the cheap `check` pass over envelope bytes that finds a frame's extent.
+//! - [`record`]: the stored record of a partition log (length, CRC-32C, offset, timestamp,
+//!   key, labels, value).
 //! - [`frame`]: [`FrameCodec`], one tokio-util `Decoder`/`Encoder` for both formats.
 //! - [`error`]: the typed errors ([`FrameError`], [`MazeError`], [`EnvelopeError`]).
 //!
@@ -23,6 +25,7 @@ pub mod frame;
 pub mod limits;
 pub mod maze;
 pub mod number;
+pub mod record;
 pub mod scan;
 
 pub use envelope::{Envelope, Labels};

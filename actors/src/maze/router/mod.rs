@@ -331,7 +331,7 @@ impl Handler<EventBatch> for MazeRouter {
     type Result = ResponseFuture<Result<(), ()>>;
 
     fn handle(&mut self, batch: EventBatch, ctx: &mut Self::Context) -> Self::Result {
-        if !self.source.is_some_and(|(id, _)| id == batch.source) {
+        if self.source.is_none_or(|(id, _)| id != batch.source) {
             return Box::pin(async { Err(()) });
         }
         for (seq, entry) in batch.entries {
