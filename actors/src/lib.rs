@@ -12,6 +12,7 @@
 //! - [`maze`]: the follower maze: [`maze::MazeRouter`], event sources and sessions.
 //! - [`settings`]: what the configuration tells listeners and connections.
 //! - [`stats`]: broker-wide counters.
+//! - [`topic`]: topics and their partitions; [`topic::Partition`] is each log's single writer.
 //! - [`storage`]: partition logs on disk (segments, index, recovery, retention).
 //! - [`panic_note`]: remembers panic messages so restarts can say why.
 //!
@@ -29,6 +30,7 @@ pub mod socket;
 pub mod stats;
 pub mod storage;
 pub mod supervisor;
+pub mod topic;
 pub mod tree;
 
 pub use conn_set::ConnectionSet;

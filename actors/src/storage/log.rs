@@ -275,6 +275,13 @@ impl PartitionLog {
         Ok(first..self.next_offset)
     }
 
+    /// A handle on the active segment's file, so its `fdatasync` can run off the actor
+    /// (the descriptor is duplicated; the data it syncs is the same file's).
+    pub fn sync_handle(&mut self) -> Result<File, StorageError> {
+        let seg = self.active();
+        seg.file.try_clone().map_err(io(&seg.path))
+    }
+
     /// Makes everything appended so far durable (`fdatasync`).
     pub fn sync(&mut self) -> Result<(), StorageError> {
         let seg = self.active();

@@ -1,0 +1,207 @@
+//! [`Partition`]: owns one partition log and is its only writer.
+//!
+//! Appends go to the page cache at once, with one `write(2)` per batch. With
+//! `fsync = "always"` an append is answered only after an `fdatasync` that covers it;
+//! the sync runs on the blocking pool, and appends that arrive meanwhile wait for the
+//! next one together (group commit), so the sync rate, not the append rate, bounds it.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use switchyard_codecs::record::Record;
+use tokio::sync::oneshot;
+use tracing::{debug, warn};
+
+use crate::storage::log::Append;
+use crate::storage::{PartitionLog, StorageError};
+
+/// When appends become durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FsyncPolicy {
+    /// Answer an append after an `fdatasync` that covers it.
+    Always,
+    /// Answer at once; `fdatasync` on this period.
+    Interval(Duration),
+    /// Answer at once; leave flushing to the kernel.
+    Never,
+}
+
+/// The offsets a batch got, once it is as durable as the policy asks.
+pub type Appended = Result<Range<u64>, String>;
+
+/// Appends a batch.
+#[derive(Debug, Message)]
+#[rtype(result = "Appended")]
+pub struct AppendBatch(pub Vec<Append>);
+
+/// Reads from an offset, up to about `max_bytes` (at least one record if any).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<Record>, String>")]
+pub struct Fetch {
+    pub from: u64,
+    pub max_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct PartitionStatus {
+    pub start_offset: u64,
+    pub next_offset: u64,
+    /// Offsets below this are on disk (`fdatasync` done).
+    pub durable_offset: u64,
+    pub size_bytes: u64,
+    pub segments: usize,
+    pub fsyncs: u64,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "PartitionStatus")]
+pub struct GetPartitionStatus;
+
+type Waiter = (Range<u64>, oneshot::Sender<Appended>);
+
+#[derive(Debug)]
+pub struct Partition {
+    name: String,
+    log: PartitionLog,
+    policy: FsyncPolicy,
+    /// Appended, waiting for the next sync to start.
+    waiting: Vec<Waiter>,
+    syncing: bool,
+    durable: u64,
+    fsyncs: u64,
+}
+
+impl Partition {
+    pub fn new(name: impl Into<String>, log: PartitionLog, policy: FsyncPolicy) -> Self {
+        let durable = log.next_offset();
+        Partition {
+            name: name.into(),
+            log,
+            policy,
+            waiting: Vec::new(),
+            syncing: false,
+            durable,
+            fsyncs: 0,
+        }
+    }
+
+    fn status(&self) -> PartitionStatus {
+        PartitionStatus {
+            start_offset: self.log.start_offset(),
+            next_offset: self.log.next_offset(),
+            durable_offset: self.durable,
+            size_bytes: self.log.size_bytes(),
+            segments: self.log.segment_count(),
+            fsyncs: self.fsyncs,
+        }
+    }
+
+    /// Starts an `fdatasync` covering everything appended so far, unless one runs;
+    /// then the waiters that arrived meanwhile go with the next one.
+    fn start_sync(&mut self, ctx: &mut Context<Self>) {
+        if self.syncing || (self.waiting.is_empty() && self.durable == self.log.next_offset()) {
+            return;
+        }
+        let file = match self.log.sync_handle() {
+            Ok(f) => f,
+            Err(e) => return self.fail_waiters(&e.to_string()),
+        };
+        self.syncing = true;
+        let covered = std::mem::take(&mut self.waiting);
+        let upto = self.log.next_offset();
+        let fut = actix::fut::wrap_future::<_, Self>(actix_rt::task::spawn_blocking(move || {
+            file.sync_data()
+        }));
+        ctx.spawn(fut.map(move |r, act, ctx| {
+            act.syncing = false;
+            act.fsyncs += 1;
+            match r {
+                Ok(Ok(())) => {
+                    act.durable = act.durable.max(upto);
+                    for (range, tx) in covered {
+                        let _ = tx.send(Ok(range));
+                    }
+                }
+                Ok(Err(e)) => {
+                    warn!(partition = %act.name, error = %e, "fdatasync failed; appends not acknowledged");
+                    for (_, tx) in covered {
+                        let _ = tx.send(Err(format!("fdatasync failed: {e}")));
+                    }
+                }
+                Err(e) => {
+                    for (_, tx) in covered {
+                        let _ = tx.send(Err(format!("fdatasync did not run: {e}")));
+                    }
+                }
+            }
+            act.start_sync(ctx);
+        }));
+    }
+
+    fn fail_waiters(&mut self, why: &str) {
+        for (_, tx) in self.waiting.drain(..) {
+            let _ = tx.send(Err(why.to_string()));
+        }
+    }
+}
+
+impl Actor for Partition {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(1024);
+        if let FsyncPolicy::Interval(every) = self.policy {
+            ctx.run_interval(every, |act, ctx| act.start_sync(ctx));
+        }
+    }
+}
+
+impl Handler<AppendBatch> for Partition {
+    type Result = ResponseFuture<Appended>;
+
+    fn handle(&mut self, AppendBatch(batch): AppendBatch, ctx: &mut Self::Context) -> Self::Result {
+        let range = match self.log.append(&batch) {
+            Ok(r) => r,
+            Err(e) => {
+                let e = storage_error(&self.name, e);
+                return Box::pin(async move { Err(e) });
+            }
+        };
+        debug!(partition = %self.name, first = range.start, count = range.end - range.start, "appended");
+        if self.policy != FsyncPolicy::Always {
+            return Box::pin(async move { Ok(range) });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiting.push((range, tx));
+        self.start_sync(ctx);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err("partition stopped before the append was durable".into()))
+        })
+    }
+}
+
+impl Handler<Fetch> for Partition {
+    type Result = Result<Vec<Record>, String>;
+
+    fn handle(&mut self, f: Fetch, _: &mut Self::Context) -> Self::Result {
+        self.log
+            .read(f.from, f.max_bytes)
+            .map_err(|e| storage_error(&self.name, e))
+    }
+}
+
+impl Handler<GetPartitionStatus> for Partition {
+    type Result = MessageResult<GetPartitionStatus>;
+
+    fn handle(&mut self, _: GetPartitionStatus, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.status())
+    }
+}
+
+fn storage_error(name: &str, e: StorageError) -> String {
+    warn!(partition = %name, error = %e, "storage error");
+    e.to_string()
+}

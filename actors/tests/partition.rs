@@ -1,0 +1,92 @@
+//! The partition actor: group commit under `fsync = always`, acks per policy, reads.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use switchyard_actors::storage::log::Append;
+use switchyard_actors::storage::{LogConfig, PartitionLog};
+use switchyard_actors::topic::partition::{AppendBatch, Fetch, GetPartitionStatus};
+use switchyard_actors::topic::{FsyncPolicy, Partition};
+use switchyard_codecs::Labels;
+
+fn batch(n: usize, tag: usize) -> Vec<Append> {
+    (0..n)
+        .map(|i| Append {
+            timestamp_ms: 1,
+            key: None,
+            labels: Labels::new(),
+            value: Bytes::from(format!("{tag}:{i}")),
+        })
+        .collect()
+}
+
+fn start(dir: &std::path::Path, policy: FsyncPolicy) -> Addr<Partition> {
+    let (log, _) = PartitionLog::open(dir, LogConfig::default()).unwrap();
+    Partition::new("t/0", log, policy).start()
+}
+
+#[actix_rt::test]
+async fn always_acks_after_a_shared_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = start(dir.path(), FsyncPolicy::Always);
+    // 200 batches in flight at once: they share far fewer fsyncs.
+    let pending: Vec<_> = (0..200)
+        .map(|t| actix_rt::spawn(p.send(AppendBatch(batch(10, t)))))
+        .collect();
+    let mut ranges = Vec::new();
+    for h in pending {
+        ranges.push(h.await.unwrap().unwrap().unwrap());
+    }
+    ranges.sort_by_key(|r| r.start);
+    for (i, r) in ranges.iter().enumerate() {
+        assert_eq!(*r, (i as u64 * 10)..(i as u64 * 10 + 10));
+    }
+    let st = p.send(GetPartitionStatus).await.unwrap();
+    assert_eq!((st.next_offset, st.durable_offset), (2000, 2000));
+    assert!(
+        st.fsyncs >= 1 && st.fsyncs < 200,
+        "group commit: {} fsyncs for 200 appends",
+        st.fsyncs
+    );
+    let recs = p
+        .send(Fetch {
+            from: 1995,
+            max_bytes: 1 << 20,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        recs.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![1995, 1996, 1997, 1998, 1999]
+    );
+    System::current().stop();
+}
+
+#[actix_rt::test]
+async fn never_and_interval_ack_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = start(dir.path(), FsyncPolicy::Never);
+    assert_eq!(
+        p.send(AppendBatch(batch(5, 0))).await.unwrap().unwrap(),
+        0..5
+    );
+    let st = p.send(GetPartitionStatus).await.unwrap();
+    assert_eq!((st.next_offset, st.fsyncs, st.durable_offset), (5, 0, 0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = start(dir.path(), FsyncPolicy::Interval(Duration::from_millis(20)));
+    assert_eq!(
+        p.send(AppendBatch(batch(5, 0))).await.unwrap().unwrap(),
+        0..5
+    );
+    for _ in 0..200 {
+        if p.send(GetPartitionStatus).await.unwrap().durable_offset == 5 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the interval fsync never ran");
+}
