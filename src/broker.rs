@@ -10,6 +10,8 @@ use switchyard_actors::listener::{broker_connections, Spawner};
 use switchyard_actors::maze::router::GetStatus;
 use switchyard_actors::maze::{EventSource, MazeRouter, RouterSlot, RouterStatus, Session};
 use switchyard_actors::supervisor::{AddChild, Status};
+use switchyard_actors::topic::registry::TopicsSlot;
+use switchyard_actors::topic::TopicRegistry;
 use switchyard_actors::{
     ActorTree, BrokerStats, ChildStatus, ConnectionSet, Listener, Shutdown, Supervisor,
 };
@@ -66,13 +68,17 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
     let tree = ActorTree::new();
     let stats = Arc::new(BrokerStats::default());
     let supervisor = Supervisor::new(tree.clone(), "root", config.restart_policy()).start();
-    let mut children = vec![Listener::spec(
-        config.broker_listener(),
-        socket,
-        broker_connections(),
-        ConnectionSet::default(),
-        stats.clone(),
-    )];
+    let topics = TopicsSlot::default();
+    let mut children = vec![
+        TopicRegistry::spec(config.topic_settings(), topics.clone()),
+        Listener::spec(
+            config.broker_listener(),
+            socket,
+            broker_connections(topics),
+            ConnectionSet::default(),
+            stats.clone(),
+        ),
+    ];
     let mut maze = None;
     if let (Some(m), Some((events, clients)), Some(settings), Some((ev_set, cl_set))) = (
         &config.maze,

@@ -245,7 +245,7 @@ async fn tree_is_logged_with_paths() {
     broker.log_tree("test");
     let text = log.text();
     assert!(
-        text.contains("actor tree (3 actors, on test):\nroot [1 running]\n└── listener:broker ["),
+        text.contains("actor tree (4 actors, on test):\nroot [2 running]\n├── topics:registry\n└── listener:broker ["),
         "{text}"
     );
     assert!(
@@ -266,7 +266,7 @@ async fn tree_is_printed_every_tree_interval_ms() {
     let serving = actix_rt::spawn(switchyard::run(cfg, async {
         let _ = rx.await;
     }));
-    log.wait_for(&["actor tree (2 actors, on debug.tree_interval_ms)"])
+    log.wait_for(&["actor tree (3 actors, on debug.tree_interval_ms)"])
         .await;
     tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), serving)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use switchyard_codecs::{Frame, FrameCodec, Mode};
+use switchyard_codecs::{Envelope, Frame, FrameCodec, Mode};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn, Span};
@@ -22,6 +22,8 @@ use crate::outbox::Full;
 use crate::settings::{ConnectionSettings, SlowConsumer};
 use crate::socket::{wait_writable, Flushed, Socket};
 use crate::stats::BrokerStats;
+use crate::topic::registry::{CreateTopic, ListTopics, TopicRegistry};
+use crate::topic::wire;
 use crate::tree::TreeEntry;
 
 /// Read buffer growth step.
@@ -34,6 +36,12 @@ const ALIVE: &[u8] = b"state alive 0 0\n";
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct Drain;
+
+/// What the broker port's connections can reach besides themselves.
+#[derive(Debug, Clone, Default)]
+pub struct Services {
+    pub topics: Option<Addr<TopicRegistry>>,
+}
 
 /// What a listener hands the actor it starts for a new peer.
 #[derive(Debug)]
@@ -58,6 +66,11 @@ pub struct Connection {
     stats: Arc<BrokerStats>,
     /// Input is left unread until output drains (slow-consumer policy `block`).
     paused: bool,
+    /// Requests sent on and not yet answered.
+    inflight: usize,
+    /// Shutting down: no more input, close once the answers are out.
+    draining: bool,
+    services: Services,
     /// The peer has finished sending; close once its input is handled.
     eof: bool,
     proto_known: bool,
@@ -67,7 +80,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(a: Accepted) -> Self {
+    pub fn new(a: Accepted, services: Services) -> Self {
         let span =
             tracing::info_span!("conn", id = a.id, peer = %a.peer, proto = tracing::field::Empty);
         let stream = Rc::new(a.stream);
@@ -80,6 +93,9 @@ impl Connection {
             settings: a.settings,
             stats: a.stats,
             paused: false,
+            inflight: 0,
+            draining: false,
+            services,
             eof: false,
             proto_known: false,
             last_activity: Instant::now(),
@@ -108,14 +124,12 @@ impl Connection {
             Ok(0) => {
                 self.eof = true;
                 self.process(ctx);
-                if !self.paused {
-                    self.close(ctx, "peer closed");
-                }
+                self.after_input(ctx);
             }
             Ok(_) => {
                 self.last_activity = Instant::now();
                 self.process(ctx);
-                self.wait_readable(ctx);
+                self.after_input(ctx);
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.wait_readable(ctx),
             Err(e) => self.abort(ctx, "read error", &e),
@@ -126,8 +140,9 @@ impl Connection {
     fn process(&mut self, ctx: &mut Context<Self>) {
         let high_water = self.settings.output_buffer_bytes / 2;
         while self.sock.closing().is_none() {
-            if self.settings.slow_consumer == SlowConsumer::Block
-                && self.sock.queued() >= high_water
+            if (self.settings.slow_consumer == SlowConsumer::Block
+                && self.sock.queued() >= high_water)
+                || self.inflight >= self.settings.max_inflight
             {
                 self.paused = true;
                 break;
@@ -171,10 +186,110 @@ impl Connection {
     fn handle_frame(&mut self, frame: Frame, ctx: &mut Context<Self>) {
         match frame {
             Frame::Envelope(env) if env.is("command", "ping") => self.reply(ALIVE, ctx),
+            Frame::Envelope(env) if env.channel == "topic" => self.topic_request(env, ctx),
             Frame::Envelope(env) => {
                 debug!(channel = %env.channel, subject = %env.subject, "no route, frame dropped")
             }
             Frame::Maze(line) => debug!(line = ?line, "maze line on the broker port, dropped"),
+        }
+    }
+
+    /// A request on the `topic` channel; answered with `topic ack`, `topic created`,
+    /// `topic list` or `topic error`, and the connection stays usable either way.
+    fn topic_request(&mut self, env: Envelope, ctx: &mut Context<Self>) {
+        let id = env.labels.get("id").cloned();
+        let Some(topics) = self.services.topics.clone() else {
+            return self
+                .send_envelope(&wire::error(id.as_ref(), "topics are not served here"), ctx);
+        };
+        match &*env.subject {
+            "publish" => {
+                let publish = match wire::publish(&env, env.payload.len() / 4 + 1) {
+                    Ok(p) => p,
+                    Err(why) => return self.send_envelope(&wire::error(id.as_ref(), &why), ctx),
+                };
+                let topic = publish.topic.clone();
+                self.inflight += 1;
+                let fut = topics
+                    .send(publish)
+                    .into_actor(self)
+                    .map(move |r, act, ctx| {
+                        act.inflight -= 1;
+                        let reply = match r.map_err(|e| e.to_string()).and_then(|r| r) {
+                            Ok(p) => id.as_ref().map(|id| wire::ack(id, &topic, &p)),
+                            Err(why) => Some(wire::error(id.as_ref(), &why)),
+                        };
+                        if let Some(reply) = reply {
+                            act.send_envelope(&reply, ctx);
+                        }
+                        act.flush(ctx);
+                        act.after_input(ctx);
+                    });
+                ctx.spawn(fut);
+            }
+            "create" => {
+                let create = wire::topic_of(&env).and_then(|name| {
+                    Ok(CreateTopic {
+                        name,
+                        partitions: wire::partitions(&env)?,
+                        routing: wire::routing(&env)?,
+                    })
+                });
+                let create = match create {
+                    Ok(c) => c,
+                    Err(why) => return self.send_envelope(&wire::error(id.as_ref(), &why), ctx),
+                };
+                let name = create.name.clone();
+                self.inflight += 1;
+                ctx.spawn(
+                    topics
+                        .send(create)
+                        .into_actor(self)
+                        .map(move |r, act, ctx| {
+                            act.inflight -= 1;
+                            let reply = match r.map_err(|e| e.to_string()).and_then(|r| r) {
+                                Ok(()) => {
+                                    Envelope::new("topic", "created").with_label("topic", name)
+                                }
+                                Err(why) => wire::error(id.as_ref(), &why),
+                            };
+                            act.send_envelope(&reply, ctx);
+                            act.flush(ctx);
+                            act.after_input(ctx);
+                        }),
+                );
+            }
+            "list" => {
+                self.inflight += 1;
+                ctx.spawn(
+                    topics
+                        .send(ListTopics)
+                        .into_actor(self)
+                        .map(move |r, act, ctx| {
+                            act.inflight -= 1;
+                            let json =
+                                serde_json::to_vec(&r.unwrap_or_default()).unwrap_or_default();
+                            act.send_envelope(
+                                &Envelope::new("topic", "list").with_payload(json),
+                                ctx,
+                            );
+                            act.flush(ctx);
+                            act.after_input(ctx);
+                        }),
+                );
+            }
+            other => {
+                let why = format!("unknown request `topic {other}`");
+                self.send_envelope(&wire::error(id.as_ref(), &why), ctx);
+            }
+        }
+    }
+
+    fn send_envelope(&mut self, env: &Envelope, ctx: &mut Context<Self>) {
+        let mut buf = BytesMut::with_capacity(env.encoded_len());
+        match env.encode(&mut buf) {
+            Ok(()) => self.reply(&buf, ctx),
+            Err(e) => warn!(error = %e, "an answer could not be encoded"),
         }
     }
 
@@ -219,14 +334,28 @@ impl Connection {
         }
         if self.sock.closing().is_some() {
             self.finish(ctx);
-        } else if self.paused {
+        } else if self.paused && self.inflight < self.settings.max_inflight {
             self.paused = false;
             self.process(ctx);
-            if self.eof && !self.paused {
-                self.close(ctx, "peer closed");
+            self.after_input(ctx);
+        }
+    }
+
+    /// After input was handled: go on reading, or close once the peer has finished
+    /// (or shutdown asked) and every answer is out.
+    fn after_input(&mut self, ctx: &mut Context<Self>) {
+        if self.paused {
+            return;
+        }
+        if (self.eof || self.draining) && self.inflight == 0 {
+            let why = if self.draining {
+                "shutdown"
             } else {
-                self.wait_readable(ctx);
-            }
+                "peer closed"
+            };
+            self.close(ctx, why);
+        } else if !self.eof && !self.draining {
+            self.wait_readable(ctx);
         }
     }
 
@@ -280,6 +409,10 @@ impl Handler<Drain> for Connection {
 
     fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
         let _g = self.span.clone().entered();
-        self.close(ctx, "shutdown");
+        self.draining = true;
+        self.sock.stop_reading(ctx);
+        if self.inflight == 0 {
+            self.close(ctx, "shutdown");
+        }
     }
 }

@@ -11,10 +11,11 @@ use actix::prelude::*;
 use tracing::{info, warn};
 
 use crate::conn_set::ConnectionSet;
-use crate::connection::{Accepted, Connection, Drain};
+use crate::connection::{Accepted, Connection, Drain, Services};
 use crate::settings::ListenerSettings;
 use crate::stats::BrokerStats;
 use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
+use crate::topic::registry::TopicsSlot;
 use crate::tree::TreeEntry;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -23,9 +24,15 @@ static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 /// (the peer is then closed).
 pub type Spawner = Arc<dyn Fn(Accepted) -> Option<Recipient<Drain>> + Send + Sync>;
 
-/// The broker port's spawner: a [`Connection`] per peer.
-pub fn broker_connections() -> Spawner {
-    Arc::new(|a| Some(Connection::new(a).start().recipient()))
+/// The broker port's spawner: a [`Connection`] per peer, with the topic registry that
+/// runs at the time.
+pub fn broker_connections(topics: TopicsSlot) -> Spawner {
+    Arc::new(move |a| {
+        let services = Services {
+            topics: topics.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        };
+        Some(Connection::new(a, services).start().recipient())
+    })
 }
 
 pub struct Listener {

@@ -27,6 +27,9 @@ pub struct ConnectionSettings {
     /// Close a connection with no traffic either way for this long; `None`: never.
     pub idle_timeout: Option<Duration>,
     pub slow_consumer: SlowConsumer,
+    /// Requests (publishes) a connection may have waiting for an answer; past it, its
+    /// input is not read until answers come back.
+    pub max_inflight: usize,
 }
 
 impl Default for ConnectionSettings {
@@ -36,6 +39,7 @@ impl Default for ConnectionSettings {
             output_buffer_bytes: 4 << 20,
             idle_timeout: None,
             slow_consumer: SlowConsumer::Disconnect,
+            max_inflight: 1024,
         }
     }
 }

@@ -177,6 +177,13 @@ impl Socket {
         })));
     }
 
+    /// Stops waiting for input (the actor has stopped taking requests).
+    pub fn stop_reading<A: Actor<Context = Context<A>>>(&mut self, ctx: &mut Context<A>) {
+        if let Some(h) = self.reading.take() {
+            ctx.cancel_future(h);
+        }
+    }
+
     /// Stops reading, flushes what is queued, then half-closes and stops the actor.
     pub fn close<A: Actor<Context = Context<A>>>(
         &mut self,

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use switchyard_actors::maze::{MazeSettings, OnNewSource};
+use switchyard_actors::storage::LogConfig;
+use switchyard_actors::topic::{FsyncPolicy, Routing, TopicSettings, TopicSpec};
 use switchyard_actors::{ConnectionSettings, ListenerSettings, RestartPolicy, SlowConsumer};
 use switchyard_codecs::Limits;
 
@@ -75,6 +77,11 @@ pub struct Config {
     pub supervisor: SupervisorConfig,
     pub debug: DebugConfig,
     pub shutdown: ShutdownConfig,
+    pub storage: StorageConfig,
+    pub topics: TopicsConfig,
+    /// Topics configured up front.
+    #[serde(rename = "topic", skip_serializing_if = "Vec::is_empty")]
+    pub topic: Vec<TopicConfig>,
     /// The follower maze; off when the section is absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maze: Option<MazeConfig>,
@@ -91,6 +98,7 @@ pub struct BrokerConfig {
     pub max_label_bytes: Ranged<1, GIB>,
     pub max_line_bytes: Ranged<64, MIB>,
     pub output_buffer_bytes: Ranged<1024, { 64 * GIB }>,
+    pub max_inflight: Ranged<1, 1_000_000>,
     pub idle_timeout_ms: u64,
     pub slow_consumer: SlowConsumer,
 }
@@ -105,6 +113,7 @@ impl Default for BrokerConfig {
             max_label_bytes: Ranged::new(64 * KIB),
             max_line_bytes: Ranged::new(4 * KIB),
             output_buffer_bytes: Ranged::new(4 * MIB),
+            max_inflight: Ranged::new(1024),
             idle_timeout_ms: 0,
             slow_consumer: SlowConsumer::Disconnect,
         }
@@ -163,6 +172,86 @@ impl Default for MazeConfig {
             client_stall_ms: Ranged::new(10_000),
         }
     }
+}
+
+/// When appends are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// Acknowledge after an `fdatasync` that covers the append (group commit).
+    #[default]
+    Always,
+    /// Acknowledge at once; `fdatasync` every `fsync_interval_ms`.
+    Interval,
+    /// Acknowledge at once; the kernel flushes when it likes.
+    Never,
+}
+
+/// `[storage]`: where and how partition logs are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub dir: PathBuf,
+    pub fsync: Fsync,
+    pub fsync_interval_ms: Ranged<1, 3_600_000>,
+    pub segment_bytes: Ranged<4096, { 64 * GIB }>,
+    /// 0: keep for ever.
+    pub retention_ms: u64,
+    /// 0: no size limit.
+    pub retention_bytes: u64,
+    pub retention_check_ms: Ranged<10, 86_400_000>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            dir: PathBuf::from("data"),
+            fsync: Fsync::Always,
+            fsync_interval_ms: Ranged::new(1000),
+            segment_bytes: Ranged::new(64 * MIB),
+            retention_ms: 0,
+            retention_bytes: 0,
+            retention_check_ms: Ranged::new(60_000),
+        }
+    }
+}
+
+/// `[topics]`: topics made on first use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    pub default_partitions: Ranged<1, 4096>,
+    pub auto_create: bool,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        TopicsConfig {
+            default_partitions: Ranged::new(1),
+            auto_create: true,
+        }
+    }
+}
+
+/// One `[[topic]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    pub name: String,
+    #[serde(default = "one")]
+    pub partitions: Ranged<1, 4096>,
+    #[serde(default)]
+    pub routing: Routing,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fsync: Option<Fsync>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_bytes: Option<u64>,
+}
+
+fn one() -> Ranged<1, 4096> {
+    Ranged::new(1)
 }
 
 /// `[debug]`
@@ -258,6 +347,17 @@ impl Config {
                 ),
             ));
         }
+        for t in &self.topic {
+            if !switchyard_actors::topic::registry::valid_name(&t.name) {
+                return Err(at_key(
+                    text,
+                    file,
+                    "topic",
+                    "name",
+                    format!("expected 1 to 128 of A-Z a-z 0-9 . _ -, got `{}`", t.name),
+                ));
+            }
+        }
         let s = &self.supervisor;
         if s.backoff_max_ms < s.backoff_ms {
             return Err(at_key(
@@ -297,7 +397,49 @@ impl Config {
                 idle_timeout: (b.idle_timeout_ms > 0)
                     .then(|| Duration::from_millis(b.idle_timeout_ms)),
                 slow_consumer: b.slow_consumer,
+                max_inflight: b.max_inflight.usize(),
             },
+        }
+    }
+
+    fn fsync_policy(&self, f: Fsync) -> FsyncPolicy {
+        match f {
+            Fsync::Always => FsyncPolicy::Always,
+            Fsync::Interval => {
+                FsyncPolicy::Interval(Duration::from_millis(self.storage.fsync_interval_ms.get()))
+            }
+            Fsync::Never => FsyncPolicy::Never,
+        }
+    }
+
+    /// What the topic registry is told.
+    pub fn topic_settings(&self) -> TopicSettings {
+        let s = &self.storage;
+        TopicSettings {
+            dir: s.dir.clone(),
+            fsync: self.fsync_policy(s.fsync),
+            log: LogConfig {
+                segment_bytes: s.segment_bytes.get(),
+                max_record_bytes: self.broker.max_frame_bytes.usize() + 1024,
+                index_interval_bytes: 4096,
+            },
+            retention_ms: (s.retention_ms > 0).then_some(s.retention_ms),
+            retention_bytes: (s.retention_bytes > 0).then_some(s.retention_bytes),
+            retention_check: Duration::from_millis(s.retention_check_ms.get()),
+            default_partitions: self.topics.default_partitions.get() as u32,
+            auto_create: self.topics.auto_create,
+            topics: self
+                .topic
+                .iter()
+                .map(|t| TopicSpec {
+                    name: t.name.clone(),
+                    partitions: t.partitions.get() as u32,
+                    routing: t.routing,
+                    fsync: t.fsync.map(|f| self.fsync_policy(f)),
+                    retention_ms: t.retention_ms,
+                    retention_bytes: t.retention_bytes,
+                })
+                .collect(),
         }
     }
 

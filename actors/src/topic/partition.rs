@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 
 use crate::storage::log::Append;
 use crate::storage::{PartitionLog, StorageError};
+use crate::tree::TreeEntry;
 
 /// When appends become durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +60,14 @@ pub struct PartitionStatus {
 #[rtype(result = "PartitionStatus")]
 pub struct GetPartitionStatus;
 
+/// Deletes closed segments past the retention limits.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ApplyRetention {
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+}
+
 type Waiter = (Range<u64>, oneshot::Sender<Appended>);
 
 #[derive(Debug)]
@@ -71,6 +80,7 @@ pub struct Partition {
     syncing: bool,
     durable: u64,
     fsyncs: u64,
+    entry: Option<TreeEntry>,
 }
 
 impl Partition {
@@ -84,7 +94,14 @@ impl Partition {
             syncing: false,
             durable,
             fsyncs: 0,
+            entry: None,
         }
+    }
+
+    /// Shows the partition in the actor tree.
+    pub fn with_entry(mut self, entry: TreeEntry) -> Self {
+        self.entry = Some(entry);
+        self
     }
 
     fn status(&self) -> PartitionStatus {
@@ -190,6 +207,22 @@ impl Handler<Fetch> for Partition {
         self.log
             .read(f.from, f.max_bytes)
             .map_err(|e| storage_error(&self.name, e))
+    }
+}
+
+impl Handler<ApplyRetention> for Partition {
+    type Result = ();
+
+    fn handle(&mut self, r: ApplyRetention, _: &mut Self::Context) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        if let Err(e) = self
+            .log
+            .apply_retention(now_ms, r.retention_ms, r.retention_bytes)
+        {
+            storage_error(&self.name, e);
+        }
     }
 }
 

@@ -1,0 +1,369 @@
+//! [`TopicRegistry`]: the topics, their partitions, and where a publish goes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::partition::{
+    AppendBatch, ApplyRetention, FsyncPolicy, GetPartitionStatus, Partition, PartitionStatus,
+};
+use crate::storage::log::Append;
+use crate::storage::{LogConfig, PartitionLog};
+use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
+use crate::tree::TreeEntry;
+
+/// How a topic picks the partition of a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    /// Partitions in turn, from 0.
+    #[default]
+    RoundRobin,
+    /// A hash of the key; publishes without a key go round robin.
+    KeyHash,
+    /// The publisher names the partition.
+    Explicit,
+}
+
+/// One configured topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: u32,
+    pub routing: Routing,
+    pub fsync: Option<FsyncPolicy>,
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSettings {
+    pub dir: PathBuf,
+    pub fsync: FsyncPolicy,
+    pub log: LogConfig,
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+    pub retention_check: Duration,
+    pub default_partitions: u32,
+    pub auto_create: bool,
+    pub topics: Vec<TopicSpec>,
+}
+
+/// Publishes a batch to a topic; answered once it is as durable as the topic's fsync
+/// policy asks.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Published, String>")]
+pub struct Publish {
+    pub topic: String,
+    pub key: Option<Bytes>,
+    pub partition: Option<u32>,
+    pub records: Vec<Append>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub partition: u32,
+    pub first_offset: u64,
+    pub count: u64,
+}
+
+/// Creates a topic (an existing one with the same partition count is fine).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct CreateTopic {
+    pub name: String,
+    pub partitions: Option<u32>,
+    pub routing: Option<Routing>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub routing: Routing,
+    pub partitions: Vec<PartitionStatus>,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<TopicInfo>")]
+pub struct ListTopics;
+
+#[derive(Debug)]
+struct Topic {
+    spec: TopicSpec,
+    partitions: Vec<Addr<Partition>>,
+    next: u64,
+}
+
+#[derive(Debug)]
+pub struct TopicRegistry {
+    settings: TopicSettings,
+    topics: BTreeMap<String, Topic>,
+    entry: TreeEntry,
+    guard: ChildGuard,
+}
+
+/// A topic name: 1 to 128 of `A-Z a-z 0-9 . _ -`, not `.` or `..` (it names a folder).
+pub fn valid_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Where connections find the registry that runs now (it changes when it restarts).
+pub type TopicsSlot = std::sync::Arc<std::sync::Mutex<Option<Addr<TopicRegistry>>>>;
+
+impl TopicRegistry {
+    /// A supervisor child spec; each start opens the topics on disk and publishes the
+    /// registry's address in `slot`.
+    pub fn spec(settings: TopicSettings, slot: TopicsSlot) -> ChildSpec {
+        ChildSpec::new("topics", "registry", move |cx: ChildContext| {
+            let entry = cx.tree.register(Some(cx.parent), "topics", "registry");
+            let mut reg = TopicRegistry {
+                settings: settings.clone(),
+                topics: BTreeMap::new(),
+                entry,
+                guard: cx.guard,
+            };
+            reg.open_existing()?;
+            for spec in settings.topics.clone() {
+                reg.create(spec)?;
+            }
+            let addr = reg.start();
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr.clone());
+            Ok(addr.recipient())
+        })
+    }
+
+    fn topic_spec(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        routing: Option<Routing>,
+    ) -> TopicSpec {
+        self.settings
+            .topics
+            .iter()
+            .find(|t| t.name == name)
+            .cloned()
+            .unwrap_or(TopicSpec {
+                name: name.to_string(),
+                partitions: partitions.unwrap_or(self.settings.default_partitions),
+                routing: routing.unwrap_or_default(),
+                fsync: None,
+                retention_ms: None,
+                retention_bytes: None,
+            })
+    }
+
+    /// Opens every topic already on disk, recovering each partition.
+    fn open_existing(&mut self) -> Result<(), String> {
+        let Ok(dirs) = std::fs::read_dir(&self.settings.dir) else {
+            return Ok(());
+        };
+        for d in dirs.filter_map(|e| e.ok()) {
+            let name = d.file_name().to_string_lossy().into_owned();
+            if !valid_name(&name) || !d.path().is_dir() {
+                continue;
+            }
+            let on_disk = std::fs::read_dir(d.path())
+                .map(|r| {
+                    r.filter_map(|e| e.ok())
+                        .filter(|e| e.path().is_dir())
+                        .count()
+                })
+                .unwrap_or(0);
+            let mut spec = self.topic_spec(&name, None, None);
+            spec.partitions = spec.partitions.max(on_disk as u32);
+            self.create(spec)?;
+        }
+        Ok(())
+    }
+
+    fn create(&mut self, spec: TopicSpec) -> Result<(), String> {
+        if let Some(t) = self.topics.get(&spec.name) {
+            return if t.spec.partitions == spec.partitions {
+                Ok(())
+            } else {
+                Err(format!(
+                    "topic {} exists with {} partitions",
+                    spec.name, t.spec.partitions
+                ))
+            };
+        }
+        if !valid_name(&spec.name) {
+            return Err(format!(
+                "invalid topic name `{}`: 1 to 128 of A-Z a-z 0-9 . _ -",
+                spec.name
+            ));
+        }
+        if spec.partitions == 0 || spec.partitions > 4096 {
+            return Err(format!(
+                "a topic has 1 to 4096 partitions, not {}",
+                spec.partitions
+            ));
+        }
+        let mut partitions = Vec::with_capacity(spec.partitions as usize);
+        for p in 0..spec.partitions {
+            let dir = self.settings.dir.join(&spec.name).join(p.to_string());
+            let (log, rec) =
+                PartitionLog::open(&dir, self.settings.log).map_err(|e| e.to_string())?;
+            if rec.truncated_bytes > 0 {
+                warn!(topic = %spec.name, partition = p, truncated_bytes = rec.truncated_bytes, "partition recovered a torn tail");
+            }
+            let name = format!("{}/{p}", spec.name);
+            let entry = self.entry.child("partition", name.clone());
+            entry.set_detail(format!("next {}", log.next_offset()));
+            partitions.push(
+                Partition::new(name, log, spec.fsync.unwrap_or(self.settings.fsync))
+                    .with_entry(entry)
+                    .start(),
+            );
+        }
+        info!(topic = %spec.name, partitions = spec.partitions, routing = ?spec.routing, "topic ready");
+        self.topics.insert(
+            spec.name.clone(),
+            Topic {
+                spec,
+                partitions,
+                next: 0,
+            },
+        );
+        Ok(())
+    }
+
+    fn route(&mut self, p: &Publish) -> Result<(u32, Addr<Partition>), String> {
+        if !self.topics.contains_key(&p.topic) {
+            if !self.settings.auto_create {
+                return Err(format!("unknown topic `{}` (auto-create is off)", p.topic));
+            }
+            let spec = self.topic_spec(&p.topic, None, None);
+            self.create(spec)?;
+        }
+        let t = self.topics.get_mut(&p.topic).ok_or("topic vanished")?;
+        let n = t.partitions.len() as u64;
+        let i = match (p.partition, t.spec.routing, &p.key) {
+            (Some(i), _, _) if u64::from(i) < n => u64::from(i),
+            (Some(i), _, _) => {
+                return Err(format!(
+                    "topic `{}` has no partition {i} (it has {n})",
+                    p.topic
+                ))
+            }
+            (None, Routing::Explicit, _) => {
+                return Err(format!(
+                    "topic `{}` routes explicitly: a partition is required",
+                    p.topic
+                ))
+            }
+            (None, Routing::KeyHash, Some(k)) => fnv1a(k) % n,
+            (None, _, _) => {
+                t.next = t.next.wrapping_add(1);
+                (t.next - 1) % n
+            }
+        };
+        Ok((i as u32, t.partitions[i as usize].clone()))
+    }
+}
+
+impl Actor for TopicRegistry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        ctx.run_interval(self.settings.retention_check, |act, _| {
+            for t in act.topics.values() {
+                let ms = t.spec.retention_ms.or(act.settings.retention_ms);
+                let bytes = t.spec.retention_bytes.or(act.settings.retention_bytes);
+                if ms.is_some() || bytes.is_some() {
+                    for p in &t.partitions {
+                        if p.try_send(ApplyRetention { retention_ms: ms, retention_bytes: bytes }).is_err() {
+                            warn!(topic = %t.spec.name, "partition busy, retention skipped this round");
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.guard.stopped();
+    }
+}
+
+impl Handler<Publish> for TopicRegistry {
+    type Result = ResponseFuture<Result<Published, String>>;
+
+    fn handle(&mut self, p: Publish, _: &mut Self::Context) -> Self::Result {
+        let routed = self.route(&p);
+        Box::pin(async move {
+            let (partition, addr) = routed?;
+            let range = addr
+                .send(AppendBatch(p.records))
+                .await
+                .map_err(|e| e.to_string())??;
+            Ok(Published {
+                partition,
+                first_offset: range.start,
+                count: range.end - range.start,
+            })
+        })
+    }
+}
+
+impl Handler<CreateTopic> for TopicRegistry {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, c: CreateTopic, _: &mut Self::Context) -> Self::Result {
+        let spec = self.topic_spec(&c.name, c.partitions, c.routing);
+        self.create(spec)
+    }
+}
+
+impl Handler<ListTopics> for TopicRegistry {
+    type Result = ResponseFuture<Vec<TopicInfo>>;
+
+    fn handle(&mut self, _: ListTopics, _: &mut Self::Context) -> Self::Result {
+        let topics: Vec<(String, Routing, Vec<Addr<Partition>>)> = self
+            .topics
+            .values()
+            .map(|t| (t.spec.name.clone(), t.spec.routing, t.partitions.clone()))
+            .collect();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(topics.len());
+            for (name, routing, parts) in topics {
+                let mut partitions = Vec::with_capacity(parts.len());
+                for p in parts {
+                    partitions.push(p.send(GetPartitionStatus).await.unwrap_or_default());
+                }
+                out.push(TopicInfo {
+                    name,
+                    routing,
+                    partitions,
+                });
+            }
+            out
+        })
+    }
+}
+
+impl Handler<Shutdown> for TopicRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

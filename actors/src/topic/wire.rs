@@ -1,0 +1,206 @@
+//! The `topic` channel on the broker port: turning envelopes into requests and
+//! results into envelopes. The byte-level reference is `codecs/PROTOCOL.md`.
+
+use bytes::Bytes;
+use switchyard_codecs::number::parse_u64;
+use switchyard_codecs::{Envelope, Labels};
+
+use super::registry::{Publish, Published, Routing};
+use crate::storage::log::Append;
+
+/// Labels a publish uses itself; any other label is stored with the records.
+const OWN: [&str; 5] = ["topic", "key", "partition", "id", "count"];
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn number(labels: &Labels, name: &str) -> Result<Option<u64>, String> {
+    match labels.get(name) {
+        None => Ok(None),
+        Some(v) => parse_u64(v)
+            .map(Some)
+            .map_err(|e| format!("label {name}: {}", e.as_str())),
+    }
+}
+
+/// The `topic` label, required by every request but `list`.
+pub fn topic_of(env: &Envelope) -> Result<String, String> {
+    env.labels
+        .get_str("topic")
+        .map(str::to_string)
+        .ok_or_else(|| "missing label topic".to_string())
+}
+
+/// A `topic publish` envelope as a [`Publish`]: one record (the payload), or with
+/// `count` N (at most `max_records`), N records framed `<key_len|-> <value_len>\n<key><value>` in the payload.
+pub fn publish(env: &Envelope, max_records: usize) -> Result<Publish, String> {
+    let topic = topic_of(env)?;
+    let key = env.labels.get("key").cloned();
+    let partition = number(&env.labels, "partition")?.map(|p| u32::try_from(p).unwrap_or(u32::MAX));
+    let mut labels = Labels::new();
+    for (name, value) in env.labels.iter().filter(|(n, _)| !OWN.contains(n)) {
+        labels.insert(name, value.clone());
+    }
+    let ts = now_ms();
+    let records = match number(&env.labels, "count")? {
+        None => vec![Append {
+            timestamp_ms: ts,
+            key: key.clone(),
+            labels,
+            value: env.payload.clone(),
+        }],
+        Some(n) if n as usize > max_records => {
+            return Err(format!(
+                "count {n}: more records than the payload can hold (at most {max_records})"
+            ))
+        }
+        Some(n) => {
+            let mut out = Vec::with_capacity(n as usize);
+            let mut rest = env.payload.clone();
+            for i in 0..n {
+                let (k, v, tail) = split_item(&rest)
+                    .ok_or_else(|| format!("batch item {i} is malformed or truncated"))?;
+                out.push(Append {
+                    timestamp_ms: ts,
+                    key: k.or_else(|| key.clone()),
+                    labels: labels.clone(),
+                    value: v,
+                });
+                rest = tail;
+            }
+            if !rest.is_empty() {
+                return Err(format!("{} bytes after the {n} batch items", rest.len()));
+            }
+            out
+        }
+    };
+    Ok(Publish {
+        topic,
+        key,
+        partition,
+        records,
+    })
+}
+
+/// One batch item: `<key_len|-> SP <value_len> LF`, then the key and the value.
+fn split_item(buf: &Bytes) -> Option<(Option<Bytes>, Bytes, Bytes)> {
+    let lf = memchr::memchr(b'\n', &buf[..buf.len().min(48)])?;
+    let line = std::str::from_utf8(&buf[..lf]).ok()?;
+    let (k, v) = line.split_once(' ')?;
+    let klen = if k == "-" {
+        None
+    } else {
+        Some(parse_u64(k.as_bytes()).ok()? as usize)
+    };
+    let vlen = parse_u64(v.as_bytes()).ok()? as usize;
+    let start = lf + 1;
+    let kend = start + klen.unwrap_or(0);
+    let end = kend.checked_add(vlen)?;
+    if end > buf.len() {
+        return None;
+    }
+    Some((
+        klen.map(|_| buf.slice(start..kend)),
+        buf.slice(kend..end),
+        buf.slice(end..),
+    ))
+}
+
+/// Frames batch items for a publish payload (the inverse of what [`publish`] reads).
+pub fn batch_payload<'a>(items: impl IntoIterator<Item = (Option<&'a [u8]>, &'a [u8])>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in items {
+        match k {
+            Some(k) => out.extend_from_slice(format!("{} {}\n", k.len(), v.len()).as_bytes()),
+            None => out.extend_from_slice(format!("- {}\n", v.len()).as_bytes()),
+        }
+        out.extend_from_slice(k.unwrap_or_default());
+        out.extend_from_slice(v);
+    }
+    out
+}
+
+/// `topic ack`: `id`, `topic`, `partition`, `offset` (the first), `count`.
+pub fn ack(id: &Bytes, topic: &str, p: &Published) -> Envelope {
+    Envelope::new("topic", "ack")
+        .with_label("id", id.clone())
+        .with_label("topic", topic.to_string())
+        .with_label("partition", p.partition.to_string())
+        .with_label("offset", p.first_offset.to_string())
+        .with_label("count", p.count.to_string())
+}
+
+/// `topic error`: `error`, and the request's `id` when it had one.
+pub fn error(id: Option<&Bytes>, why: &str) -> Envelope {
+    let env = Envelope::new("topic", "error").with_label("error", why.to_string());
+    match id {
+        Some(id) => env.with_label("id", id.clone()),
+        None => env,
+    }
+}
+
+/// The optional `routing` label of `topic create`.
+pub fn routing(env: &Envelope) -> Result<Option<Routing>, String> {
+    match env.labels.get_str("routing") {
+        None => Ok(None),
+        Some("round_robin") => Ok(Some(Routing::RoundRobin)),
+        Some("key_hash") => Ok(Some(Routing::KeyHash)),
+        Some("explicit") => Ok(Some(Routing::Explicit)),
+        Some(other) => Err(format!(
+            "unknown routing `{other}` (round_robin, key_hash or explicit)"
+        )),
+    }
+}
+
+/// The optional `partitions` label of `topic create`.
+pub fn partitions(env: &Envelope) -> Result<Option<u32>, String> {
+    Ok(number(&env.labels, "partitions")?.map(|p| u32::try_from(p).unwrap_or(u32::MAX)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_and_batch_publishes() {
+        let env = Envelope::new("topic", "publish")
+            .with_label("topic", "t")
+            .with_label("key", "k")
+            .with_label("trace", "x")
+            .with_payload(&b"hi"[..]);
+        let p = publish(&env, 10).unwrap();
+        assert_eq!(p.records.len(), 1);
+        assert_eq!(p.records[0].key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(p.records[0].labels.get_str("trace"), Some("x"));
+        assert!(p.records[0].labels.get("topic").is_none());
+
+        let payload = batch_payload([
+            (Some(&b"a"[..]), &b"one"[..]),
+            (None, &b""[..]),
+            (None, &b"three"[..]),
+        ]);
+        let env = Envelope::new("topic", "publish")
+            .with_label("topic", "t")
+            .with_label("count", "3")
+            .with_payload(payload);
+        let p = publish(&env, 10).unwrap();
+        let values: Vec<&[u8]> = p.records.iter().map(|r| &r.value[..]).collect();
+        assert_eq!(values, vec![&b"one"[..], b"", b"three"]);
+        assert_eq!(p.records[0].key.as_deref(), Some(&b"a"[..]));
+        assert_eq!(p.records[1].key, None);
+        assert!(publish(&env, 2)
+            .unwrap_err()
+            .contains("more records than the payload can hold"));
+        let short = Envelope::new("topic", "publish")
+            .with_label("topic", "t")
+            .with_label("count", "4")
+            .with_payload(batch_payload([(None, &b"x"[..])]));
+        assert!(publish(&short, 10).unwrap_err().contains("batch item 1"));
+        assert!(publish(&Envelope::new("topic", "publish"), 10)
+            .unwrap_err()
+            .contains("missing label topic"));
+    }
+}

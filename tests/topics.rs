@@ -1,0 +1,361 @@
+//! Topics over real TCP: publish and ack, batches, routing, errors that leave the
+//! connection usable, restart, and `kill -9` of the binary under `fsync = "always"`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use switchyard::Config;
+use switchyard_actors::storage::{LogConfig, PartitionLog};
+use switchyard_actors::topic::wire::batch_payload;
+use switchyard_codecs::{Envelope, Frame, FrameCodec, Limits};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+
+fn config(dir: &Path, extra: &str) -> Config {
+    Config::parse(
+        &format!(
+            "[broker]\nbind = \"127.0.0.1:0\"\n[storage]\ndir = \"{}\"\n{extra}\n[shutdown]\ngrace_ms = 1000\n",
+            dir.display()
+        ),
+        "test",
+    )
+    .unwrap()
+}
+
+fn env(subject: &str, labels: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
+    let mut e = Envelope::new("topic", subject.to_string()).with_payload(payload.to_vec());
+    for (k, v) in labels {
+        e.labels.insert(k.to_string(), v.to_string());
+    }
+    let mut b = BytesMut::new();
+    e.encode(&mut b).unwrap();
+    b.to_vec()
+}
+
+struct Client {
+    s: TcpStream,
+    codec: FrameCodec,
+    buf: BytesMut,
+}
+
+impl Client {
+    async fn connect(addr: std::net::SocketAddr) -> Client {
+        Client {
+            s: TcpStream::connect(addr).await.unwrap(),
+            codec: FrameCodec::detect(Limits::default()),
+            buf: BytesMut::new(),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).await.unwrap();
+    }
+
+    async fn next(&mut self) -> Envelope {
+        loop {
+            if let Some(Frame::Envelope(e)) = self.codec.decode(&mut self.buf).unwrap() {
+                return e;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), self.s.read(&mut chunk))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "connection closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn label(e: &Envelope, name: &str) -> String {
+    e.labels.get_str(name).unwrap_or_default().to_string()
+}
+
+#[actix_rt::test]
+async fn publish_batches_routing_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&config(dir.path(), "[topics]\ndefault_partitions = 2"))
+        .await
+        .unwrap();
+    let mut c = Client::connect(b.local_addr()).await;
+
+    // Round robin from partition 0 (the seed's first message went to 1).
+    for (id, want_partition) in [("1", "0"), ("2", "1"), ("3", "0")] {
+        c.send(&env("publish", &[("topic", "rr"), ("id", id)], b"v"))
+            .await;
+        let ack = c.next().await;
+        assert!(ack.is("topic", "ack"), "{ack:?}");
+        assert_eq!(
+            (label(&ack, "id"), label(&ack, "partition")),
+            (id.to_string(), want_partition.to_string())
+        );
+    }
+
+    // A batch is acked with its offset range.
+    let payload = batch_payload([
+        (Some(&b"k"[..]), &b"a"[..]),
+        (None, &b"b"[..]),
+        (None, &b"c"[..]),
+    ]);
+    c.send(&env(
+        "publish",
+        &[
+            ("topic", "batch"),
+            ("id", "b1"),
+            ("count", "3"),
+            ("partition", "1"),
+        ],
+        &payload,
+    ))
+    .await;
+    let ack = c.next().await;
+    assert_eq!(
+        (
+            label(&ack, "partition"),
+            label(&ack, "offset"),
+            label(&ack, "count")
+        ),
+        ("1".into(), "0".into(), "3".into())
+    );
+
+    // Key hashing sends one key to one partition.
+    c.send(&env(
+        "create",
+        &[
+            ("topic", "keyed"),
+            ("partitions", "4"),
+            ("routing", "key_hash"),
+        ],
+        b"",
+    ))
+    .await;
+    assert!(c.next().await.is("topic", "created"));
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..8 {
+        c.send(&env(
+            "publish",
+            &[("topic", "keyed"), ("id", &i.to_string()), ("key", "same")],
+            b"x",
+        ))
+        .await;
+        seen.insert(label(&c.next().await, "partition"));
+    }
+    assert_eq!(seen.len(), 1);
+
+    // Explicit routing needs a partition.
+    c.send(&env(
+        "create",
+        &[
+            ("topic", "pinned"),
+            ("partitions", "2"),
+            ("routing", "explicit"),
+        ],
+        b"",
+    ))
+    .await;
+    assert!(c.next().await.is("topic", "created"));
+    c.send(&env("publish", &[("topic", "pinned"), ("id", "e1")], b"x"))
+        .await;
+    let err = c.next().await;
+    assert!(
+        err.is("topic", "error") && label(&err, "error").contains("a partition is required"),
+        "{err:?}"
+    );
+
+    // Bad input gets an error and the connection stays usable.
+    for (labels, want) in [
+        (
+            vec![("topic", "bad name"), ("id", "x1")],
+            "invalid topic name",
+        ),
+        (
+            vec![("topic", "rr"), ("id", "x2"), ("partition", "9")],
+            "has no partition 9",
+        ),
+        (
+            vec![("topic", "rr"), ("id", "x3"), ("count", "2")],
+            "more records than the payload can hold",
+        ),
+        (
+            vec![("topic", "rr"), ("id", "x5"), ("count", "1")],
+            "batch item 0",
+        ),
+        (vec![("id", "x4")], "missing label topic"),
+    ] {
+        c.send(&env("publish", &labels, b"zz")).await;
+        let err = c.next().await;
+        assert!(err.is("topic", "error"), "{err:?}");
+        assert!(label(&err, "error").contains(want), "{err:?}");
+    }
+    c.send(&env("publish", &[("topic", "rr"), ("id", "ok")], b"v"))
+        .await;
+    assert!(c.next().await.is("topic", "ack"));
+
+    c.send(&env("list", &[], b"")).await;
+    let list = c.next().await;
+    let topics: serde_json::Value = serde_json::from_slice(&list.payload).unwrap();
+    let rr = topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "rr")
+        .unwrap();
+    assert_eq!(rr["partitions"][0]["next_offset"], 2);
+    assert_eq!(
+        rr["partitions"][1]["next_offset"], 2,
+        "four good publishes, in turn"
+    );
+}
+
+#[actix_rt::test]
+async fn auto_create_off_refuses_unknown_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&config(
+        dir.path(),
+        "[topics]\nauto_create = false\n[[topic]]\nname = \"known\"\npartitions = 2",
+    ))
+    .await
+    .unwrap();
+    let mut c = Client::connect(b.local_addr()).await;
+    c.send(&env("publish", &[("topic", "nope"), ("id", "1")], b"x"))
+        .await;
+    let err = c.next().await;
+    assert!(
+        label(&err, "error").contains("unknown topic `nope` (auto-create is off)"),
+        "{err:?}"
+    );
+    c.send(&env("publish", &[("topic", "known"), ("id", "2")], b"x"))
+        .await;
+    assert!(c.next().await.is("topic", "ack"));
+}
+
+#[actix_rt::test]
+async fn offsets_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
+        let mut c = Client::connect(b.local_addr()).await;
+        for i in 0..5 {
+            c.send(&env(
+                "publish",
+                &[("topic", "t"), ("id", &i.to_string())],
+                b"x",
+            ))
+            .await;
+            assert_eq!(label(&c.next().await, "offset"), i.to_string());
+        }
+        b.run_until(async {}).await;
+    }
+    let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
+    let mut c = Client::connect(b.local_addr()).await;
+    c.send(&env("publish", &[("topic", "t"), ("id", "5")], b"x"))
+        .await;
+    assert_eq!(label(&c.next().await, "offset"), "5");
+}
+
+/// Publishes with `fsync = "always"` until the broker process is killed with
+/// SIGKILL; every acknowledged message is in the log afterwards, none twice.
+#[test]
+fn kill_9_loses_no_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[broker]\nbind = \"127.0.0.1:0\"\n[storage]\ndir = \"{}\"\nfsync = \"always\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["--config", cfg.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "the broker exited");
+        if let Some(rest) = line.split("listening listener=broker addr=").nth(1) {
+            break rest.trim().to_string();
+        }
+    };
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = s.try_clone().unwrap();
+    // Publish 64 at a time, in flight together; read acks as they come.
+    let (tx, rx) = std::sync::mpsc::channel::<u64>();
+    let acks = std::thread::spawn(move || {
+        let mut codec = FrameCodec::detect(Limits::default());
+        let mut buf = BytesMut::new();
+        let mut chunk = [0u8; 65536];
+        loop {
+            while let Ok(Some(Frame::Envelope(e))) = codec.decode(&mut buf) {
+                if e.is("topic", "ack") {
+                    let _ = tx.send(e.labels.get_str("id").unwrap().parse().unwrap());
+                }
+            }
+            match reader.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut acked = Vec::new();
+    while acked.len() < 500 && start.elapsed() < Duration::from_secs(20) {
+        let mut out = Vec::new();
+        for _ in 0..64 {
+            out.extend(env(
+                "publish",
+                &[("topic", "durable"), ("id", &sent.to_string())],
+                format!("message {sent}").as_bytes(),
+            ));
+            sent += 1;
+        }
+        if s.write_all(&out).is_err() {
+            break;
+        }
+        while let Ok(id) = rx.recv_timeout(Duration::from_millis(5)) {
+            acked.push(id);
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    while let Ok(id) = rx.try_recv() {
+        acked.push(id);
+    }
+    let _ = acks.join();
+    assert!(
+        acked.len() >= 100,
+        "only {} acks before the kill",
+        acked.len()
+    );
+
+    let (log, _) =
+        PartitionLog::open(&dir.path().join("data/durable/0"), LogConfig::default()).unwrap();
+    let recs = log.read(0, usize::MAX).unwrap();
+    let values: Vec<String> = recs
+        .iter()
+        .map(|r| String::from_utf8(r.value.to_vec()).unwrap())
+        .collect();
+    let unique: std::collections::HashSet<&String> = values.iter().collect();
+    assert_eq!(unique.len(), values.len(), "no message stored twice");
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(r.offset, i as u64, "offsets are contiguous");
+    }
+    for id in &acked {
+        assert!(
+            unique.contains(&format!("message {id}")),
+            "acked message {id} lost after kill -9"
+        );
+    }
+}
