@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, Log};
+use common::Log;
 use switchyard::{Broker, Config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -194,10 +194,7 @@ async fn bug4_a_new_source_starts_a_new_stream_and_a_second_is_refused() {
 
     // The first goes; the next one starts again at 1, with an empty graph.
     drop(s1);
-    eventually("source gone", || {
-        log.line_with(&["event source closed next_seq=4"]).is_some()
-    })
-    .await;
+    log.wait_for(&["event source closed next_seq=4"]).await;
     let mut s2 = source(&b).await;
     s2.write_all(b"1|B\n2|S|2\n").await.unwrap();
     expect(&mut c, &["1|B"]).await;
@@ -217,10 +214,7 @@ async fn on_new_source_continue_keeps_sequence_and_graph() {
     s1.write_all(b"1|F|1|2\n").await.unwrap();
     wait_next_seq(&b, 2).await;
     drop(s1);
-    eventually("source gone", || {
-        log.line_with(&["event source closed next_seq=2"]).is_some()
-    })
-    .await;
+    log.wait_for(&["event source closed next_seq=2"]).await;
     let mut s2 = source(&b).await;
     s2.write_all(b"2|S|2\n").await.unwrap();
     expect(&mut c, &["2|S|2"]).await;

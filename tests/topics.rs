@@ -359,3 +359,162 @@ fn kill_9_loses_no_acknowledged_message() {
         );
     }
 }
+
+async fn publish_n(c: &mut Client, topic: &str, n: usize, tag: &str) {
+    for i in 0..n {
+        c.send(&env(
+            "publish",
+            &[("topic", topic), ("id", &format!("{tag}{i}"))],
+            format!("{tag}{i}").as_bytes(),
+        ))
+        .await;
+        assert!(c.next().await.is("topic", "ack"));
+    }
+}
+
+#[actix_rt::test]
+async fn subscribers_get_records_in_order_against_credit() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
+    let mut p = Client::connect(b.local_addr()).await;
+    publish_n(&mut p, "events", 5, "m").await;
+
+    let mut s = Client::connect(b.local_addr()).await;
+    s.send(&env(
+        "subscribe",
+        &[
+            ("topic", "events"),
+            ("from", "earliest"),
+            ("credit", "3"),
+            ("sub", "s1"),
+        ],
+        b"",
+    ))
+    .await;
+    let ok = s.next().await;
+    assert!(
+        ok.is("topic", "subscribed") && label(&ok, "partitions") == "0:0",
+        "{ok:?}"
+    );
+    for i in 0..3 {
+        let d = s.next().await;
+        assert!(d.is("topic", "deliver"));
+        assert_eq!(
+            (label(&d, "sub"), label(&d, "offset"), &d.payload[..]),
+            ("s1".into(), i.to_string(), format!("m{i}").as_bytes())
+        );
+        assert!(!label(&d, "timestamp").is_empty());
+    }
+    // Out of credit: the rest waits.
+    let mut more = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), s.s.read(&mut more))
+            .await
+            .is_err()
+    );
+    s.send(&env("credit", &[("sub", "s1"), ("credit", "10")], b""))
+        .await;
+    for i in 3..5 {
+        assert_eq!(label(&s.next().await, "offset"), i.to_string());
+    }
+    // Live records arrive as they are published.
+    publish_n(&mut p, "events", 1, "live").await;
+    let d = s.next().await;
+    assert_eq!(
+        (label(&d, "offset"), &d.payload[..]),
+        ("5".into(), &b"live0"[..])
+    );
+
+    // From latest and from an offset.
+    let mut l = Client::connect(b.local_addr()).await;
+    l.send(&env(
+        "subscribe",
+        &[("topic", "events"), ("sub", "late")],
+        b"",
+    ))
+    .await;
+    assert_eq!(label(&l.next().await, "partitions"), "0:6");
+    l.send(&env(
+        "subscribe",
+        &[("topic", "events"), ("sub", "mid"), ("from", "4")],
+        b"",
+    ))
+    .await;
+    assert_eq!(label(&l.next().await, "partitions"), "0:4");
+    assert_eq!(label(&l.next().await, "offset"), "4");
+    assert_eq!(label(&l.next().await, "offset"), "5");
+
+    // Bad requests get errors; the connection stays usable.
+    for (labels, want) in [
+        (vec![("topic", "nope")], "unknown topic"),
+        (
+            vec![("topic", "events"), ("from", "soon")],
+            "expected earliest, latest or an offset",
+        ),
+        (vec![("topic", "events"), ("from", "99")], "past the end"),
+        (
+            vec![("topic", "events"), ("sub", "mid")],
+            "exists on this connection",
+        ),
+    ] {
+        l.send(&env("subscribe", &labels, b"")).await;
+        let e = l.next().await;
+        assert!(
+            e.is("topic", "error") && label(&e, "error").contains(want),
+            "{e:?}"
+        );
+    }
+    l.send(&env("unsubscribe", &[("sub", "mid")], b"")).await;
+    assert!(l.next().await.is("topic", "unsubscribed"));
+}
+
+#[actix_rt::test]
+async fn per_partition_order_and_a_subscriber_without_credit_costs_no_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&config(dir.path(), "[topics]\ndefault_partitions = 3"))
+        .await
+        .unwrap();
+    let mut s = Client::connect(b.local_addr()).await;
+    s.send(&env("create", &[("topic", "many")], b"")).await;
+    assert!(s.next().await.is("topic", "created"));
+    s.send(&env(
+        "subscribe",
+        &[("topic", "many"), ("credit", "0"), ("sub", "idle")],
+        b"",
+    ))
+    .await;
+    assert!(s.next().await.is("topic", "subscribed"));
+    let mut p = Client::connect(b.local_addr()).await;
+    let items: Vec<Vec<u8>> = (0..300).map(|i| format!("r{i}").into_bytes()).collect();
+    for chunk in items.chunks(100) {
+        let payload = batch_payload(chunk.iter().map(|v| (None, &v[..])));
+        p.send(&env(
+            "publish",
+            &[("topic", "many"), ("id", "b"), ("count", "100")],
+            &payload,
+        ))
+        .await;
+        assert!(p.next().await.is("topic", "ack"));
+    }
+    // Nothing was sent to the subscriber without credit, so nothing queued for it.
+    let peak = b.stats().snapshot().output_peak_bytes;
+    assert!(
+        peak < 4096,
+        "output held for a subscriber without credit: {peak}"
+    );
+    s.send(&env("credit", &[("sub", "idle"), ("credit", "1000")], b""))
+        .await;
+    let mut last: [Option<u64>; 3] = [None; 3];
+    for _ in 0..300 {
+        let d = s.next().await;
+        let part: usize = label(&d, "partition").parse().unwrap();
+        let off: u64 = label(&d, "offset").parse().unwrap();
+        assert!(
+            last[part].is_none_or(|l| off == l + 1),
+            "partition {part}: {off} after {:?}",
+            last[part]
+        );
+        last[part] = Some(off);
+    }
+    assert_eq!(last, [Some(99), Some(99), Some(99)]);
+}

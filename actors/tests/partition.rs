@@ -24,7 +24,7 @@ fn batch(n: usize, tag: usize) -> Vec<Append> {
 
 fn start(dir: &std::path::Path, policy: FsyncPolicy) -> Addr<Partition> {
     let (log, _) = PartitionLog::open(dir, LogConfig::default()).unwrap();
-    Partition::new("t/0", log, policy).start()
+    Partition::new("t", 0, log, policy).start()
 }
 
 #[actix_rt::test]

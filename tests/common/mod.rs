@@ -10,26 +10,63 @@ use std::time::Duration;
 use switchyard::{Broker, Config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tracing::subscriber::DefaultGuard;
 
 pub const ALIVE: &[u8] = b"state alive 0 0\n";
 pub const PING: &[u8] = b"command ping 0 0\n";
 
-/// The log lines the broker wrote while the guard lives (this thread only: the
-/// broker runs on the test's own actix System).
+/// The log lines the broker wrote while the guard lives, on this thread (the broker
+/// runs on the test's own actix System).
+///
+/// One global subscriber writes every event to the buffer of the thread it happens
+/// on: per-thread default subscribers would race on tracing's callsite-interest cache
+/// when tests run in parallel, and lose events.
 #[derive(Clone, Default)]
 pub struct Log(Arc<Mutex<Vec<u8>>>);
 
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<Log>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Stops capturing on this thread when dropped.
+pub struct LogGuard;
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+/// Writes to the capturing log of the current thread, if any.
+struct ThreadWriter;
+
+impl Write for ThreadWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CURRENT.with(|c| {
+            if let Some(log) = c.borrow().as_ref() {
+                log.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Log {
-    pub fn capture() -> (Log, DefaultGuard) {
+    pub fn capture() -> (Log, LogGuard) {
+        static INIT: std::sync::Once = std::sync::Once::new();
+        INIT.call_once(|| {
+            let sub = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::DEBUG)
+                .with_writer(|| ThreadWriter)
+                .finish();
+            let _ = tracing::subscriber::set_global_default(sub);
+        });
         let log = Log::default();
-        let writer = log.clone();
-        let sub = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || writer.clone())
-            .finish();
-        (log.clone(), tracing::subscriber::set_default(sub))
+        CURRENT.with(|c| *c.borrow_mut() = Some(log.clone()));
+        (log, LogGuard)
     }
 
     pub fn text(&self) -> String {
@@ -52,16 +89,6 @@ impl Log {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("no log line with {parts:?}; log:\n{}", self.text());
-    }
-}
-
-impl Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

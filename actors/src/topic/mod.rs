@@ -3,10 +3,12 @@
 //! - [`partition`]: [`Partition`], the single writer of one partition log, with group
 //!   commit: appends that arrive while one `fdatasync` runs share the next.
 //! - [`registry`]: [`TopicRegistry`], the topics, auto-creation and routing.
+//! - [`subscribers`]: a partition's subscribers and their credit.
 //! - [`wire`]: the `topic` channel's envelopes, in and out.
 
 pub mod partition;
 pub mod registry;
+pub mod subscribers;
 pub mod wire;
 
 pub use partition::{Appended, FsyncPolicy, Partition, PartitionStatus};

@@ -14,6 +14,7 @@ use switchyard_codecs::record::Record;
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
+use super::subscribers::{Credit, Subscribe, Subscribers, Unsubscribe};
 use crate::storage::log::Append;
 use crate::storage::{PartitionLog, StorageError};
 use crate::tree::TreeEntry;
@@ -81,13 +82,18 @@ pub struct Partition {
     durable: u64,
     fsyncs: u64,
     entry: Option<TreeEntry>,
+    subs: Subscribers,
+    pump_scheduled: bool,
 }
 
 impl Partition {
-    pub fn new(name: impl Into<String>, log: PartitionLog, policy: FsyncPolicy) -> Self {
+    /// The partition `index` of `topic`.
+    pub fn new(topic: &str, index: u32, log: PartitionLog, policy: FsyncPolicy) -> Self {
         let durable = log.next_offset();
         Partition {
-            name: name.into(),
+            subs: Subscribers::new(topic.to_string(), index),
+            pump_scheduled: false,
+            name: format!("{topic}/{index}"),
             log,
             policy,
             waiting: Vec::new(),
@@ -112,6 +118,29 @@ impl Partition {
             size_bytes: self.log.size_bytes(),
             segments: self.log.segment_count(),
             fsyncs: self.fsyncs,
+        }
+    }
+
+    /// Subscribers see what is durable under `fsync = "always"`, everything otherwise.
+    fn visible(&self) -> u64 {
+        if self.policy == FsyncPolicy::Always {
+            self.durable
+        } else {
+            self.log.next_offset()
+        }
+    }
+
+    /// Sends subscribers what they have credit for; retries soon if a mailbox was full.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.subs.is_empty() {
+            return;
+        }
+        if self.subs.pump(&self.log, self.visible()) && !self.pump_scheduled {
+            self.pump_scheduled = true;
+            ctx.run_later(Duration::from_millis(5), |act, ctx| {
+                act.pump_scheduled = false;
+                act.pump(ctx);
+            });
         }
     }
 
@@ -153,6 +182,7 @@ impl Partition {
                     }
                 }
             }
+            act.pump(ctx);
             act.start_sync(ctx);
         }));
     }
@@ -187,7 +217,15 @@ impl Handler<AppendBatch> for Partition {
             }
         };
         debug!(partition = %self.name, first = range.start, count = range.end - range.start, "appended");
+        if let Some(e) = &self.entry {
+            e.set_detail(format!(
+                "next {}, {} subscribers",
+                self.log.next_offset(),
+                self.subs.len()
+            ));
+        }
         if self.policy != FsyncPolicy::Always {
+            self.pump(ctx);
             return Box::pin(async move { Ok(range) });
         }
         let (tx, rx) = oneshot::channel();
@@ -197,6 +235,33 @@ impl Handler<AppendBatch> for Partition {
             rx.await
                 .unwrap_or_else(|_| Err("partition stopped before the append was durable".into()))
         })
+    }
+}
+
+impl Handler<Subscribe> for Partition {
+    type Result = Result<u64, String>;
+
+    fn handle(&mut self, s: Subscribe, ctx: &mut Self::Context) -> Self::Result {
+        let start = self.subs.add(s, &self.log)?;
+        self.pump(ctx);
+        Ok(start)
+    }
+}
+
+impl Handler<Credit> for Partition {
+    type Result = ();
+
+    fn handle(&mut self, c: Credit, ctx: &mut Self::Context) {
+        self.subs.credit(&c.key, c.n);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Unsubscribe> for Partition {
+    type Result = ();
+
+    fn handle(&mut self, u: Unsubscribe, _: &mut Self::Context) {
+        self.subs.remove(&u.key);
     }
 }
 

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use super::partition::{
     AppendBatch, ApplyRetention, FsyncPolicy, GetPartitionStatus, Partition, PartitionStatus,
 };
+use super::subscribers::{Deliveries, StartAt, SubKey, Subscribe};
 use crate::storage::log::Append;
 use crate::storage::{LogConfig, PartitionLog};
 use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
@@ -79,6 +80,19 @@ pub struct CreateTopic {
     pub name: String,
     pub partitions: Option<u32>,
     pub routing: Option<Routing>,
+}
+
+/// Subscribes to one partition of a topic, or all of them; answered with the
+/// partitions and the offsets the subscription starts at.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<(u32, u64, Addr<Partition>)>, String>")]
+pub struct SubscribeTopic {
+    pub topic: String,
+    pub partition: Option<u32>,
+    pub key: SubKey,
+    pub to: Recipient<Deliveries>,
+    pub start: StartAt,
+    pub credit: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -224,11 +238,11 @@ impl TopicRegistry {
             if rec.truncated_bytes > 0 {
                 warn!(topic = %spec.name, partition = p, truncated_bytes = rec.truncated_bytes, "partition recovered a torn tail");
             }
-            let name = format!("{}/{p}", spec.name);
-            let entry = self.entry.child("partition", name.clone());
+            let entry = self.entry.child("partition", format!("{}/{p}", spec.name));
             entry.set_detail(format!("next {}", log.next_offset()));
+            let policy = spec.fsync.unwrap_or(self.settings.fsync);
             partitions.push(
-                Partition::new(name, log, spec.fsync.unwrap_or(self.settings.fsync))
+                Partition::new(&spec.name, p, log, policy)
                     .with_entry(entry)
                     .start(),
             );
@@ -320,6 +334,43 @@ impl Handler<Publish> for TopicRegistry {
                 first_offset: range.start,
                 count: range.end - range.start,
             })
+        })
+    }
+}
+
+impl Handler<SubscribeTopic> for TopicRegistry {
+    type Result = ResponseFuture<Result<Vec<(u32, u64, Addr<Partition>)>, String>>;
+
+    fn handle(&mut self, s: SubscribeTopic, _: &mut Self::Context) -> Self::Result {
+        let targets: Result<Vec<(u32, Addr<Partition>)>, String> = match self.topics.get(&s.topic) {
+            None => Err(format!("unknown topic `{}`", s.topic)),
+            Some(t) => match s.partition {
+                Some(p) => t
+                    .partitions
+                    .get(p as usize)
+                    .map(|a| vec![(p, a.clone())])
+                    .ok_or_else(|| format!("topic `{}` has no partition {p}", s.topic)),
+                None => Ok(t
+                    .partitions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (i as u32, a.clone()))
+                    .collect()),
+            },
+        };
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for (p, addr) in targets? {
+                let sub = Subscribe {
+                    key: s.key.clone(),
+                    to: s.to.clone(),
+                    start: s.start,
+                    credit: s.credit,
+                };
+                let start = addr.send(sub).await.map_err(|e| e.to_string())??;
+                out.push((p, start, addr));
+            }
+            Ok(out)
         })
     }
 }

@@ -17,13 +17,16 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn, Span};
 
+mod topics;
+
 use crate::conn_set::Membership;
 use crate::outbox::Full;
 use crate::settings::{ConnectionSettings, SlowConsumer};
 use crate::socket::{wait_writable, Flushed, Socket};
 use crate::stats::BrokerStats;
-use crate::topic::registry::{CreateTopic, ListTopics, TopicRegistry};
-use crate::topic::wire;
+use crate::topic::registry::TopicRegistry;
+use crate::topic::subscribers::{SubKey, Unsubscribe};
+use crate::topic::Partition;
 use crate::tree::TreeEntry;
 
 /// Read buffer growth step.
@@ -57,6 +60,7 @@ pub struct Accepted {
 
 #[derive(Debug)]
 pub struct Connection {
+    id: u64,
     peer: SocketAddr,
     span: Span,
     codec: FrameCodec,
@@ -71,6 +75,8 @@ pub struct Connection {
     /// Shutting down: no more input, close once the answers are out.
     draining: bool,
     services: Services,
+    /// This connection's topic subscriptions and the partitions they read.
+    subs: std::collections::HashMap<String, Vec<(u32, Addr<Partition>)>>,
     /// The peer has finished sending; close once its input is handled.
     eof: bool,
     proto_known: bool,
@@ -85,6 +91,7 @@ impl Connection {
             tracing::info_span!("conn", id = a.id, peer = %a.peer, proto = tracing::field::Empty);
         let stream = Rc::new(a.stream);
         Connection {
+            id: a.id,
             peer: a.peer,
             span,
             sock: Socket::new(stream, a.settings.output_buffer_bytes, a.stats.clone()),
@@ -96,6 +103,7 @@ impl Connection {
             inflight: 0,
             draining: false,
             services,
+            subs: std::collections::HashMap::new(),
             eof: false,
             proto_known: false,
             last_activity: Instant::now(),
@@ -191,97 +199,6 @@ impl Connection {
                 debug!(channel = %env.channel, subject = %env.subject, "no route, frame dropped")
             }
             Frame::Maze(line) => debug!(line = ?line, "maze line on the broker port, dropped"),
-        }
-    }
-
-    /// A request on the `topic` channel; answered with `topic ack`, `topic created`,
-    /// `topic list` or `topic error`, and the connection stays usable either way.
-    fn topic_request(&mut self, env: Envelope, ctx: &mut Context<Self>) {
-        let id = env.labels.get("id").cloned();
-        let Some(topics) = self.services.topics.clone() else {
-            return self
-                .send_envelope(&wire::error(id.as_ref(), "topics are not served here"), ctx);
-        };
-        match &*env.subject {
-            "publish" => {
-                let publish = match wire::publish(&env, env.payload.len() / 4 + 1) {
-                    Ok(p) => p,
-                    Err(why) => return self.send_envelope(&wire::error(id.as_ref(), &why), ctx),
-                };
-                let topic = publish.topic.clone();
-                self.inflight += 1;
-                let fut = topics
-                    .send(publish)
-                    .into_actor(self)
-                    .map(move |r, act, ctx| {
-                        act.inflight -= 1;
-                        let reply = match r.map_err(|e| e.to_string()).and_then(|r| r) {
-                            Ok(p) => id.as_ref().map(|id| wire::ack(id, &topic, &p)),
-                            Err(why) => Some(wire::error(id.as_ref(), &why)),
-                        };
-                        if let Some(reply) = reply {
-                            act.send_envelope(&reply, ctx);
-                        }
-                        act.flush(ctx);
-                        act.after_input(ctx);
-                    });
-                ctx.spawn(fut);
-            }
-            "create" => {
-                let create = wire::topic_of(&env).and_then(|name| {
-                    Ok(CreateTopic {
-                        name,
-                        partitions: wire::partitions(&env)?,
-                        routing: wire::routing(&env)?,
-                    })
-                });
-                let create = match create {
-                    Ok(c) => c,
-                    Err(why) => return self.send_envelope(&wire::error(id.as_ref(), &why), ctx),
-                };
-                let name = create.name.clone();
-                self.inflight += 1;
-                ctx.spawn(
-                    topics
-                        .send(create)
-                        .into_actor(self)
-                        .map(move |r, act, ctx| {
-                            act.inflight -= 1;
-                            let reply = match r.map_err(|e| e.to_string()).and_then(|r| r) {
-                                Ok(()) => {
-                                    Envelope::new("topic", "created").with_label("topic", name)
-                                }
-                                Err(why) => wire::error(id.as_ref(), &why),
-                            };
-                            act.send_envelope(&reply, ctx);
-                            act.flush(ctx);
-                            act.after_input(ctx);
-                        }),
-                );
-            }
-            "list" => {
-                self.inflight += 1;
-                ctx.spawn(
-                    topics
-                        .send(ListTopics)
-                        .into_actor(self)
-                        .map(move |r, act, ctx| {
-                            act.inflight -= 1;
-                            let json =
-                                serde_json::to_vec(&r.unwrap_or_default()).unwrap_or_default();
-                            act.send_envelope(
-                                &Envelope::new("topic", "list").with_payload(json),
-                                ctx,
-                            );
-                            act.flush(ctx);
-                            act.after_input(ctx);
-                        }),
-                );
-            }
-            other => {
-                let why = format!("unknown request `topic {other}`");
-                self.send_envelope(&wire::error(id.as_ref(), &why), ctx);
-            }
         }
     }
 
@@ -397,6 +314,17 @@ impl Actor for Connection {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         let _g = self.span.clone().entered();
+        for (sub, parts) in self.subs.drain() {
+            for (_, p) in parts {
+                // Control path; a partition that is gone has nothing to forget.
+                let _ = p.try_send(Unsubscribe {
+                    key: SubKey {
+                        conn: self.id,
+                        sub: sub.clone(),
+                    },
+                });
+            }
+        }
         debug!(
             reason = self.sock.closing().unwrap_or("stopped"),
             "connection closed"

@@ -1,0 +1,177 @@
+//! A partition's subscribers: where each one is, and how many more records it has
+//! asked for (credit). Records go out only against credit, so a subscriber that
+//! stops asking costs no memory.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+use switchyard_codecs::record::Record;
+use tracing::debug;
+
+use crate::storage::PartitionLog;
+
+/// Where a new subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    Earliest,
+    Latest,
+    Offset(u64),
+}
+
+/// Records for one subscription, in offset order.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Deliveries {
+    pub sub: String,
+    pub topic: String,
+    pub partition: u32,
+    pub records: Vec<Record>,
+}
+
+/// A subscription is named by its connection and the client's `sub` label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SubKey {
+    pub conn: u64,
+    pub sub: String,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Result<u64, String>")]
+pub struct Subscribe {
+    pub key: SubKey,
+    pub to: Recipient<Deliveries>,
+    pub start: StartAt,
+    pub credit: u64,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Credit {
+    pub key: SubKey,
+    pub n: u64,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    pub key: SubKey,
+}
+
+#[derive(Debug)]
+struct Sub {
+    to: Recipient<Deliveries>,
+    next: u64,
+    credit: u64,
+}
+
+/// At most this much is read for one delivery.
+const READ_BYTES: usize = 256 << 10;
+
+#[derive(Debug)]
+pub struct Subscribers {
+    topic: String,
+    partition: u32,
+    subs: HashMap<SubKey, Sub>,
+}
+
+impl Subscribers {
+    pub fn new(topic: String, partition: u32) -> Self {
+        Subscribers {
+            topic,
+            partition,
+            subs: HashMap::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.subs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.subs.is_empty()
+    }
+
+    /// Adds (or replaces) a subscription; returns the offset it starts at.
+    pub fn add(&mut self, s: Subscribe, log: &PartitionLog) -> Result<u64, String> {
+        let next = match s.start {
+            StartAt::Earliest => log.start_offset(),
+            StartAt::Latest => log.next_offset(),
+            StartAt::Offset(o) if o > log.next_offset() => {
+                return Err(format!(
+                    "offset {o} is past the end of {}/{} ({})",
+                    self.topic,
+                    self.partition,
+                    log.next_offset()
+                ))
+            }
+            StartAt::Offset(o) => o.max(log.start_offset()),
+        };
+        self.subs.insert(
+            s.key,
+            Sub {
+                to: s.to,
+                next,
+                credit: s.credit,
+            },
+        );
+        Ok(next)
+    }
+
+    pub fn credit(&mut self, key: &SubKey, n: u64) {
+        if let Some(s) = self.subs.get_mut(key) {
+            s.credit = s.credit.saturating_add(n);
+        }
+    }
+
+    pub fn remove(&mut self, key: &SubKey) {
+        self.subs.remove(key);
+    }
+
+    /// Sends every subscriber what it has credit for, up to `limit` (exclusive).
+    /// Returns true when a full mailbox left something for a later try.
+    pub fn pump(&mut self, log: &PartitionLog, limit: u64) -> bool {
+        let mut retry = false;
+        let mut gone = Vec::new();
+        for (key, s) in self.subs.iter_mut() {
+            while s.credit > 0 && s.next < limit {
+                let mut recs = match log.read(s.next, READ_BYTES) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        debug!(error = %e, "read for a subscriber failed");
+                        break;
+                    }
+                };
+                recs.retain(|r| r.offset < limit);
+                recs.truncate(usize::try_from(s.credit).unwrap_or(usize::MAX));
+                let Some(last) = recs.last().map(|r| r.offset) else {
+                    break;
+                };
+                let n = recs.len() as u64;
+                let msg = Deliveries {
+                    sub: key.sub.clone(),
+                    topic: self.topic.clone(),
+                    partition: self.partition,
+                    records: recs,
+                };
+                match s.to.try_send(msg) {
+                    Ok(()) => {
+                        s.next = last + 1;
+                        s.credit -= n;
+                    }
+                    Err(SendError::Full(_)) => {
+                        retry = true;
+                        break;
+                    }
+                    Err(SendError::Closed(_)) => {
+                        gone.push(key.clone());
+                        break;
+                    }
+                }
+            }
+        }
+        for key in gone {
+            self.subs.remove(&key);
+        }
+        retry
+    }
+}
