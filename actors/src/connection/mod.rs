@@ -25,7 +25,6 @@ use crate::settings::{ConnectionSettings, SlowConsumer};
 use crate::socket::{wait_writable, Flushed, Socket};
 use crate::stats::BrokerStats;
 use crate::topic::registry::TopicRegistry;
-use crate::topic::subscribers::{SubKey, Unsubscribe};
 use crate::topic::Partition;
 use crate::tree::TreeEntry;
 
@@ -39,6 +38,20 @@ const ALIVE: &[u8] = b"state alive 0 0\n";
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct Drain;
+
+/// One topic subscription of a connection.
+#[derive(Debug)]
+pub(crate) struct SubState {
+    /// Set for a consumer-group member.
+    group: Option<String>,
+    /// Credit granted to each partition when it is assigned.
+    credit: u64,
+    /// The partitions it reads now.
+    partitions: Vec<(u32, Addr<Partition>)>,
+    /// `topic subscribed` has been sent; an assignment before it waits here.
+    confirmed: bool,
+    early: Option<crate::topic::registry::groups::Assignment>,
+}
 
 /// What the broker port's connections can reach besides themselves.
 #[derive(Debug, Clone, Default)]
@@ -75,8 +88,8 @@ pub struct Connection {
     /// Shutting down: no more input, close once the answers are out.
     draining: bool,
     services: Services,
-    /// This connection's topic subscriptions and the partitions they read.
-    subs: std::collections::HashMap<String, Vec<(u32, Addr<Partition>)>>,
+    /// This connection's topic subscriptions, by the client's `sub` name.
+    subs: std::collections::HashMap<String, SubState>,
     /// The peer has finished sending; close once its input is handled.
     eof: bool,
     proto_known: bool,
@@ -314,16 +327,8 @@ impl Actor for Connection {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         let _g = self.span.clone().entered();
-        for (sub, parts) in self.subs.drain() {
-            for (_, p) in parts {
-                // Control path; a partition that is gone has nothing to forget.
-                let _ = p.try_send(Unsubscribe {
-                    key: SubKey {
-                        conn: self.id,
-                        sub: sub.clone(),
-                    },
-                });
-            }
+        for (sub, state) in std::mem::take(&mut self.subs) {
+            self.forget(&sub, state);
         }
         debug!(
             reason = self.sock.closing().unwrap_or("stopped"),

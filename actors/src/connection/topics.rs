@@ -1,211 +1,294 @@
 //! The `topic` channel on a broker-port connection: publish, create, list,
-//! subscribe, credit, unsubscribe, and the deliveries that come back.
+//! subscribe (alone or in a consumer group), credit, commit, unsubscribe, and the
+//! deliveries and assignments that come back.
 
+use actix::dev::ToEnvelope;
 use actix::prelude::*;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use switchyard_codecs::number::parse_u64;
 use switchyard_codecs::Envelope;
 
-use super::Connection;
-use crate::topic::registry::{CreateTopic, ListTopics, SubscribeTopic};
+use super::{Connection, SubState};
+use crate::topic::registry::groups::{Assignment, Commit, JoinGroup, LeaveGroup};
+use crate::topic::registry::{CreateTopic, ListTopics, SubscribeTopic, TopicRegistry};
 use crate::topic::subscribers::{Credit, Deliveries, StartAt, SubKey, Unsubscribe};
 use crate::topic::wire;
 
 /// Credit a subscription starts with when the client gives none.
 const DEFAULT_CREDIT: u64 = 1000;
 
+fn num(env: &Envelope, name: &str) -> Result<Option<u64>, String> {
+    env.labels
+        .get(name)
+        .map(|v| parse_u64(v).map_err(|e| format!("label {name}: {}", e.as_str())))
+        .transpose()
+}
+
+fn flat<T>(r: Result<Result<T, String>, MailboxError>) -> Result<T, String> {
+    r.map_err(|e| e.to_string()).and_then(|r| r)
+}
+
 impl Connection {
-    /// A request on the `topic` channel; answered with `topic ack`, `topic created`,
-    /// `topic list` or `topic error`, and the connection stays usable either way.
+    /// Sends `msg` to the registry, counts it in flight, and queues what `answer`
+    /// makes of the reply.
+    fn request<M, F>(
+        &mut self,
+        to: &Addr<TopicRegistry>,
+        msg: M,
+        ctx: &mut Context<Self>,
+        answer: F,
+    ) where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        TopicRegistry: Handler<M>,
+        <TopicRegistry as Actor>::Context: ToEnvelope<TopicRegistry, M>,
+        F: FnOnce(
+                &mut Self,
+                Result<M::Result, MailboxError>,
+                &mut Context<Self>,
+            ) -> Option<Envelope>
+            + 'static,
+    {
+        self.inflight += 1;
+        ctx.spawn(to.send(msg).into_actor(self).map(move |r, act, ctx| {
+            act.inflight -= 1;
+            if let Some(reply) = answer(act, r, ctx) {
+                act.send_envelope(&reply, ctx);
+            }
+            act.flush(ctx);
+            act.after_input(ctx);
+        }));
+    }
+
+    /// A request on the `topic` channel. Every failure is answered with `topic error`
+    /// (with the request's `id`), and the connection stays usable.
     pub(super) fn topic_request(&mut self, env: Envelope, ctx: &mut Context<Self>) {
         let id = env.labels.get("id").cloned();
         let Some(topics) = self.services.topics.clone() else {
             return self
                 .send_envelope(&wire::error(id.as_ref(), "topics are not served here"), ctx);
         };
-        match &*env.subject {
-            "publish" => {
-                let publish = match wire::publish(&env, env.payload.len() / 4 + 1) {
-                    Ok(p) => p,
-                    Err(why) => return self.send_envelope(&wire::error(id.as_ref(), &why), ctx),
-                };
-                let topic = publish.topic.clone();
-                self.inflight += 1;
-                let fut = topics
-                    .send(publish)
-                    .into_actor(self)
-                    .map(move |r, act, ctx| {
-                        act.inflight -= 1;
-                        let reply = match r.map_err(|e| e.to_string()).and_then(|r| r) {
-                            Ok(p) => id.as_ref().map(|id| wire::ack(id, &topic, &p)),
-                            Err(why) => Some(wire::error(id.as_ref(), &why)),
-                        };
-                        if let Some(reply) = reply {
-                            act.send_envelope(&reply, ctx);
-                        }
-                        act.flush(ctx);
-                        act.after_input(ctx);
-                    });
-                ctx.spawn(fut);
-            }
-            "create" => {
-                let create = wire::topic_of(&env).and_then(|name| {
+        let outcome = match &*env.subject {
+            "publish" => wire::publish(&env, env.payload.len() / 4 + 1).map(|p| {
+                let topic = p.topic.clone();
+                self.request(&topics, p, ctx, move |_, r, _| match flat(r) {
+                    Ok(p) => id.as_ref().map(|id| wire::ack(id, &topic, &p)),
+                    Err(why) => Some(wire::error(id.as_ref(), &why)),
+                });
+            }),
+            "create" => wire::topic_of(&env)
+                .and_then(|name| {
                     Ok(CreateTopic {
                         name,
                         partitions: wire::partitions(&env)?,
                         routing: wire::routing(&env)?,
                     })
-                });
-                let create = match create {
-                    Ok(c) => c,
-                    Err(why) => return self.send_envelope(&wire::error(id.as_ref(), &why), ctx),
-                };
-                let name = create.name.clone();
-                self.inflight += 1;
-                ctx.spawn(
-                    topics
-                        .send(create)
-                        .into_actor(self)
-                        .map(move |r, act, ctx| {
-                            act.inflight -= 1;
-                            let reply = match r.map_err(|e| e.to_string()).and_then(|r| r) {
-                                Ok(()) => {
-                                    Envelope::new("topic", "created").with_label("topic", name)
-                                }
-                                Err(why) => wire::error(id.as_ref(), &why),
-                            };
-                            act.send_envelope(&reply, ctx);
-                            act.flush(ctx);
-                            act.after_input(ctx);
-                        }),
-                );
-            }
+                })
+                .map(|c| {
+                    let name = c.name.clone();
+                    self.request(&topics, c, ctx, move |_, r, _| {
+                        Some(match flat(r) {
+                            Ok(()) => Envelope::new("topic", "created").with_label("topic", name),
+                            Err(why) => wire::error(id.as_ref(), &why),
+                        })
+                    });
+                }),
             "list" => {
-                self.inflight += 1;
-                ctx.spawn(
-                    topics
-                        .send(ListTopics)
-                        .into_actor(self)
-                        .map(move |r, act, ctx| {
-                            act.inflight -= 1;
-                            let json =
-                                serde_json::to_vec(&r.unwrap_or_default()).unwrap_or_default();
-                            act.send_envelope(
-                                &Envelope::new("topic", "list").with_payload(json),
-                                ctx,
-                            );
-                            act.flush(ctx);
-                            act.after_input(ctx);
-                        }),
-                );
+                self.request(&topics, ListTopics, ctx, |_, r, _| {
+                    let json = serde_json::to_vec(&r.unwrap_or_default()).unwrap_or_default();
+                    Some(Envelope::new("topic", "list").with_payload(json))
+                });
+                Ok(())
             }
-            "subscribe" => self.subscribe(env, id, topics, ctx),
-            "credit" => self.credit(&env, id, ctx),
-            "unsubscribe" => self.unsubscribe(&env, id, ctx),
-            other => {
-                let why = format!("unknown request `topic {other}`");
-                self.send_envelope(&wire::error(id.as_ref(), &why), ctx);
-            }
+            "subscribe" => self.subscribe(&env, id.clone(), &topics, ctx),
+            "credit" => self.credit(&env),
+            "commit" => (|| -> Result<Commit, String> {
+                let need = |n: &str| num(&env, n)?.ok_or_else(|| format!("missing label {n}"));
+                let group = env
+                    .labels
+                    .get_str("group")
+                    .ok_or("missing label group")?
+                    .to_string();
+                let partition =
+                    u32::try_from(need("partition")?).map_err(|_| "partition too large")?;
+                Ok(Commit {
+                    group,
+                    topic: wire::topic_of(&env)?,
+                    partition,
+                    offset: need("offset")?,
+                })
+            })()
+            .map(|c| {
+                let (group, partition, offset) = (c.group.clone(), c.partition, c.offset);
+                self.request(&topics, c, ctx, move |_, r, _| {
+                    Some(match flat(r) {
+                        Ok(()) => Envelope::new("topic", "committed")
+                            .with_label("group", group)
+                            .with_label("partition", partition.to_string())
+                            .with_label("offset", offset.to_string()),
+                        Err(why) => wire::error(id.as_ref(), &why),
+                    })
+                });
+            }),
+            "unsubscribe" => self.unsubscribe(&env, ctx),
+            other => Err(format!("unknown request `topic {other}`")),
+        };
+        if let Err(why) = outcome {
+            let id = env.labels.get("id");
+            self.send_envelope(&wire::error(id, &why), ctx);
         }
     }
 
     fn subscribe(
         &mut self,
-        env: Envelope,
-        id: Option<bytes::Bytes>,
-        topics: Addr<crate::topic::TopicRegistry>,
+        env: &Envelope,
+        id: Option<Bytes>,
+        topics: &Addr<TopicRegistry>,
         ctx: &mut Context<Self>,
-    ) {
-        let parsed = (|| -> Result<(SubscribeTopic, u64), String> {
-            let topic = wire::topic_of(&env)?;
-            let num = |name: &str| -> Result<Option<u64>, String> {
-                env.labels
-                    .get(name)
-                    .map(|v| parse_u64(v).map_err(|e| format!("label {name}: {}", e.as_str())))
-                    .transpose()
-            };
-            let start = match env.labels.get_str("from") {
-                None | Some("latest") => StartAt::Latest,
-                Some("earliest") => StartAt::Earliest,
-                Some(o) => StartAt::Offset(parse_u64(o.as_bytes()).map_err(|_| {
-                    format!("from: expected earliest, latest or an offset, got `{o}`")
-                })?),
-            };
-            let sub = env.labels.get_str("sub").map_or_else(
-                || format!("{topic}-{}", self.subs.len() + 1),
-                str::to_string,
-            );
-            if self.subs.contains_key(&sub) {
-                return Err(format!("subscription `{sub}` exists on this connection"));
+    ) -> Result<(), String> {
+        let topic = wire::topic_of(env)?;
+        let group = env.labels.get_str("group").map(str::to_string);
+        let start = match env.labels.get_str("from") {
+            None if group.is_some() => StartAt::Earliest,
+            None | Some("latest") => StartAt::Latest,
+            Some("earliest") => StartAt::Earliest,
+            Some("committed") if group.is_some() => StartAt::Earliest,
+            Some("committed") => return Err("from=committed needs a group".into()),
+            Some(_) if group.is_some() => {
+                return Err("a group member starts at the group's committed offsets".into())
             }
-            let credit = num("credit")?.unwrap_or(DEFAULT_CREDIT);
-            let request = SubscribeTopic {
-                topic,
-                partition: num("partition")?.map(|p| u32::try_from(p).unwrap_or(u32::MAX)),
-                key: SubKey { conn: self.id, sub },
-                to: ctx.address().recipient(),
-                start,
-                // Credit is granted once `subscribed` is queued, so it comes first.
-                credit: 0,
-            };
-            Ok((request, credit))
-        })();
-        let (request, credit) = match parsed {
-            Ok(r) => r,
-            Err(why) => return self.send_envelope(&wire::error(id.as_ref(), &why), ctx),
+            Some(o) => StartAt::Offset(parse_u64(o.as_bytes()).map_err(|_| {
+                format!("from: expected earliest, latest, committed or an offset, got `{o}`")
+            })?),
         };
-        let (sub, topic) = (request.key.sub.clone(), request.topic.clone());
-        self.inflight += 1;
-        ctx.spawn(
-            topics
-                .send(request)
-                .into_actor(self)
-                .map(move |r, act, ctx| {
-                    act.inflight -= 1;
-                    let reply = match r.map_err(|e| e.to_string()).and_then(|r| r) {
-                        Ok(parts) => {
-                            let starts: Vec<String> =
-                                parts.iter().map(|(p, o, _)| format!("{p}:{o}")).collect();
-                            for (_, _, addr) in &parts {
-                                let _ = addr.try_send(Credit {
-                                    key: SubKey {
-                                        conn: act.id,
-                                        sub: sub.clone(),
-                                    },
-                                    n: credit,
-                                });
-                            }
-                            act.subs.insert(
-                                sub.clone(),
-                                parts.into_iter().map(|(p, _, a)| (p, a)).collect(),
-                            );
-                            let mut e = Envelope::new("topic", "subscribed")
-                                .with_label("sub", sub)
-                                .with_label("topic", topic)
-                                .with_label("partitions", starts.join(","));
-                            if let Some(id) = &id {
-                                e = e.with_label("id", id.clone());
-                            }
-                            e
-                        }
-                        Err(why) => wire::error(id.as_ref(), &why),
-                    };
-                    act.send_envelope(&reply, ctx);
-                    act.flush(ctx);
-                    act.after_input(ctx);
-                }),
+        let sub = env.labels.get_str("sub").map_or_else(
+            || format!("{topic}-{}", self.subs.len() + 1),
+            str::to_string,
         );
+        if self.subs.contains_key(&sub) {
+            return Err(format!("subscription `{sub}` exists on this connection"));
+        }
+        let credit = num(env, "credit")?.unwrap_or(DEFAULT_CREDIT);
+        let key = SubKey {
+            conn: self.id,
+            sub: sub.clone(),
+        };
+        // Known before any reply or assignment can arrive.
+        self.subs.insert(
+            sub.clone(),
+            SubState {
+                group: group.clone(),
+                credit,
+                partitions: Vec::new(),
+                confirmed: false,
+                early: None,
+            },
+        );
+        let subscribed = move |group: Option<String>| {
+            let mut e = Envelope::new("topic", "subscribed")
+                .with_label("sub", sub.clone())
+                .with_label("topic", topic.clone());
+            if let Some(g) = group {
+                e = e.with_label("group", g);
+            }
+            if let Some(id) = &id {
+                e = e.with_label("id", id.clone());
+            }
+            e
+        };
+        let to = ctx.address().recipient();
+        match group {
+            Some(g) => {
+                let join = JoinGroup {
+                    group: g.clone(),
+                    topic: wire::topic_of(env)?,
+                    key: key.clone(),
+                    to,
+                    notify: ctx.address().recipient(),
+                    start,
+                };
+                self.request(topics, join, ctx, move |act, r, ctx| match flat(r) {
+                    Ok(()) => {
+                        act.send_envelope(&subscribed(Some(g)), ctx);
+                        let early = act.subs.get_mut(&key.sub).and_then(|s| {
+                            s.confirmed = true;
+                            s.early.take()
+                        });
+                        if let Some(a) = early {
+                            act.assigned(a, ctx);
+                        }
+                        None
+                    }
+                    Err(why) => {
+                        act.subs.remove(&key.sub);
+                        Some(wire::error(None, &why))
+                    }
+                });
+            }
+            None => {
+                let request = SubscribeTopic {
+                    topic: wire::topic_of(env)?,
+                    partition: num(env, "partition")?.map(|p| u32::try_from(p).unwrap_or(u32::MAX)),
+                    key: key.clone(),
+                    to,
+                    start,
+                    // Credit is granted once `subscribed` is queued, so it comes first.
+                    credit: 0,
+                };
+                self.request(topics, request, ctx, move |act, r, ctx| match flat(r) {
+                    Ok(parts) => {
+                        let starts: Vec<String> =
+                            parts.iter().map(|(p, o, _)| format!("{p}:{o}")).collect();
+                        let e = subscribed(None).with_label("partitions", starts.join(","));
+                        let assigned: Vec<_> = parts.into_iter().map(|(p, _, a)| (p, a)).collect();
+                        // Queue `subscribed` before any delivery the credit releases.
+                        act.send_envelope(&e, ctx);
+                        if let Some(s) = act.subs.get_mut(&key.sub) {
+                            s.confirmed = true;
+                        }
+                        act.assign(&key.sub, assigned);
+                        None
+                    }
+                    Err(why) => {
+                        act.subs.remove(&key.sub);
+                        Some(wire::error(None, &why))
+                    }
+                });
+            }
+        }
+        Ok(())
     }
 
-    fn credit(&mut self, env: &Envelope, id: Option<bytes::Bytes>, ctx: &mut Context<Self>) {
-        let sub = env.labels.get_str("sub").unwrap_or_default().to_string();
-        let n = env.labels.get("credit").and_then(|v| parse_u64(v).ok());
-        let partition = env.labels.get("partition").and_then(|v| parse_u64(v).ok());
-        let (Some(parts), Some(n)) = (self.subs.get(&sub), n) else {
-            let why = format!("credit needs a known sub and a credit count (sub `{sub}`)");
-            return self.send_envelope(&wire::error(id.as_ref(), &why), ctx);
+    /// Takes `partitions` as what subscription `sub` reads now: grants its credit to
+    /// the ones that are new, forgets the ones that went.
+    fn assign(&mut self, sub: &str, partitions: Vec<(u32, Addr<crate::topic::Partition>)>) {
+        let Some(state) = self.subs.get_mut(sub) else {
+            return;
         };
-        for (p, addr) in parts {
+        let key = SubKey {
+            conn: self.id,
+            sub: sub.to_string(),
+        };
+        for (p, addr) in &partitions {
+            if !state.partitions.iter().any(|(q, _)| q == p) {
+                let _ = addr.try_send(Credit {
+                    key: key.clone(),
+                    n: state.credit,
+                });
+            }
+        }
+        state.partitions = partitions;
+    }
+
+    fn credit(&mut self, env: &Envelope) -> Result<(), String> {
+        let sub = env.labels.get_str("sub").unwrap_or_default().to_string();
+        let n = num(env, "credit")?.ok_or("missing label credit")?;
+        let partition = num(env, "partition")?;
+        let state = self
+            .subs
+            .get(&sub)
+            .ok_or_else(|| format!("no subscription `{sub}`"))?;
+        for (p, addr) in &state.partitions {
             if partition.is_none_or(|want| want == u64::from(*p)) {
                 // A full partition mailbox drops this grant; the client grants again.
                 let _ = addr.try_send(Credit {
@@ -217,28 +300,64 @@ impl Connection {
                 });
             }
         }
+        Ok(())
     }
 
-    fn unsubscribe(&mut self, env: &Envelope, id: Option<bytes::Bytes>, ctx: &mut Context<Self>) {
+    fn unsubscribe(&mut self, env: &Envelope, ctx: &mut Context<Self>) -> Result<(), String> {
         let sub = env.labels.get_str("sub").unwrap_or_default().to_string();
-        let Some(parts) = self.subs.remove(&sub) else {
-            return self.send_envelope(
-                &wire::error(id.as_ref(), &format!("no subscription `{sub}`")),
-                ctx,
-            );
-        };
-        for (_, addr) in parts {
-            let _ = addr.try_send(Unsubscribe {
-                key: SubKey {
-                    conn: self.id,
-                    sub: sub.clone(),
-                },
-            });
-        }
+        let state = self
+            .subs
+            .remove(&sub)
+            .ok_or_else(|| format!("no subscription `{sub}`"))?;
+        self.forget(&sub, state);
         self.send_envelope(
             &Envelope::new("topic", "unsubscribed").with_label("sub", sub),
             ctx,
         );
+        Ok(())
+    }
+
+    /// Tells the partitions (and the group) that subscription `sub` is gone.
+    pub(super) fn forget(&mut self, sub: &str, state: SubState) {
+        let key = SubKey {
+            conn: self.id,
+            sub: sub.to_string(),
+        };
+        if state.group.is_some() {
+            if let Some(topics) = &self.services.topics {
+                let _ = topics.try_send(LeaveGroup { key: key.clone() });
+            }
+        }
+        for (_, addr) in state.partitions {
+            let _ = addr.try_send(Unsubscribe { key: key.clone() });
+        }
+    }
+}
+
+impl Handler<Assignment> for Connection {
+    type Result = ();
+
+    /// A group rebalanced: read these partitions now, and tell the client (after its
+    /// `topic subscribed`).
+    fn handle(&mut self, a: Assignment, ctx: &mut Self::Context) {
+        match self.subs.get_mut(&a.sub) {
+            None => {}
+            Some(s) if !s.confirmed => s.early = Some(a),
+            Some(_) => self.assigned(a, ctx),
+        }
+    }
+}
+
+impl Connection {
+    fn assigned(&mut self, a: Assignment, ctx: &mut Context<Self>) {
+        let list: Vec<String> = a.partitions.iter().map(|(p, _)| p.to_string()).collect();
+        self.assign(&a.sub, a.partitions);
+        let e = Envelope::new("topic", "assigned")
+            .with_label("sub", a.sub)
+            .with_label("topic", a.topic)
+            .with_label("partitions", list.join(","));
+        self.send_envelope(&e, ctx);
+        self.flush(ctx);
     }
 }
 

@@ -1,4 +1,7 @@
-//! [`TopicRegistry`]: the topics, their partitions, and where a publish goes.
+//! [`TopicRegistry`]: the topics, their partitions, where a publish goes, and the
+//! consumer groups ([`groups`]).
+
+pub mod groups;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -100,6 +103,8 @@ pub struct TopicInfo {
     pub name: String,
     pub routing: Routing,
     pub partitions: Vec<PartitionStatus>,
+    /// Committed offsets per consumer group and partition.
+    pub groups: std::collections::HashMap<String, BTreeMap<u32, u64>>,
 }
 
 #[derive(Debug, Message)]
@@ -117,6 +122,8 @@ struct Topic {
 pub struct TopicRegistry {
     settings: TopicSettings,
     topics: BTreeMap<String, Topic>,
+    groups: std::collections::HashMap<(String, String), groups::Group>,
+    committed: groups::Committed,
     entry: TreeEntry,
     guard: ChildGuard,
 }
@@ -149,6 +156,8 @@ impl TopicRegistry {
             let mut reg = TopicRegistry {
                 settings: settings.clone(),
                 topics: BTreeMap::new(),
+                groups: Default::default(),
+                committed: Default::default(),
                 entry,
                 guard: cx.guard,
             };
@@ -246,6 +255,10 @@ impl TopicRegistry {
                     .with_entry(entry)
                     .start(),
             );
+        }
+        let committed = groups::load_committed(&self.settings.dir.join(&spec.name));
+        if !committed.is_empty() {
+            self.committed.insert(spec.name.clone(), committed);
         }
         info!(topic = %spec.name, partitions = spec.partitions, routing = ?spec.routing, "topic ready");
         self.topics.insert(
@@ -388,14 +401,22 @@ impl Handler<ListTopics> for TopicRegistry {
     type Result = ResponseFuture<Vec<TopicInfo>>;
 
     fn handle(&mut self, _: ListTopics, _: &mut Self::Context) -> Self::Result {
-        let topics: Vec<(String, Routing, Vec<Addr<Partition>>)> = self
+        let topics: Vec<_> = self
             .topics
             .values()
-            .map(|t| (t.spec.name.clone(), t.spec.routing, t.partitions.clone()))
+            .map(|t| {
+                let groups = groups::committed_of(&self.committed, &t.spec.name);
+                (
+                    t.spec.name.clone(),
+                    t.spec.routing,
+                    t.partitions.clone(),
+                    groups,
+                )
+            })
             .collect();
         Box::pin(async move {
             let mut out = Vec::with_capacity(topics.len());
-            for (name, routing, parts) in topics {
+            for (name, routing, parts, groups) in topics {
                 let mut partitions = Vec::with_capacity(parts.len());
                 for p in parts {
                     partitions.push(p.send(GetPartitionStatus).await.unwrap_or_default());
@@ -404,6 +425,7 @@ impl Handler<ListTopics> for TopicRegistry {
                     name,
                     routing,
                     partitions,
+                    groups,
                 });
             }
             out
