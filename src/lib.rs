@@ -6,6 +6,7 @@
 //!   [`run`] serves until a shutdown future resolves, then drains within the grace
 //!   period. Tests use both on port 0.
 //! - [`logging`]: the tracing subscriber behind `-v`/`-vv` and `RUST_LOG`.
+//! - [`client`]: `switchyard pub`, `sub` and `topics`, clients of the broker port.
 //! - [`bench`]: `switchyard bench maze`, the load generator and checker.
 //!
 //! The actors live in `switchyard-actors`, the byte formats in `switchyard-codecs`.
@@ -13,6 +14,7 @@
 
 pub mod bench;
 pub mod broker;
+pub mod client;
 pub mod config;
 pub mod logging;
 

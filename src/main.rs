@@ -28,6 +28,43 @@ enum Command {
         /// The file to check [default: --config, or ./config.toml, or the shipped copy]
         path: Option<PathBuf>,
     },
+    /// Publish MESSAGE, or every line of stdin, to a topic and wait for the acks
+    Pub {
+        topic: String,
+        message: Option<String>,
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long)]
+        partition: Option<u32>,
+        /// The broker port [default: broker.bind of the config]
+        #[arg(long)]
+        broker: Option<std::net::SocketAddr>,
+    },
+    /// Print a topic's records as `<partition> <offset> <value>` lines
+    Sub {
+        topic: String,
+        /// earliest, latest, committed or an offset [default: latest; in a group, committed]
+        #[arg(long)]
+        from: Option<String>,
+        /// Join this consumer group (and commit what is printed)
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        partition: Option<u32>,
+        /// Records in flight per partition
+        #[arg(long, default_value_t = 1000)]
+        credit: u64,
+        /// Stop after this many records
+        #[arg(long)]
+        max: Option<u64>,
+        #[arg(long)]
+        broker: Option<std::net::SocketAddr>,
+    },
+    /// List topics: partitions, offsets, sizes, group lags
+    Topics {
+        #[arg(long)]
+        broker: Option<std::net::SocketAddr>,
+    },
     /// Benchmarks that print figures
     #[command(subcommand)]
     Bench(Bench),
@@ -79,6 +116,45 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { path }) => check_config(path.or(cli.config)),
         Some(Command::Bench(Bench::Maze(args))) => bench_maze(&args),
+        Some(Command::Pub {
+            topic,
+            message,
+            key,
+            partition,
+            broker,
+        }) => client(cli.config, broker, |addr| {
+            let n = switchyard::client::publish(
+                addr,
+                &topic,
+                key.as_deref(),
+                partition,
+                message.as_deref(),
+            )?;
+            eprintln!("published {n} records to {topic}");
+            Ok(())
+        }),
+        Some(Command::Sub {
+            topic,
+            from,
+            group,
+            partition,
+            credit,
+            max,
+            broker,
+        }) => client(cli.config, broker, |addr| {
+            let o = switchyard::client::SubOptions {
+                topic,
+                from,
+                group,
+                partition,
+                credit,
+                max,
+            };
+            switchyard::client::subscribe(addr, &o, &mut std::io::stdout().lock()).map(|_| ())
+        }),
+        Some(Command::Topics { broker }) => client(cli.config, broker, |addr| {
+            switchyard::client::topics(addr, &mut std::io::stdout().lock())
+        }),
         None => {
             switchyard::logging::init(cli.verbose);
             match serve(cli.config) {
@@ -89,6 +165,31 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Runs a client command against `--broker`, or the config's `broker.bind`.
+fn client(
+    config: Option<PathBuf>,
+    broker: Option<std::net::SocketAddr>,
+    run: impl FnOnce(std::net::SocketAddr) -> Result<(), switchyard::client::ClientError>,
+) -> ExitCode {
+    let addr = match broker {
+        Some(a) => a,
+        None => match Config::load(config.as_deref()) {
+            Ok((c, _)) => c.broker.bind,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match run(addr) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -258,17 +258,14 @@ async fn offsets_survive_a_restart() {
     assert_eq!(label(&c.next().await, "offset"), "5");
 }
 
-/// Publishes with `fsync = "always"` until the broker process is killed with
-/// SIGKILL; every acknowledged message is in the log afterwards, none twice.
-#[test]
-fn kill_9_loses_no_acknowledged_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.toml");
+/// Starts the broker binary on port 0 with storage in `dir`; returns it and its address.
+fn spawn_broker(dir: &Path) -> (std::process::Child, String) {
+    let cfg = dir.join("config.toml");
     std::fs::write(
         &cfg,
         format!(
             "[broker]\nbind = \"127.0.0.1:0\"\n[storage]\ndir = \"{}\"\nfsync = \"always\"\n",
-            dir.path().join("data").display()
+            dir.join("data").display()
         ),
     )
     .unwrap();
@@ -287,6 +284,68 @@ fn kill_9_loses_no_acknowledged_message() {
             break rest.trim().to_string();
         }
     };
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in err.lines() {});
+    (child, addr)
+}
+
+#[test]
+fn the_pub_sub_and_topics_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut broker, addr) = spawn_broker(dir.path());
+    let bin = env!("CARGO_BIN_EXE_switchyard");
+    let out = Command::new(bin)
+        .args(["pub", "cli", "first", "--broker", &addr])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut child = Command::new(bin)
+        .args(["pub", "cli", "--broker", &addr])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"second\nthird\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("published 2 records to cli"));
+    let out = Command::new(bin)
+        .args([
+            "sub", "cli", "--from", "earliest", "--max", "3", "--group", "g", "--broker", &addr,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "0 0 first\n0 1 second\n0 2 third\n"
+    );
+    let out = Command::new(bin)
+        .args(["topics", "--broker", &addr])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("cli") && text.contains("group g partition 0: committed 3, lag 0"),
+        "{text}"
+    );
+    broker.kill().unwrap();
+    broker.wait().unwrap();
+}
+
+/// Publishes with `fsync = "always"` until the broker process is killed with
+/// SIGKILL; every acknowledged message is in the log afterwards, none twice.
+#[test]
+fn kill_9_loses_no_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = spawn_broker(dir.path());
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut reader = s.try_clone().unwrap();

@@ -1,0 +1,255 @@
+//! `switchyard pub`, `sub` and `topics`: small clients of the broker port, speaking the
+//! `topic` channel with the same codec the broker uses.
+
+use std::io::{BufRead, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use bytes::BytesMut;
+use switchyard_codecs::{Envelope, Frame, FrameCodec, Limits};
+use tokio_util::codec::Decoder;
+
+/// Why a client command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to the broker at {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the broker closed the connection")]
+    Closed,
+    #[error("the broker answered: {0}")]
+    Broker(String),
+    #[error("bad frame from the broker: {0}")]
+    Frame(String),
+}
+
+/// A blocking connection to the broker port.
+#[derive(Debug)]
+pub struct Client {
+    s: TcpStream,
+    codec: FrameCodec,
+    buf: BytesMut,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Result<Client, ClientError> {
+        let s = TcpStream::connect(addr).map_err(|source| ClientError::Connect { addr, source })?;
+        Ok(Client {
+            s,
+            codec: FrameCodec::detect(Limits::default()),
+            buf: BytesMut::new(),
+        })
+    }
+
+    pub fn send(&mut self, e: &Envelope) -> Result<(), ClientError> {
+        let mut b = BytesMut::with_capacity(e.encoded_len());
+        e.encode(&mut b)
+            .map_err(|e| ClientError::Frame(e.to_string()))?;
+        self.s.write_all(&b)?;
+        Ok(())
+    }
+
+    /// The next envelope; a `topic error` becomes [`ClientError::Broker`].
+    pub fn recv(&mut self) -> Result<Envelope, ClientError> {
+        loop {
+            match self
+                .codec
+                .decode(&mut self.buf)
+                .map_err(|e| ClientError::Frame(e.to_string()))?
+            {
+                Some(Frame::Envelope(e)) if e.is("topic", "error") => {
+                    return Err(ClientError::Broker(
+                        e.labels.get_str("error").unwrap_or("?").to_string(),
+                    ))
+                }
+                Some(Frame::Envelope(e)) => return Ok(e),
+                Some(Frame::Maze(_)) => continue,
+                None => {}
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            let n = self.s.read(&mut chunk)?;
+            if n == 0 {
+                return Err(ClientError::Closed);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn label(e: &Envelope, name: &str) -> String {
+    e.labels.get_str(name).unwrap_or_default().to_string()
+}
+
+/// Publishes `message`, or every line of stdin (in batches of up to 1000), and waits
+/// for every ack. Returns how many records were stored.
+pub fn publish(
+    addr: SocketAddr,
+    topic: &str,
+    key: Option<&str>,
+    partition: Option<u32>,
+    message: Option<&str>,
+) -> Result<u64, ClientError> {
+    let mut c = Client::connect(addr)?;
+    let base = |id: u64| {
+        let mut e = Envelope::new("topic", "publish")
+            .with_label("topic", topic.to_string())
+            .with_label("id", id.to_string());
+        if let Some(k) = key {
+            e = e.with_label("key", k.to_string());
+        }
+        if let Some(p) = partition {
+            e = e.with_label("partition", p.to_string());
+        }
+        e
+    };
+    let mut sent = 0u64;
+    if let Some(m) = message {
+        c.send(&base(0).with_payload(m.as_bytes().to_vec()))?;
+        sent = 1;
+    } else {
+        let stdin = std::io::stdin();
+        let mut lines = stdin.lock().lines();
+        loop {
+            let batch: Vec<String> = lines.by_ref().take(1000).collect::<Result<_, _>>()?;
+            if batch.is_empty() {
+                break;
+            }
+            let payload = switchyard_actors::topic::wire::batch_payload(
+                batch.iter().map(|l| (None, l.as_bytes())),
+            );
+            c.send(
+                &base(sent)
+                    .with_label("count", batch.len().to_string())
+                    .with_payload(payload),
+            )?;
+            sent += 1;
+        }
+    }
+    let mut stored = 0;
+    for _ in 0..sent {
+        let ack = c.recv()?;
+        stored += label(&ack, "count").parse::<u64>().unwrap_or(0);
+        eprintln!(
+            "{topic}/{} offset {} ({} records)",
+            label(&ack, "partition"),
+            label(&ack, "offset"),
+            label(&ack, "count")
+        );
+    }
+    Ok(stored)
+}
+
+/// Options of `switchyard sub`.
+#[derive(Debug, Clone)]
+pub struct SubOptions {
+    pub topic: String,
+    pub from: Option<String>,
+    pub group: Option<String>,
+    pub partition: Option<u32>,
+    pub credit: u64,
+    /// Stop after this many records.
+    pub max: Option<u64>,
+}
+
+/// Prints each record as `<partition> <offset> <value>` until `max` or the broker
+/// closes; in a group, commits what it printed.
+pub fn subscribe(
+    addr: SocketAddr,
+    o: &SubOptions,
+    out: &mut impl Write,
+) -> Result<u64, ClientError> {
+    let mut c = Client::connect(addr)?;
+    let mut e = Envelope::new("topic", "subscribe")
+        .with_label("topic", o.topic.clone())
+        .with_label("sub", "cli")
+        .with_label("credit", o.credit.to_string());
+    for (k, v) in [
+        ("from", o.from.clone()),
+        ("group", o.group.clone()),
+        ("partition", o.partition.map(|p| p.to_string())),
+    ] {
+        if let Some(v) = v {
+            e = e.with_label(k, v);
+        }
+    }
+    c.send(&e)?;
+    let mut printed = 0u64;
+    let mut since_credit = 0u64;
+    while o.max.is_none_or(|m| printed < m) {
+        let d = c.recv()?;
+        if !d.is("topic", "deliver") {
+            continue;
+        }
+        out.write_all(format!("{} {} ", label(&d, "partition"), label(&d, "offset")).as_bytes())?;
+        out.write_all(&d.payload)?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+        printed += 1;
+        since_credit += 1;
+        if let Some(g) = &o.group {
+            let offset: u64 = label(&d, "offset").parse().unwrap_or(0) + 1;
+            c.send(
+                &Envelope::new("topic", "commit")
+                    .with_label("topic", o.topic.clone())
+                    .with_label("group", g.clone())
+                    .with_label("partition", label(&d, "partition"))
+                    .with_label("offset", offset.to_string()),
+            )?;
+        }
+        if since_credit * 2 >= o.credit {
+            c.send(
+                &Envelope::new("topic", "credit")
+                    .with_label("sub", "cli")
+                    .with_label("credit", since_credit.to_string()),
+            )?;
+            since_credit = 0;
+        }
+    }
+    Ok(printed)
+}
+
+/// `switchyard topics`: partitions, offsets, sizes, and each group's lag.
+pub fn topics(addr: SocketAddr, out: &mut impl Write) -> Result<(), ClientError> {
+    let mut c = Client::connect(addr)?;
+    c.send(&Envelope::new("topic", "list"))?;
+    let list = c.recv()?;
+    let topics: serde_json::Value =
+        serde_json::from_slice(&list.payload).map_err(|e| ClientError::Frame(e.to_string()))?;
+    writeln!(
+        out,
+        "{:<24} {:>9} {:>12} {:>12} {:>12} {:>8}",
+        "topic", "partition", "start", "next", "bytes", "segments"
+    )?;
+    for t in topics.as_array().into_iter().flatten() {
+        let name = t["name"].as_str().unwrap_or("?");
+        for (p, part) in t["partitions"].as_array().into_iter().flatten().enumerate() {
+            writeln!(
+                out,
+                "{:<24} {:>9} {:>12} {:>12} {:>12} {:>8}",
+                name,
+                p,
+                part["start_offset"].as_u64().unwrap_or(0),
+                part["next_offset"].as_u64().unwrap_or(0),
+                part["size_bytes"].as_u64().unwrap_or(0),
+                part["segments"].as_u64().unwrap_or(0)
+            )?;
+        }
+        for (group, offsets) in t["groups"].as_object().into_iter().flatten() {
+            for (p, committed) in offsets.as_object().into_iter().flatten() {
+                let next = t["partitions"][p.parse::<usize>().unwrap_or(0)]["next_offset"]
+                    .as_u64()
+                    .unwrap_or(0);
+                let lag = next.saturating_sub(committed.as_u64().unwrap_or(0));
+                writeln!(
+                    out,
+                    "{:<24} group {group} partition {p}: committed {committed}, lag {lag}",
+                    name
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
