@@ -74,6 +74,39 @@ enum Command {
 enum Bench {
     /// Load-generate and check the follower maze against a running broker
     Maze(MazeArgs),
+    /// Publish to a topic as fast as acks allow
+    Pub(TopicArgs),
+    /// Read a topic from the earliest offset
+    Sub(TopicArgs),
+    /// Consumers subscribed from the latest offset, then producers: end-to-end latency
+    Pubsub(TopicArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct TopicArgs {
+    /// The broker port [default: broker.bind of the config]
+    #[arg(long)]
+    broker: Option<std::net::SocketAddr>,
+    #[arg(long, default_value = "bench")]
+    topic: String,
+    /// Bytes per message (at least 8)
+    #[arg(long, default_value_t = 128)]
+    size: usize,
+    /// Messages in all
+    #[arg(long, default_value_t = 1_000_000)]
+    count: u64,
+    /// Messages per publish envelope
+    #[arg(long, default_value_t = 1000)]
+    batch: u64,
+    #[arg(long, default_value_t = 1)]
+    producers: usize,
+    #[arg(long, default_value_t = 1)]
+    consumers: usize,
+    /// Publishes in flight per producer
+    #[arg(long, default_value_t = 16)]
+    inflight: u64,
+    #[arg(long)]
+    quiet: bool,
 }
 
 /// Options take the official harness's environment variables too.
@@ -116,6 +149,15 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { path }) => check_config(path.or(cli.config)),
         Some(Command::Bench(Bench::Maze(args))) => bench_maze(&args),
+        Some(Command::Bench(Bench::Pub(a))) => {
+            bench_topics(cli.config, switchyard::bench::topics::Mode::Pub, a)
+        }
+        Some(Command::Bench(Bench::Sub(a))) => {
+            bench_topics(cli.config, switchyard::bench::topics::Mode::Sub, a)
+        }
+        Some(Command::Bench(Bench::Pubsub(a))) => {
+            bench_topics(cli.config, switchyard::bench::topics::Mode::PubSub, a)
+        }
         Some(Command::Pub {
             topic,
             message,
@@ -192,6 +234,29 @@ fn client(
             ExitCode::FAILURE
         }
     }
+}
+
+fn bench_topics(
+    config: Option<PathBuf>,
+    mode: switchyard::bench::topics::Mode,
+    a: TopicArgs,
+) -> ExitCode {
+    client(config, a.broker, |broker| {
+        let o = switchyard::bench::topics::Options {
+            mode,
+            broker,
+            topic: a.topic.clone(),
+            size: a.size.max(8),
+            count: a.count,
+            batch: a.batch.max(1),
+            producers: a.producers.max(1),
+            consumers: a.consumers.max(1),
+            inflight: a.inflight.max(1),
+            progress: !a.quiet,
+        };
+        switchyard::bench::topics::run(&o, &mut std::io::stdout().lock())
+            .map_err(switchyard::client::ClientError::Broker)
+    })
 }
 
 fn bench_maze(a: &MazeArgs) -> ExitCode {

@@ -14,6 +14,9 @@ use crate::topic::registry::{CreateTopic, ListTopics, SubscribeTopic, TopicRegis
 use crate::topic::subscribers::{Credit, Deliveries, StartAt, SubKey, Unsubscribe};
 use crate::topic::wire;
 
+/// Queued answers are written once this much has piled up, even with more to come.
+const ANSWER_BATCH_BYTES: usize = 64 << 10;
+
 /// Credit a subscription starts with when the client gives none.
 const DEFAULT_CREDIT: u64 = 1000;
 
@@ -55,7 +58,11 @@ impl Connection {
             if let Some(reply) = answer(act, r, ctx) {
                 act.send_envelope(&reply, ctx);
             }
-            act.flush(ctx);
+            // Answers to a burst of requests leave together: written when the last
+            // is in, or when enough has piled up.
+            if act.inflight == 0 || act.sock.queued() >= ANSWER_BATCH_BYTES {
+                act.flush(ctx);
+            }
             act.after_input(ctx);
         }));
     }

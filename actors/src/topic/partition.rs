@@ -84,7 +84,15 @@ pub struct Partition {
     entry: Option<TreeEntry>,
     subs: Subscribers,
     pump_scheduled: bool,
+    /// Batches received this turn, written together once the mailbox is drained.
+    pending: Vec<(Vec<Append>, oneshot::Sender<Appended>)>,
+    write_scheduled: bool,
 }
+
+/// Writes what this turn's appends brought, with one `write(2)`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct WritePending;
 
 impl Partition {
     /// The partition `index` of `topic`.
@@ -93,6 +101,8 @@ impl Partition {
         Partition {
             subs: Subscribers::new(topic.to_string(), index),
             pump_scheduled: false,
+            pending: Vec::new(),
+            write_scheduled: false,
             name: format!("{topic}/{index}"),
             log,
             policy,
@@ -199,6 +209,16 @@ impl Actor for Partition {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1024);
+        // The tree shows the offsets as of the last second, not a format per append.
+        ctx.run_interval(Duration::from_secs(1), |act, _| {
+            if let Some(e) = &act.entry {
+                e.set_detail(format!(
+                    "next {}, {} subscribers",
+                    act.log.next_offset(),
+                    act.subs.len()
+                ));
+            }
+        });
         if let FsyncPolicy::Interval(every) = self.policy {
             ctx.run_interval(every, |act, ctx| act.start_sync(ctx));
         }
@@ -208,33 +228,58 @@ impl Actor for Partition {
 impl Handler<AppendBatch> for Partition {
     type Result = ResponseFuture<Appended>;
 
+    /// Queues the batch; every batch of this mailbox turn goes to the log together
+    /// (one `write(2)`), and each is answered with its own offsets.
     fn handle(&mut self, AppendBatch(batch): AppendBatch, ctx: &mut Self::Context) -> Self::Result {
-        let range = match self.log.append(&batch) {
-            Ok(r) => r,
-            Err(e) => {
-                let e = storage_error(&self.name, e);
-                return Box::pin(async move { Err(e) });
-            }
-        };
-        debug!(partition = %self.name, first = range.start, count = range.end - range.start, "appended");
-        if let Some(e) = &self.entry {
-            e.set_detail(format!(
-                "next {}, {} subscribers",
-                self.log.next_offset(),
-                self.subs.len()
-            ));
-        }
-        if self.policy != FsyncPolicy::Always {
-            self.pump(ctx);
-            return Box::pin(async move { Ok(range) });
-        }
         let (tx, rx) = oneshot::channel();
-        self.waiting.push((range, tx));
-        self.start_sync(ctx);
+        self.pending.push((batch, tx));
+        if !self.write_scheduled {
+            self.write_scheduled = true;
+            ctx.notify(WritePending);
+        }
         Box::pin(async move {
             rx.await
                 .unwrap_or_else(|_| Err("partition stopped before the append was durable".into()))
         })
+    }
+}
+
+impl Handler<WritePending> for Partition {
+    type Result = ();
+
+    fn handle(&mut self, _: WritePending, ctx: &mut Self::Context) {
+        self.write_scheduled = false;
+        let pending = std::mem::take(&mut self.pending);
+        let all: Vec<Append> = pending
+            .iter()
+            .flat_map(|(b, _)| b.iter().cloned())
+            .collect();
+        let range = match self.log.append(&all) {
+            Ok(r) => r,
+            Err(e) => {
+                let e = storage_error(&self.name, e);
+                for (_, tx) in pending {
+                    let _ = tx.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        debug!(partition = %self.name, first = range.start, count = range.end - range.start, batches = pending.len(), "appended");
+        let mut next = range.start;
+        for (batch, tx) in pending {
+            let r = next..next + batch.len() as u64;
+            next = r.end;
+            if self.policy == FsyncPolicy::Always {
+                self.waiting.push((r, tx));
+            } else {
+                let _ = tx.send(Ok(r));
+            }
+        }
+        if self.policy == FsyncPolicy::Always {
+            self.start_sync(ctx);
+        } else {
+            self.pump(ctx);
+        }
     }
 }
 
