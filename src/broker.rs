@@ -74,7 +74,7 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         Listener::spec(
             config.broker_listener(),
             socket,
-            broker_connections(topics),
+            broker_connections(topics.clone()),
             ConnectionSet::default(),
             stats.clone(),
         ),
@@ -94,7 +94,12 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         // The router starts first, so the listeners find it.
         children.insert(
             0,
-            MazeRouter::spec(settings.clone(), handle.router.clone(), stats.clone()),
+            MazeRouter::spec(
+                settings.clone(),
+                handle.router.clone(),
+                topics.clone(),
+                stats.clone(),
+            ),
         );
         let slot = handle.router.clone();
         let spawn_source: Spawner =

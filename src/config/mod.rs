@@ -155,6 +155,9 @@ pub struct MazeConfig {
     pub max_users: Ranged<1, 100_000_000>,
     pub pace_output_bytes: Ranged<65_536, { 64 * GIB }>,
     pub client_stall_ms: Ranged<1, 3_600_000>,
+    /// Append every maze event to this topic (partition 0), to replay the stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
 }
 
 impl Default for MazeConfig {
@@ -170,6 +173,7 @@ impl Default for MazeConfig {
             max_users: Ranged::new(1_000_000),
             pace_output_bytes: Ranged::new(8 * MIB),
             client_stall_ms: Ranged::new(10_000),
+            topic: None,
         }
     }
 }
@@ -347,6 +351,17 @@ impl Config {
                 ),
             ));
         }
+        if let Some(t) = self.maze.as_ref().and_then(|m| m.topic.as_ref()) {
+            if !switchyard_actors::topic::registry::valid_name(t) {
+                return Err(at_key(
+                    text,
+                    file,
+                    "maze",
+                    "topic",
+                    format!("expected 1 to 128 of A-Z a-z 0-9 . _ -, got `{t}`"),
+                ));
+            }
+        }
         for t in &self.topic {
             if !switchyard_actors::topic::registry::valid_name(&t.name) {
                 return Err(at_key(
@@ -455,6 +470,7 @@ impl Config {
             pace_output_bytes: m.pace_output_bytes.usize(),
             client_high_water_bytes: self.broker.output_buffer_bytes.usize() / 2,
             client_stall: Duration::from_millis(m.client_stall_ms.get()),
+            journal_topic: m.topic.clone(),
         })
     }
 

@@ -35,6 +35,8 @@ pub struct MazeSettings {
     /// with output that does not move, for this long while the source waits, and it
     /// is cut off as a slow consumer.
     pub client_stall: Duration,
+    /// Append every applied event to this topic (partition 0).
+    pub journal_topic: Option<String>,
 }
 
 impl Default for MazeSettings {
@@ -48,6 +50,7 @@ impl Default for MazeSettings {
             pace_output_bytes: 8 << 20,
             client_high_water_bytes: 2 << 20,
             client_stall: Duration::from_secs(10),
+            journal_topic: None,
         }
     }
 }

@@ -114,6 +114,8 @@ impl MazeRouter {
             self.stalled_since = None;
             self.drain();
             self.flush_out(ctx);
+            let journaled = self.journal_future();
+            ctx.spawn(actix::fut::wrap_future::<_, Self>(journaled));
             self.maybe_resume(ctx);
             self.update_detail();
         }

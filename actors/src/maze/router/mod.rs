@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 mod flow;
+mod journal;
 
 use super::graph::{Graph, User};
 use super::load::SessionLoad;
@@ -30,6 +31,7 @@ use super::session::{Deliver, Session};
 use super::settings::{MazeSettings, OnNewSource};
 use crate::stats::BrokerStats;
 use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
+use crate::topic::registry::TopicsSlot;
 use crate::tree::TreeEntry;
 
 /// Where listeners find the router that runs now (it changes when it restarts).
@@ -46,6 +48,7 @@ struct Registration {
 }
 
 pub struct MazeRouter {
+    journal: Option<journal::Journal>,
     settings: MazeSettings,
     reorder: Reorder,
     graph: Graph,
@@ -81,10 +84,21 @@ impl std::fmt::Debug for MazeRouter {
 
 impl MazeRouter {
     /// A supervisor child spec; each start publishes the router's address in `slot`.
-    pub fn spec(settings: MazeSettings, slot: RouterSlot, stats: Arc<BrokerStats>) -> ChildSpec {
+    /// `topics`: where the journal topic (`[maze] topic`) lives, when there is one.
+    pub fn spec(
+        settings: MazeSettings,
+        slot: RouterSlot,
+        topics: TopicsSlot,
+        stats: Arc<BrokerStats>,
+    ) -> ChildSpec {
         ChildSpec::new("router", "maze", move |cx: ChildContext| {
             let entry = cx.tree.register(Some(cx.parent), "router", "maze");
+            let journal = settings
+                .journal_topic
+                .clone()
+                .map(|t| journal::Journal::new(t, topics.clone()));
             let router = MazeRouter {
+                journal,
                 reorder: Reorder::new(settings.reorder_window),
                 graph: Graph::new(settings.max_users),
                 settings: settings.clone(),
@@ -183,6 +197,9 @@ impl MazeRouter {
         BrokerStats::add(&self.stats.maze_events, 1);
         self.line.clear();
         write_event(&mut self.line, seq, &kind);
+        if let Some(j) = &mut self.journal {
+            j.record(&self.line);
+        }
         self.line.put_slice(b"\r\n");
         match kind {
             MazeKind::Follow { from, to } => {
@@ -267,6 +284,24 @@ impl MazeRouter {
         }
         self.graph.disconnect(reg.user);
         Some(reg)
+    }
+}
+
+impl MazeRouter {
+    /// Publishes the events journaled since the last call; the source's answer waits
+    /// for it, so the journal keeps up with the stream and stays in order.
+    fn journal_future(&mut self) -> impl std::future::Future<Output = ()> + 'static {
+        let publish = self.journal.as_mut().and_then(journal::Journal::take);
+        async move {
+            if let Some((registry, p)) = publish {
+                let topic = p.topic.clone();
+                match registry.send(p).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => warn!(topic = %topic, error = %e, "maze events not journaled"),
+                    Err(e) => warn!(topic = %topic, error = %e, "maze events not journaled"),
+                }
+            }
+        }
     }
 }
 
@@ -368,9 +403,17 @@ impl Handler<EventBatch> for MazeRouter {
             self.paused = Some(tx);
             self.update_detail();
             self.maybe_resume(ctx);
-            return Box::pin(async move { rx.await.map_err(|_| ()) });
+            let journaled = self.journal_future();
+            return Box::pin(async move {
+                journaled.await;
+                rx.await.map_err(|_| ())
+            });
         }
-        Box::pin(async { Ok(()) })
+        let journaled = self.journal_future();
+        Box::pin(async move {
+            journaled.await;
+            Ok(())
+        })
     }
 }
 
