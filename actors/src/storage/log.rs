@@ -108,12 +108,7 @@ impl PartitionLog {
         let last = bases.len() - 1;
         for (i, &base) in bases.iter().enumerate() {
             let path = segment::log_path(dir, base);
-            let file = OpenOptions::new()
-                .create(true)
-                .read(true)
-                .append(true)
-                .open(&path)
-                .map_err(io(&path))?;
+            let file = segment::open_log(&path)?;
             let size = file.metadata().map_err(io(&path))?.len();
             let idx_path = segment::index_path(dir, base);
             let stored = segment::read_index(&idx_path)
@@ -293,12 +288,7 @@ impl PartitionLog {
         self.sync()?;
         let base = self.next_offset;
         let path = segment::log_path(&self.dir, base);
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
+        let file = segment::open_log(&path)?;
         let idx_path = segment::index_path(&self.dir, base);
         self.index_file = OpenOptions::new()
             .create(true)
