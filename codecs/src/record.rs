@@ -49,22 +49,54 @@ pub enum RecordError {
     Malformed(&'static str),
 }
 
+/// A record to encode, borrowed: the log writes appends without copying them into a
+/// [`Record`] first.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    pub offset: u64,
+    pub timestamp_ms: u64,
+    pub key: Option<&'a [u8]>,
+    pub labels: &'a Labels,
+    pub value: &'a [u8],
+}
+
+impl Record {
+    pub fn as_ref(&self) -> RecordRef<'_> {
+        RecordRef {
+            offset: self.offset,
+            timestamp_ms: self.timestamp_ms,
+            key: self.key.as_deref(),
+            labels: &self.labels,
+            value: &self.value,
+        }
+    }
+}
+
 /// Bytes `rec` takes on disk.
 pub fn encoded_len(rec: &Record) -> usize {
+    encoded_len_ref(&rec.as_ref())
+}
+
+pub fn encoded_len_ref(rec: &RecordRef<'_>) -> usize {
     let labels: usize = rec
         .labels
         .iter()
         .map(|(n, v)| 2 + n.len() + 4 + v.len())
         .sum();
-    HEADER + MIN_LEN - 4 + rec.key.as_ref().map_or(0, Bytes::len) + labels + rec.value.len()
+    HEADER + MIN_LEN - 4 + rec.key.map_or(0, <[u8]>::len) + labels + rec.value.len()
 }
 
 /// Appends `rec`. Names and values longer than their length fields are refused.
 pub fn encode(rec: &Record, dst: &mut BytesMut) -> Result<(), RecordError> {
+    encode_ref(&rec.as_ref(), dst)
+}
+
+/// Appends a borrowed record.
+pub fn encode_ref(rec: &RecordRef<'_>, dst: &mut BytesMut) -> Result<(), RecordError> {
     if rec.labels.len() > usize::from(u16::MAX) {
         return Err(RecordError::Malformed("more than 65535 labels"));
     }
-    let total = encoded_len(rec);
+    let total = encoded_len_ref(rec);
     let len = u32::try_from(total - 4).map_err(|_| RecordError::Oversize {
         len: total,
         max: u32::MAX as usize,
@@ -75,7 +107,7 @@ pub fn encode(rec: &Record, dst: &mut BytesMut) -> Result<(), RecordError> {
     dst.put_u32(0);
     dst.put_u64(rec.offset);
     dst.put_u64(rec.timestamp_ms);
-    match &rec.key {
+    match rec.key {
         Some(k) => {
             let n = u32::try_from(k.len())
                 .ok()
@@ -96,7 +128,7 @@ pub fn encode(rec: &Record, dst: &mut BytesMut) -> Result<(), RecordError> {
         dst.put_slice(value);
     }
     dst.put_u32(rec.value.len() as u32);
-    dst.put_slice(&rec.value);
+    dst.put_slice(rec.value);
     let crc = crc32c::crc32c(&dst[start + HEADER..]);
     dst[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
     Ok(())

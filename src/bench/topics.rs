@@ -143,6 +143,7 @@ fn produce(o: &Options, share: u64, shared: &Arc<Shared>, t0: Instant) -> Result
         });
     });
     let value_pad = vec![b'x'; o.size.saturating_sub(8)];
+    let item_head = format!("- {}\n", o.size.max(8));
     let mut left = share;
     let mut id = 0u64;
     let mut out = BytesMut::new();
@@ -164,7 +165,7 @@ fn produce(o: &Options, share: u64, shared: &Arc<Shared>, t0: Instant) -> Result
             let ts = now_ns(t0);
             let mut payload = Vec::with_capacity((o.size + 12) * n as usize);
             for _ in 0..n {
-                payload.extend_from_slice(format!("- {}\n", o.size.max(8)).as_bytes());
+                payload.extend_from_slice(item_head.as_bytes());
                 payload.extend_from_slice(&ts.to_be_bytes());
                 payload.extend_from_slice(&value_pad);
             }

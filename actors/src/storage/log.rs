@@ -208,17 +208,17 @@ impl PartitionLog {
     /// until [`PartitionLog::sync`].
     pub fn append(&mut self, batch: &[Append]) -> Result<Range<u64>, StorageError> {
         let first = self.next_offset;
-        let mut buf = BytesMut::new();
+        let mut buf = BytesMut::with_capacity(batch.iter().map(|a| a.value.len() + 48).sum());
         let mut marks = Vec::with_capacity(batch.len());
         for (i, a) in batch.iter().enumerate() {
-            let rec = Record {
+            let rec = record::RecordRef {
                 offset: first + i as u64,
                 timestamp_ms: a.timestamp_ms,
-                key: a.key.clone(),
-                labels: a.labels.clone(),
-                value: a.value.clone(),
+                key: a.key.as_deref(),
+                labels: &a.labels,
+                value: &a.value,
             };
-            let len = record::encoded_len(&rec);
+            let len = record::encoded_len_ref(&rec);
             if len > self.cfg.max_record_bytes {
                 return Err(StorageError::Corrupt {
                     path: self.dir.clone(),
@@ -230,7 +230,7 @@ impl PartitionLog {
                 });
             }
             marks.push((rec.offset, buf.len(), a.timestamp_ms));
-            record::encode(&rec, &mut buf).map_err(|e| StorageError::Corrupt {
+            record::encode_ref(&rec, &mut buf).map_err(|e| StorageError::Corrupt {
                 path: self.dir.clone(),
                 position: 0,
                 reason: e.to_string(),
