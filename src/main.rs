@@ -105,6 +105,9 @@ struct TopicArgs {
     /// Publishes in flight per producer
     #[arg(long, default_value_t = 16)]
     inflight: u64,
+    /// Messages per second across producers [default: as fast as acks allow]
+    #[arg(long)]
+    rate: Option<u64>,
     #[arg(long)]
     quiet: bool,
 }
@@ -252,6 +255,7 @@ fn bench_topics(
             producers: a.producers.max(1),
             consumers: a.consumers.max(1),
             inflight: a.inflight.max(1),
+            rate: a.rate,
             progress: !a.quiet,
         };
         switchyard::bench::topics::run(&o, &mut std::io::stdout().lock())

@@ -35,6 +35,8 @@ pub struct Options {
     pub consumers: usize,
     /// Publish envelopes in flight per producer (waiting for their ack).
     pub inflight: u64,
+    /// Messages per second across producers; `None`: as fast as acks allow.
+    pub rate: Option<u64>,
     pub progress: bool,
 }
 
@@ -147,7 +149,16 @@ fn produce(o: &Options, share: u64, shared: &Arc<Shared>, t0: Instant) -> Result
     let mut left = share;
     let mut id = 0u64;
     let mut out = BytesMut::new();
+    let started = Instant::now();
+    let per_producer_rate = o.rate.map(|r| (r as f64 / o.producers as f64).max(1.0));
     while left > 0 && !shared.stop.load(Relaxed) {
+        // At a set rate, wait until the schedule has caught up with what was sent.
+        if let Some(rate) = per_producer_rate {
+            let due = Duration::from_secs_f64((share - left) as f64 / rate);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
         // Fill the window, then write everything in one go.
         let room = {
             let (lock, cv) = &*window;
@@ -155,7 +166,10 @@ fn produce(o: &Options, share: u64, shared: &Arc<Shared>, t0: Instant) -> Result
             while *w >= o.inflight {
                 w = cv.wait(w).unwrap_or_else(|p| p.into_inner());
             }
-            let room = (o.inflight - *w).min(left.div_ceil(o.batch));
+            let mut room = (o.inflight - *w).min(left.div_ceil(o.batch));
+            if per_producer_rate.is_some() {
+                room = room.min(1);
+            }
             *w += room;
             room
         };
