@@ -142,15 +142,23 @@ pub fn publish(
     Ok(stored)
 }
 
-/// Options of `switchyard sub`.
-#[derive(Debug, Clone)]
+/// Options of `switchyard sub` (the command line takes them as they are).
+#[derive(Debug, Clone, clap::Args)]
 pub struct SubOptions {
     pub topic: String,
+    /// earliest, latest, committed or an offset [default: latest; in a group, committed]
+    #[arg(long)]
     pub from: Option<String>,
+    /// Join this consumer group (and commit what is printed)
+    #[arg(long)]
     pub group: Option<String>,
+    #[arg(long)]
     pub partition: Option<u32>,
+    /// Records in flight per partition
+    #[arg(long, default_value_t = 1000)]
     pub credit: u64,
-    /// Stop after this many records.
+    /// Stop after this many records
+    #[arg(long)]
     pub max: Option<u64>,
 }
 

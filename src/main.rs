@@ -42,21 +42,8 @@ enum Command {
     },
     /// Print a topic's records as `<partition> <offset> <value>` lines
     Sub {
-        topic: String,
-        /// earliest, latest, committed or an offset [default: latest; in a group, committed]
-        #[arg(long)]
-        from: Option<String>,
-        /// Join this consumer group (and commit what is printed)
-        #[arg(long)]
-        group: Option<String>,
-        #[arg(long)]
-        partition: Option<u32>,
-        /// Records in flight per partition
-        #[arg(long, default_value_t = 1000)]
-        credit: u64,
-        /// Stop after this many records
-        #[arg(long)]
-        max: Option<u64>,
+        #[command(flatten)]
+        options: switchyard::client::SubOptions,
         #[arg(long)]
         broker: Option<std::net::SocketAddr>,
     },
@@ -178,24 +165,8 @@ fn main() -> ExitCode {
             eprintln!("published {n} records to {topic}");
             Ok(())
         }),
-        Some(Command::Sub {
-            topic,
-            from,
-            group,
-            partition,
-            credit,
-            max,
-            broker,
-        }) => client(cli.config, broker, |addr| {
-            let o = switchyard::client::SubOptions {
-                topic,
-                from,
-                group,
-                partition,
-                credit,
-                max,
-            };
-            switchyard::client::subscribe(addr, &o, &mut std::io::stdout().lock()).map(|_| ())
+        Some(Command::Sub { options, broker }) => client(cli.config, broker, |addr| {
+            switchyard::client::subscribe(addr, &options, &mut std::io::stdout().lock()).map(|_| ())
         }),
         Some(Command::Topics { broker }) => client(cli.config, broker, |addr| {
             switchyard::client::topics(addr, &mut std::io::stdout().lock())

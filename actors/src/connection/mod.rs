@@ -135,7 +135,7 @@ impl Connection {
             |a| &mut a.sock,
             |act, r, ctx| match r {
                 Ok(()) => act.on_readable(ctx),
-                Err(e) => act.abort(ctx, "read error", &e),
+                Err(e) => act.sock.abort(ctx, "read error", &e),
             },
         );
     }
@@ -153,7 +153,7 @@ impl Connection {
                 self.after_input(ctx);
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.wait_readable(ctx),
-            Err(e) => self.abort(ctx, "read error", &e),
+            Err(e) => self.sock.abort(ctx, "read error", &e),
         }
     }
 
@@ -184,7 +184,7 @@ impl Connection {
                     self.note_protocol();
                     BrokerStats::add(&self.stats.malformed_frames, 1);
                     warn!(peer = %self.peer, offset = e.offset, reason = %e.kind, "malformed frame, closing connection");
-                    self.close(ctx, "malformed frame");
+                    self.sock.close(ctx, "malformed frame");
                 }
             }
         }
@@ -255,15 +255,15 @@ impl Connection {
                         let _g = span.enter();
                         match r {
                             Ok(()) => act.flush(ctx),
-                            Err(e) => act.abort(ctx, "write error", &e),
+                            Err(e) => act.sock.abort(ctx, "write error", &e),
                         }
                     },
                 )
             }
-            Flushed::Failed(e) => return self.abort(ctx, "write error", &e),
+            Flushed::Failed(e) => return self.sock.abort(ctx, "write error", &e),
         }
         if self.sock.closing().is_some() {
-            self.finish(ctx);
+            self.sock.finish(ctx);
         } else if self.paused && self.inflight < self.settings.max_inflight {
             self.paused = false;
             self.process(ctx);
@@ -283,23 +283,10 @@ impl Connection {
             } else {
                 "peer closed"
             };
-            self.close(ctx, why);
+            self.sock.close(ctx, why);
         } else if !self.eof && !self.draining {
             self.wait_readable(ctx);
         }
-    }
-
-    /// Stops reading, flushes what is queued, then closes.
-    fn close(&mut self, ctx: &mut Context<Self>, reason: &'static str) {
-        self.sock.close(ctx, reason);
-    }
-
-    fn finish(&mut self, ctx: &mut Context<Self>) {
-        self.sock.finish(ctx);
-    }
-
-    fn abort(&mut self, ctx: &mut Context<Self>, what: &'static str, e: &std::io::Error) {
-        self.sock.abort(ctx, what, e);
     }
 
     fn check_idle(&mut self, ctx: &mut Context<Self>, idle: Duration) {
@@ -307,7 +294,7 @@ impl Connection {
             let _g = self.span.clone().entered();
             BrokerStats::add(&self.stats.idle_timeouts, 1);
             info!(peer = %self.peer, idle_ms = idle.as_millis() as u64, "idle timeout, closing connection");
-            self.close(ctx, "idle timeout");
+            self.sock.close(ctx, "idle timeout");
         }
     }
 }
@@ -345,7 +332,7 @@ impl Handler<Drain> for Connection {
         self.draining = true;
         self.sock.stop_reading(ctx);
         if self.inflight == 0 {
-            self.close(ctx, "shutdown");
+            self.sock.close(ctx, "shutdown");
         }
     }
 }

@@ -93,7 +93,7 @@ impl Session {
             |a| &mut a.sock,
             |act, r, ctx| match r {
                 Ok(()) => act.on_readable(ctx),
-                Err(e) => act.abort(ctx, "read error", &e),
+                Err(e) => act.sock.abort(ctx, "read error", &e),
             },
         );
     }
@@ -104,7 +104,7 @@ impl Session {
                 if self.user.is_none() {
                     self.read_id(ctx, true);
                 }
-                self.close(ctx, "peer closed");
+                self.sock.close(ctx, "peer closed");
             }
             Ok(_) => {
                 if self.user.is_none() {
@@ -116,7 +116,7 @@ impl Session {
                 self.wait_readable(ctx);
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.wait_readable(ctx),
-            Err(e) => self.abort(ctx, "read error", &e),
+            Err(e) => self.sock.abort(ctx, "read error", &e),
         }
     }
 
@@ -131,11 +131,11 @@ impl Session {
             Ok(Some(Frame::Maze(MazeLine::UserId(user)))) => user,
             Ok(Some(other)) => {
                 warn!(peer = %self.peer, line = ?other, "bad id line: expected a user id, closing");
-                return self.close(ctx, "bad id line");
+                return self.sock.close(ctx, "bad id line");
             }
             Err(e) => {
                 warn!(peer = %self.peer, offset = e.offset, reason = %e.kind, "bad id line, closing");
-                return self.close(ctx, "bad id line");
+                return self.sock.close(ctx, "bad id line");
             }
         };
         self.rbuf.clear();
@@ -156,9 +156,9 @@ impl Session {
                     Ok(Ok(())) => act.registered = true,
                     Ok(Err(reason)) => {
                         warn!(peer = %act.peer, reason, "registration refused, closing");
-                        act.close(ctx, "registration refused");
+                        act.sock.close(ctx, "registration refused");
                     }
-                    Err(_) => act.close(ctx, "router gone"),
+                    Err(_) => act.sock.close(ctx, "router gone"),
                 }),
         );
     }
@@ -176,7 +176,7 @@ impl Session {
         self.load
             .update(self.sock.queued(), self.sock.written() > before);
         match flushed {
-            Flushed::Done if self.sock.closing().is_some() => self.finish(ctx),
+            Flushed::Done if self.sock.closing().is_some() => self.sock.finish(ctx),
             Flushed::Done => {}
             Flushed::Blocked => wait_writable(
                 &mut self.sock,
@@ -184,23 +184,11 @@ impl Session {
                 |a| &mut a.sock,
                 |act, r, ctx| match r {
                     Ok(()) => act.flush(ctx),
-                    Err(e) => act.abort(ctx, "write error", &e),
+                    Err(e) => act.sock.abort(ctx, "write error", &e),
                 },
             ),
-            Flushed::Failed(e) => self.abort(ctx, "write error", &e),
+            Flushed::Failed(e) => self.sock.abort(ctx, "write error", &e),
         }
-    }
-
-    fn close(&mut self, ctx: &mut Context<Self>, reason: &'static str) {
-        self.sock.close(ctx, reason);
-    }
-
-    fn finish(&mut self, ctx: &mut Context<Self>) {
-        self.sock.finish(ctx);
-    }
-
-    fn abort(&mut self, ctx: &mut Context<Self>, what: &'static str, e: &std::io::Error) {
-        self.sock.abort(ctx, what, e);
     }
 }
 
@@ -214,13 +202,13 @@ impl Actor for Session {
             if act.user.is_none() && act.sock.closing().is_none() {
                 let _g = act.span.clone().entered();
                 warn!(peer = %act.peer, id_timeout_ms = timeout.as_millis() as u64, "no id line in time, closing");
-                act.close(ctx, "id timeout");
+                act.sock.close(ctx, "id timeout");
             }
         });
         // A restarted router has forgotten this session: close, the client reconnects.
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
             if !act.router.connected() {
-                act.close(ctx, "router restarted");
+                act.sock.close(ctx, "router restarted");
             }
         });
         let _g = self.span.clone().entered();
@@ -256,7 +244,7 @@ impl Handler<Deliver> for Session {
         match written {
             Ok(Flushed::Done) => {}
             Ok(Flushed::Blocked) => self.flush(ctx),
-            Ok(Flushed::Failed(e)) => self.abort(ctx, "write error", &e),
+            Ok(Flushed::Failed(e)) => self.sock.abort(ctx, "write error", &e),
             Err(full) => self.slow_consumer(ctx, full),
         }
     }
@@ -279,6 +267,6 @@ impl Handler<Drain> for Session {
 
     fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
         let _g = self.span.clone().entered();
-        self.close(ctx, "shutdown");
+        self.sock.close(ctx, "shutdown");
     }
 }

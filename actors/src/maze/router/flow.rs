@@ -117,7 +117,6 @@ impl MazeRouter {
             let journaled = self.journal_future();
             ctx.spawn(actix::fut::wrap_future::<_, Self>(journaled));
             self.maybe_resume(ctx);
-            self.update_detail();
         }
     }
 }

@@ -314,6 +314,9 @@ impl Actor for MazeRouter {
             let every = (gap / 4).clamp(Duration::from_millis(5), Duration::from_secs(1));
             ctx.run_interval(every, move |act, ctx| act.check_gap(ctx, gap));
         }
+        // The tree shows the stream as of the last second, not a format per batch;
+        // control messages (sources, sessions) update it at once.
+        ctx.run_interval(Duration::from_secs(1), |act, _| act.update_detail());
         self.update_detail();
     }
 
@@ -385,7 +388,6 @@ impl Handler<EventBatch> for MazeRouter {
         }
         self.drain();
         self.flush_out(ctx);
-        self.update_detail();
         let ahead = self.reorder.overflowing();
         if ahead || self.output_pressure(self.settings.pace_output_bytes) {
             BrokerStats::add(&self.stats.maze_source_pauses, 1);
@@ -401,7 +403,6 @@ impl Handler<EventBatch> for MazeRouter {
             );
             let (tx, rx) = oneshot::channel();
             self.paused = Some(tx);
-            self.update_detail();
             self.maybe_resume(ctx);
             let journaled = self.journal_future();
             return Box::pin(async move {
