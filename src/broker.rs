@@ -2,10 +2,16 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use bytes::Bytes;
+use switchyard_actors::drivers::{
+    CallFeature, DriverHost, DriverStatus, DriversSlot, GetHostStats, HostStats, ListDrivers,
+    Reload, ReloadSummary, WaitReady,
+};
 use switchyard_actors::listener::{broker_connections, Spawner};
 use switchyard_actors::maze::router::GetStatus;
 use switchyard_actors::maze::{EventSource, MazeRouter, RouterSlot, RouterStatus, Session};
@@ -28,6 +34,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Driver(String),
 }
 
 /// A running broker.
@@ -35,6 +43,11 @@ pub enum StartError {
 pub struct Broker {
     addr: SocketAddr,
     maze: Option<MazeHandle>,
+    drivers: DriversSlot,
+    /// Where SIGHUP re-reads the configuration from.
+    config_path: Option<PathBuf>,
+    /// The configuration in force, for reloads to compare against.
+    config: Config,
     supervisor: Addr<Supervisor>,
     tree: ActorTree,
     stats: Arc<BrokerStats>,
@@ -69,12 +82,14 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
     let stats = Arc::new(BrokerStats::default());
     let supervisor = Supervisor::new(tree.clone(), "root", config.restart_policy()).start();
     let topics = TopicsSlot::default();
+    let drivers = DriversSlot::default();
     let mut children = vec![
         TopicRegistry::spec(config.topic_settings(), topics.clone()),
+        DriverHost::spec(config.host_settings(), topics.clone(), drivers.clone()),
         Listener::spec(
             config.broker_listener(),
             socket,
-            broker_connections(topics.clone()),
+            broker_connections(topics.clone(), drivers.clone()),
             ConnectionSet::default(),
             stats.clone(),
         ),
@@ -135,10 +150,21 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         // Not a data path: control messages at start-up, each waited for.
         let _ = supervisor.send(AddChild(child)).await;
     }
+    if let Err(why) = wait_for_required(&drivers).await {
+        let _ = tokio::time::timeout(
+            Duration::from_millis(config.shutdown.grace_ms),
+            supervisor.send(Shutdown),
+        )
+        .await;
+        return Err(StartError::Driver(why));
+    }
     info!(addr = %addr, "broker started");
     Ok(Broker {
         addr,
         maze,
+        drivers,
+        config_path: None,
+        config: config.clone(),
         supervisor,
         tree,
         stats,
@@ -156,6 +182,18 @@ fn local(
     socket
         .local_addr()
         .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+/// Start-up waits until every required driver is alive; one that cannot start aborts it.
+async fn wait_for_required(slot: &DriversSlot) -> Result<(), String> {
+    let host = slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    match host {
+        Some(h) => h
+            .send(WaitReady)
+            .await
+            .unwrap_or(Err("driver host stopped".into())),
+        None => Err("driver host did not start".into()),
+    }
 }
 
 fn current(slot: &RouterSlot) -> Option<Addr<MazeRouter>> {
@@ -202,6 +240,91 @@ impl Broker {
         self.supervisor.send(Status).await.unwrap_or_default()
     }
 
+    /// Makes SIGHUP (and [`Broker::reload`]) re-read `path`.
+    pub fn with_config_path(mut self, path: PathBuf) -> Self {
+        self.config_path = Some(path);
+        self
+    }
+
+    fn host(&self) -> Option<Addr<DriverHost>> {
+        self.drivers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Every configured driver's status.
+    pub async fn drivers(&self) -> Vec<DriverStatus> {
+        match self.host() {
+            Some(h) => h.send(ListDrivers).await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// RPC and event-bus counters.
+    pub async fn driver_stats(&self) -> HostStats {
+        match self.host() {
+            Some(h) => h.send(GetHostStats).await.unwrap_or_default(),
+            None => HostStats::default(),
+        }
+    }
+
+    /// Calls `method` of `feature` (`driver:<name>`, `broker`, `client:<id>`) as the
+    /// broker itself (caller `-`).
+    pub async fn call(
+        &self,
+        feature: &str,
+        method: &str,
+        payload: Bytes,
+        timeout: Option<Duration>,
+    ) -> Result<Bytes, String> {
+        let host = self.host().ok_or("driver host not running")?;
+        host.send(CallFeature {
+            feature: feature.into(),
+            method: method.into(),
+            payload,
+            timeout,
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// Re-reads the config file (SIGHUP): drivers and rules change in place; a file
+    /// that does not validate is rejected and the running set stays as it is.
+    pub async fn reload(&mut self) -> Result<ReloadSummary, String> {
+        let path = self
+            .config_path
+            .clone()
+            .ok_or("no config file to reload from")?;
+        match Config::load(Some(&path)) {
+            Ok((config, _)) => self.reload_with(config).await,
+            Err(e) => {
+                warn!(error = %e, "config rejected, the running drivers stay as they are");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Applies `config`'s `[drivers]`, `[[driver]]` and `[[rule]]`.
+    pub async fn reload_with(&mut self, config: Config) -> Result<ReloadSummary, String> {
+        let mut rest = config.clone();
+        rest.drivers = self.config.drivers.clone();
+        rest.driver = self.config.driver.clone();
+        rest.rule = self.config.rule.clone();
+        if rest != self.config {
+            warn!("config changes outside [drivers], [[driver]] and [[rule]] take effect at the next start");
+        }
+        let host = self.host().ok_or("driver host not running")?;
+        let summary = host
+            .send(Reload(config.host_settings()))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.config.drivers = config.drivers;
+        self.config.driver = config.driver;
+        self.config.rule = config.rule;
+        Ok(summary)
+    }
+
     /// Logs the actor tree at info level.
     pub fn log_tree(&self, why: &str) {
         info!(
@@ -214,11 +337,17 @@ impl Broker {
     /// Serves until `shutdown` resolves; prints the tree on SIGUSR1 and every
     /// `debug.tree_interval_ms`; then stops accepting, drains every connection and
     /// waits up to `shutdown.grace_ms` for them to close.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
-        let mut usr1 =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
-                .map_err(|e| warn!(error = %e, "cannot listen for SIGUSR1"))
-                .ok();
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut usr1 = signal(SignalKind::user_defined1())
+            .map_err(|e| warn!(error = %e, "cannot listen for SIGUSR1"))
+            .ok();
+        let mut hup = match self.config_path {
+            Some(_) => signal(SignalKind::hangup())
+                .map_err(|e| warn!(error = %e, "cannot listen for SIGHUP"))
+                .ok(),
+            None => None,
+        };
         let mut interval = self.tree_interval.map(tokio::time::interval);
         tokio::pin!(shutdown);
         loop {
@@ -226,6 +355,10 @@ impl Broker {
                 () = &mut shutdown => break,
                 Some(_) = async { match usr1.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
                     self.log_tree("SIGUSR1");
+                }
+                Some(_) = async { match hup.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
+                    info!("SIGHUP: reloading the configuration");
+                    let _ = self.reload().await;
                 }
                 _ = async { match interval.as_mut() { Some(i) => i.tick().await, None => std::future::pending().await } } => {
                     self.log_tree("debug.tree_interval_ms");

@@ -261,3 +261,52 @@ pub fn topics(addr: SocketAddr, out: &mut impl Write) -> Result<(), ClientError>
     }
     Ok(())
 }
+
+/// `switchyard call <feature> <method> [PARAMS]`: one RPC call from this client
+/// (feature `client:<id>`); returns the result payload, or the `error` label.
+pub fn call(
+    addr: SocketAddr,
+    feature: &str,
+    method: &str,
+    params: &[u8],
+    timeout: Option<&str>,
+) -> Result<bytes::Bytes, ClientError> {
+    let mut c = Client::connect(addr)?;
+    let mut env = Envelope::new("rpc", "call")
+        .with_label("rpcID", "1")
+        .with_label("feature", feature.to_string())
+        .with_label("method", method.to_string())
+        .with_label("caller", "-")
+        .with_payload(bytes::Bytes::copy_from_slice(params));
+    if let Some(t) = timeout {
+        env = env.with_label("timeout", t.to_string());
+    }
+    c.send(&env)?;
+    loop {
+        let ret = c.recv()?;
+        if !ret.is("rpc", "return") || ret.labels.get_str("rpcID") != Some("1") {
+            continue;
+        }
+        return match ret.labels.get_str("error") {
+            Some(e) => Err(ClientError::Broker(e.to_string())),
+            None => Ok(ret.payload),
+        };
+    }
+}
+
+/// `switchyard events`: subscribes to the event bus and prints each event as
+/// `<driver> <payload>` until the broker closes the connection.
+pub fn events(addr: SocketAddr, out: &mut impl Write) -> Result<(), ClientError> {
+    let mut c = Client::connect(addr)?;
+    c.send(&Envelope::new("eventbus", "subscribe"))?;
+    loop {
+        let env = c.recv()?;
+        if env.is("eventbus", "message") {
+            out.write_all(env.labels.get_str("driver").unwrap_or("-").as_bytes())?;
+            out.write_all(b" ")?;
+            out.write_all(&env.payload)?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+        }
+    }
+}

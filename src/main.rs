@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use switchyard::config::{Config, Source};
 use tracing::info;
 
@@ -51,6 +52,29 @@ enum Command {
     Topics {
         #[arg(long)]
         broker: Option<std::net::SocketAddr>,
+    },
+    /// Call a feature's RPC method (driver:<name>, broker, client:<id>) and print the result
+    Call {
+        feature: String,
+        method: String,
+        /// The call's payload [default: empty]
+        params: Option<String>,
+        /// A Go duration for the `timeout` label, e.g. 2s
+        #[arg(long)]
+        timeout: Option<String>,
+        #[arg(long)]
+        broker: Option<std::net::SocketAddr>,
+    },
+    /// Print every event-bus message as `<driver> <payload>` lines
+    Events {
+        #[arg(long)]
+        broker: Option<std::net::SocketAddr>,
+    },
+    /// Make the running broker re-read its config (sends SIGHUP to broker.pid_file's pid)
+    Reload {
+        /// The broker's pid [default: read from broker.pid_file]
+        #[arg(long)]
+        pid: Option<i32>,
     },
     /// Benchmarks that print figures
     #[command(subcommand)]
@@ -168,6 +192,30 @@ fn main() -> ExitCode {
         Some(Command::Sub { options, broker }) => client(cli.config, broker, |addr| {
             switchyard::client::subscribe(addr, &options, &mut std::io::stdout().lock()).map(|_| ())
         }),
+        Some(Command::Call {
+            feature,
+            method,
+            params,
+            timeout,
+            broker,
+        }) => client(cli.config, broker, |addr| {
+            let p = params.unwrap_or_default();
+            let out = switchyard::client::call(
+                addr,
+                &feature,
+                &method,
+                p.as_bytes(),
+                timeout.as_deref(),
+            )?;
+            let mut o = std::io::stdout().lock();
+            o.write_all(&out)?;
+            o.write_all(b"\n")?;
+            Ok(())
+        }),
+        Some(Command::Events { broker }) => client(cli.config, broker, |addr| {
+            switchyard::client::events(addr, &mut std::io::stdout().lock())
+        }),
+        Some(Command::Reload { pid }) => reload(cli.config, pid),
         Some(Command::Topics { broker }) => client(cli.config, broker, |addr| {
             switchyard::client::topics(addr, &mut std::io::stdout().lock())
         }),
@@ -280,18 +328,86 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
 
 fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     let (config, source) = Config::load(path.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if source == Source::Embedded {
-        info!("no ./config.toml, using the shipped config");
-    } else {
-        info!(config = %source, "config loaded");
+    let file = match &source {
+        Source::Embedded => {
+            info!("no ./config.toml, using the shipped config (SIGHUP has nothing to re-read)");
+            None
+        }
+        Source::File(p) => {
+            info!(config = %source, "config loaded");
+            Some(p.clone())
+        }
+    };
+    let pid_file = config.broker.pid_file.clone();
+    if let Some(p) = &pid_file {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write broker.pid_file {}", p.display()))?;
     }
-    actix_rt::System::new().block_on(async move {
-        let broker = switchyard::start(&config)
+    let result = actix_rt::System::new().block_on(async move {
+        let mut broker = switchyard::start(&config)
             .await
             .context("start-up failed")?;
+        if let Some(p) = file {
+            broker = broker.with_config_path(p);
+        }
         broker.run_until(signal()).await;
         Ok(())
-    })
+    });
+    if let Some(p) = &pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    result
+}
+
+/// `switchyard reload`: SIGHUP to the broker whose pid is given or in `broker.pid_file`.
+fn reload(config: Option<PathBuf>, pid: Option<i32>) -> ExitCode {
+    let pid = match pid {
+        Some(p) => p,
+        None => {
+            let file = match Config::load(config.as_deref()) {
+                Ok((c, _)) => c.broker.pid_file,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let Some(file) = file else {
+                eprintln!("error: broker.pid_file is not set in the config; pass --pid");
+                return ExitCode::FAILURE;
+            };
+            match std::fs::read_to_string(&file).map(|t| t.trim().parse::<i32>()) {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => {
+                    eprintln!("error: {} does not hold a pid: {e}", file.display());
+                    return ExitCode::FAILURE;
+                }
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot read {} (is the broker running?): {e}",
+                        file.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    match nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    ) {
+        Ok(()) => {
+            eprintln!("sent SIGHUP to {pid}: the broker re-reads its config (see its log)");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot signal pid {pid}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -14,6 +14,7 @@
 //! - [`stats`]: broker-wide counters.
 //! - [`topic`]: topics and their partitions; [`topic::Partition`] is each log's single writer.
 //! - [`storage`]: partition logs on disk (segments, index, recovery, retention).
+//! - [`drivers`]: dipper driver processes, RPC between them, the event bus and its rules.
 //! - [`panic_note`]: remembers panic messages so restarts can say why.
 //!
 //! Everything runs on one actix Arbiter (see `ARCHITECTURE.md`, performance stance).
@@ -21,6 +22,7 @@
 
 pub mod conn_set;
 pub mod connection;
+pub mod drivers;
 pub mod listener;
 pub mod maze;
 pub mod outbox;

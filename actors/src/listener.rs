@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::conn_set::ConnectionSet;
 use crate::connection::{Accepted, Connection, Drain, Services};
+use crate::drivers::DriversSlot;
 use crate::settings::ListenerSettings;
 use crate::stats::BrokerStats;
 use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
@@ -24,12 +25,13 @@ static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 /// (the peer is then closed).
 pub type Spawner = Arc<dyn Fn(Accepted) -> Option<Recipient<Drain>> + Send + Sync>;
 
-/// The broker port's spawner: a [`Connection`] per peer, with the topic registry that
-/// runs at the time.
-pub fn broker_connections(topics: TopicsSlot) -> Spawner {
+/// The broker port's spawner: a [`Connection`] per peer, with the topic registry and
+/// driver host that run at the time.
+pub fn broker_connections(topics: TopicsSlot, drivers: DriversSlot) -> Spawner {
     Arc::new(move |a| {
         let services = Services {
             topics: topics.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            drivers: drivers.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         };
         Some(Connection::new(a, services).start().recipient())
     })

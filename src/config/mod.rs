@@ -13,7 +13,10 @@ use switchyard_actors::topic::{FsyncPolicy, Routing, TopicSettings, TopicSpec};
 use switchyard_actors::{ConnectionSettings, ListenerSettings, RestartPolicy, SlowConsumer};
 use switchyard_codecs::Limits;
 
+mod drivers;
 mod error;
+
+pub use drivers::{DoConfig, DriverConfig, DriversConfig, RuleConfig, WhenConfig};
 
 pub use error::ConfigError;
 use error::{at_key, from_toml};
@@ -85,6 +88,13 @@ pub struct Config {
     /// The follower maze; off when the section is absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maze: Option<MazeConfig>,
+    pub drivers: DriversConfig,
+    /// Driver processes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub driver: Vec<DriverConfig>,
+    /// Event-bus rules.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rule: Vec<RuleConfig>,
 }
 
 /// `[broker]`: the broker port and the bounds of every connection.
@@ -101,6 +111,9 @@ pub struct BrokerConfig {
     pub max_inflight: Ranged<1, 1_000_000>,
     pub idle_timeout_ms: u64,
     pub slow_consumer: SlowConsumer,
+    /// The broker writes its pid here (for `switchyard reload`); unset: no file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid_file: Option<PathBuf>,
 }
 
 impl Default for BrokerConfig {
@@ -116,6 +129,7 @@ impl Default for BrokerConfig {
             max_inflight: Ranged::new(1024),
             idle_timeout_ms: 0,
             slow_consumer: SlowConsumer::Disconnect,
+            pid_file: None,
         }
     }
 }
@@ -373,6 +387,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_drivers(text, file)?;
         let s = &self.supervisor;
         if s.backoff_max_ms < s.backoff_ms {
             return Err(at_key(

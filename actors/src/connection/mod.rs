@@ -20,6 +20,7 @@ use tracing::{debug, info, warn, Span};
 mod topics;
 
 use crate::conn_set::Membership;
+use crate::drivers::{ClientGone, DriverHost, FromClient, ToClient};
 use crate::outbox::Full;
 use crate::settings::{ConnectionSettings, SlowConsumer};
 use crate::socket::{wait_writable, Flushed, Socket};
@@ -57,6 +58,7 @@ pub(crate) struct SubState {
 #[derive(Debug, Clone, Default)]
 pub struct Services {
     pub topics: Option<Addr<TopicRegistry>>,
+    pub drivers: Option<Addr<DriverHost>>,
 }
 
 /// What a listener hands the actor it starts for a new peer.
@@ -92,6 +94,8 @@ pub struct Connection {
     subs: std::collections::HashMap<String, SubState>,
     /// The peer has finished sending; close once its input is handled.
     eof: bool,
+    /// It made RPC calls or subscribed to events: the host is told when it closes.
+    talks_to_drivers: bool,
     proto_known: bool,
     last_activity: Instant,
     entry: TreeEntry,
@@ -118,6 +122,7 @@ impl Connection {
             services,
             subs: std::collections::HashMap::new(),
             eof: false,
+            talks_to_drivers: false,
             proto_known: false,
             last_activity: Instant::now(),
             entry: a.entry,
@@ -208,10 +213,39 @@ impl Connection {
         match frame {
             Frame::Envelope(env) if env.is("command", "ping") => self.reply(ALIVE, ctx),
             Frame::Envelope(env) if env.channel == "topic" => self.topic_request(env, ctx),
+            Frame::Envelope(env) if env.channel == "rpc" || env.channel == "eventbus" => {
+                self.driver_frame(env, ctx)
+            }
             Frame::Envelope(env) => {
                 debug!(channel = %env.channel, subject = %env.subject, "no route, frame dropped")
             }
             Frame::Maze(line) => debug!(line = ?line, "maze line on the broker port, dropped"),
+        }
+    }
+
+    /// RPC and event-bus frames go to the driver host; this connection's feature is
+    /// `client:<id>`.
+    fn driver_frame(&mut self, env: Envelope, ctx: &mut Context<Self>) {
+        let Some(host) = self.services.drivers.clone() else {
+            if env.is("rpc", "call") {
+                if let Some(id) = env.labels.get("rpcID").cloned() {
+                    let ret = Envelope::new("rpc", "return")
+                        .with_label("rpcID", id)
+                        .with_label("caller", format!("client:{}", self.id))
+                        .with_label("error", "no drivers configured");
+                    self.send_envelope(&ret, ctx);
+                }
+            }
+            return;
+        };
+        self.talks_to_drivers = true;
+        let msg = FromClient {
+            id: self.id,
+            to: ctx.address().recipient(),
+            env,
+        };
+        if let Err(e) = host.try_send(msg) {
+            warn!(peer = %self.peer, error = %e, "driver host busy, frame dropped");
         }
     }
 
@@ -317,6 +351,9 @@ impl Actor for Connection {
         for (sub, state) in std::mem::take(&mut self.subs) {
             self.forget(&sub, state);
         }
+        if let (true, Some(host)) = (self.talks_to_drivers, &self.services.drivers) {
+            let _ = host.try_send(ClientGone(self.id));
+        }
         debug!(
             reason = self.sock.closing().unwrap_or("stopped"),
             "connection closed"
@@ -333,6 +370,18 @@ impl Handler<Drain> for Connection {
         self.sock.stop_reading(ctx);
         if self.inflight == 0 {
             self.sock.close(ctx, "shutdown");
+        }
+    }
+}
+
+impl Handler<ToClient> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, ToClient(env): ToClient, ctx: &mut Self::Context) {
+        let _g = self.span.clone().entered();
+        if self.sock.closing().is_none() {
+            self.send_envelope(&env, ctx);
+            self.flush(ctx);
         }
     }
 }

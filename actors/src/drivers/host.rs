@@ -1,0 +1,298 @@
+//! [`DriverHost`]: the supervised parent of every [`Driver`]. It keeps their states,
+//! starts and stops them, applies reloads (hot, cold, added, removed), and is the
+//! router for RPC and the event bus ([`super::route`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use switchyard_codecs::Envelope;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use super::bus::Bus;
+use super::driver::{Driver, Reconfigure, StopDriver};
+use super::rpc::Rpc;
+use super::spec::{DriverSpec, HostSettings};
+use super::status::{DriverState, DriverStatus};
+use super::*;
+use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
+use crate::topic::registry::TopicsSlot;
+use crate::tree::{ActorTree, TreeEntry};
+
+/// Where others find the host that runs now (it changes when it restarts).
+pub type DriversSlot = Arc<std::sync::Mutex<Option<Addr<DriverHost>>>>;
+
+/// A call held for a starting driver, and the `(caller, rpcID)` it answers.
+pub(super) type Waiting = (Envelope, Option<(String, String)>);
+
+#[derive(Debug)]
+pub(super) struct Slot {
+    pub addr: Addr<Driver>,
+    pub status: DriverStatus,
+}
+
+#[derive(Debug)]
+pub struct DriverHost {
+    pub(super) settings: Arc<HostSettings>,
+    pub(super) drivers: BTreeMap<String, Slot>,
+    pub(super) clients: HashMap<u64, Recipient<ToClient>>,
+    pub(super) rpc: Rpc,
+    pub(super) bus: Bus,
+    pub(super) topics: TopicsSlot,
+    pub(super) tree: ActorTree,
+    entry: TreeEntry,
+    guard: ChildGuard,
+    ready_waiters: Vec<oneshot::Sender<Result<(), String>>>,
+    pub(super) stopping: bool,
+    /// Calls to a driver that is starting, by driver name, until it is alive (or not).
+    pub(super) waiting: HashMap<String, Vec<Waiting>>,
+}
+
+impl DriverHost {
+    /// A supervisor child spec; each start spawns every configured driver.
+    pub fn spec(settings: HostSettings, topics: TopicsSlot, slot: DriversSlot) -> ChildSpec {
+        ChildSpec::new("drivers", "host", move |cx: ChildContext| {
+            let entry = cx.tree.register(Some(cx.parent), "drivers", "host");
+            let host = DriverHost {
+                bus: Bus::new(&settings.rules),
+                settings: Arc::new(settings.clone()),
+                drivers: BTreeMap::new(),
+                clients: HashMap::new(),
+                rpc: Rpc::default(),
+                topics: topics.clone(),
+                tree: cx.tree.clone(),
+                entry,
+                guard: cx.guard,
+                ready_waiters: Vec::new(),
+                stopping: false,
+                waiting: HashMap::new(),
+            };
+            let addr = host.start();
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr.clone());
+            Ok(addr.recipient())
+        })
+    }
+
+    fn start_driver(&mut self, spec: DriverSpec, ctx: &mut Context<Self>) {
+        let entry = self.entry.child("driver", spec.name.clone());
+        let status = DriverStatus::new(&spec);
+        let addr = Driver::new(
+            spec.clone(),
+            self.settings.clone(),
+            ctx.address().recipient(),
+            ctx.address().recipient(),
+            entry,
+        )
+        .start();
+        self.drivers.insert(spec.name, Slot { addr, status });
+    }
+
+    /// Answers the readiness waiters once every required driver is alive, or one failed.
+    fn check_ready(&mut self) {
+        if self.ready_waiters.is_empty() {
+            return;
+        }
+        let required = || self.drivers.values().filter(|s| s.status.required);
+        let failed = required()
+            .find(|s| s.status.state == DriverState::Failed)
+            .map(|s| {
+                format!(
+                    "required driver `{}` failed to start: {}",
+                    s.status.name,
+                    s.status.last_error.as_deref().unwrap_or("unknown")
+                )
+            });
+        let answer = match failed {
+            Some(why) => Err(why),
+            None if required().all(|s| s.status.alive_count > 0) => Ok(()),
+            None => return,
+        };
+        for w in self.ready_waiters.drain(..) {
+            let _ = w.send(answer.clone());
+        }
+    }
+
+    fn update_detail(&self) {
+        let alive = self
+            .drivers
+            .values()
+            .filter(|s| s.status.state.serving())
+            .count();
+        self.entry
+            .set_detail(format!("{alive}/{} alive", self.drivers.len()));
+    }
+}
+
+impl Actor for DriverHost {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(16 * 1024);
+        for spec in self.settings.drivers.clone() {
+            self.start_driver(spec, ctx);
+        }
+        self.update_detail();
+        info!(
+            drivers = self.drivers.len(),
+            rules = self.settings.rules.len(),
+            "driver host started"
+        );
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.guard.stopped();
+    }
+}
+
+impl Drop for DriverHost {
+    /// Runs on a panic too: no driver is left running without its host.
+    fn drop(&mut self) {
+        for s in self.drivers.values() {
+            s.addr.do_send(StopDriver);
+        }
+    }
+}
+
+impl Handler<DriverUpdate> for DriverHost {
+    type Result = ();
+
+    fn handle(&mut self, DriverUpdate(status): DriverUpdate, ctx: &mut Self::Context) {
+        let name = status.name.clone();
+        if let Some(slot) = self.drivers.get_mut(&name) {
+            slot.status = status;
+        }
+        self.release_waiting(&name, ctx);
+        self.update_detail();
+        self.check_ready();
+    }
+}
+
+impl Handler<ListDrivers> for DriverHost {
+    type Result = Vec<DriverStatus>;
+
+    fn handle(&mut self, _: ListDrivers, _: &mut Self::Context) -> Self::Result {
+        self.drivers.values().map(|s| s.status.clone()).collect()
+    }
+}
+
+impl Handler<GetHostStats> for DriverHost {
+    type Result = HostStats;
+
+    fn handle(&mut self, _: GetHostStats, _: &mut Self::Context) -> HostStats {
+        HostStats {
+            rpc: self.rpc.stats.clone(),
+            bus: self.bus.stats.clone(),
+            rpc_in_flight: self.rpc.in_flight(),
+        }
+    }
+}
+
+impl Handler<WaitReady> for DriverHost {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, _: WaitReady, _: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.ready_waiters.push(tx);
+        self.check_ready();
+        Box::pin(async move { rx.await.unwrap_or(Err("driver host stopped".into())) })
+    }
+}
+
+impl Handler<Reload> for DriverHost {
+    type Result = MessageResult<Reload>;
+
+    fn handle(&mut self, Reload(new): Reload, ctx: &mut Self::Context) -> Self::Result {
+        let mut summary = ReloadSummary::default();
+        let new = Arc::new(new);
+        self.bus.set_rules(&new.rules);
+        let old = std::mem::replace(&mut self.settings, new.clone());
+        let wanted: BTreeMap<&str, &DriverSpec> =
+            new.drivers.iter().map(|d| (d.name.as_str(), d)).collect();
+        let gone: Vec<String> = self
+            .drivers
+            .keys()
+            .filter(|n| !wanted.contains_key(n.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(slot) = self.drivers.remove(&name) {
+                info!(driver = %name, "driver removed from config: stopping");
+                slot.addr.do_send(StopDriver);
+                summary.stopped.push(name);
+            }
+        }
+        for (name, spec) in wanted {
+            let Some(slot) = self.drivers.get(name) else {
+                info!(driver = %name, "driver added to config: starting");
+                self.start_driver(spec.clone(), ctx);
+                summary.started.push(name.to_string());
+                continue;
+            };
+            let before = old.drivers.iter().find(|d| d.name == name);
+            let dynamic = new.dynamic_data(name);
+            let changed_process = before.is_none_or(|b| !b.same_process(spec));
+            let changed_data = before.is_none_or(|b| b.options != spec.options)
+                || old.dynamic_data(name) != dynamic;
+            let failed = matches!(
+                slot.status.state,
+                DriverState::Failed | DriverState::Backoff
+            );
+            if changed_process || failed {
+                summary.cold.push(name.to_string());
+            } else if changed_data || before != Some(spec) {
+                summary.hot.push(name.to_string());
+            } else {
+                summary.unchanged.push(name.to_string());
+                continue;
+            }
+            slot.addr.do_send(Reconfigure {
+                spec: spec.clone(),
+                dynamic,
+            });
+        }
+        info!(
+            started = ?summary.started, stopped = ?summary.stopped, cold = ?summary.cold,
+            hot = ?summary.hot, "drivers reloaded"
+        );
+        self.update_detail();
+        MessageResult(summary)
+    }
+}
+
+impl Handler<Shutdown> for DriverHost {
+    type Result = ResponseActFuture<Self, ()>;
+
+    /// `command stop` to every live driver, up to `stop_wait` for `state stopped`,
+    /// then stdin closed and the process ended; answered when every process is gone.
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
+        self.stopping = true;
+        for ((caller, id), call) in self.rpc.drain() {
+            if let Some(tx) = call.local {
+                let _ = tx.send(Err("broker shutting down".into()));
+            }
+            tracing::debug!(caller = %caller, rpc_id = %id, "call dropped at shutdown");
+        }
+        let stops: Vec<_> = self
+            .drivers
+            .values()
+            .map(|s| s.addr.send(StopDriver))
+            .collect();
+        info!(drivers = stops.len(), "stopping drivers");
+        Box::pin(
+            async move {
+                for s in stops {
+                    if let Err(e) = s.await {
+                        warn!(error = %e, "driver gone before it stopped");
+                    }
+                }
+            }
+            .into_actor(self)
+            .map(|(), act, ctx| {
+                act.drivers.clear();
+                info!("drivers stopped");
+                ctx.stop();
+            }),
+        )
+    }
+}

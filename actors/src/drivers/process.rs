@@ -1,0 +1,155 @@
+//! A driver's process: spawned with stdin/stdout pipes, stderr and fd 3 captured and
+//! logged line by line under the driver's name; reaped by a task that reports the exit;
+//! ended by closing stdin, then SIGTERM, then SIGKILL.
+
+use std::io::BufRead;
+use std::os::fd::OwnedFd;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use command_fds::{CommandFdExt, FdMapping};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::process::{ChildStdout, Command};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::spec::DriverSpec;
+
+/// A running process's handles.
+#[derive(Debug)]
+pub struct Proc {
+    pub pid: u32,
+    /// Frames for stdin; dropping it closes stdin once the queue is written.
+    pub stdin: Option<mpsc::Sender<Bytes>>,
+    pub exited: Arc<AtomicBool>,
+}
+
+/// What `spawn` hands back: the process, its stdout, and the future of its exit.
+pub struct Spawned {
+    pub proc: Proc,
+    pub stdout: ChildStdout,
+    pub exit: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<ExitStatus>>>>,
+}
+
+impl std::fmt::Debug for Spawned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spawned").field("proc", &self.proc).finish()
+    }
+}
+
+/// Starts `[command, service, args…]` with piped stdio and a log pipe on fd 3.
+pub fn spawn(spec: &DriverSpec, queue: usize) -> std::io::Result<Spawned> {
+    let (log_r, log_w) = std::io::pipe()?;
+    let mut cmd = Command::new(&spec.command);
+    cmd.arg(&spec.service)
+        .args(&spec.args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(false);
+    cmd.fd_mappings(vec![FdMapping {
+        parent_fd: OwnedFd::from(log_w),
+        child_fd: 3,
+    }])
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut child = cmd.spawn()?;
+    // The Command holds our copy of fd 3's write end; dropping it lets the reader see EOF.
+    drop(cmd);
+    let pid = child.id().unwrap_or(0);
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(std::io::Error::other("child has no pipes"));
+    };
+    let name = spec.name.clone();
+    std::thread::Builder::new()
+        .name(format!("driver-{name}-fd3"))
+        .spawn(move || {
+            for line in std::io::BufReader::new(log_r).lines() {
+                match line {
+                    Ok(l) => info!(driver = %name, stream = "fd3", "{l}"),
+                    Err(_) => break,
+                }
+            }
+        })?;
+    let name = spec.name.clone();
+    actix::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            warn!(driver = %name, stream = "stderr", "{l}");
+        }
+    });
+    let (tx, mut rx) = mpsc::channel::<Bytes>(queue.max(1));
+    actix::spawn(async move {
+        let mut stdin = stdin;
+        let mut buf = BytesMut::new();
+        while let Some(first) = rx.recv().await {
+            buf.extend_from_slice(&first);
+            // One write for everything queued meanwhile.
+            while let Ok(more) = rx.try_recv() {
+                buf.extend_from_slice(&more);
+            }
+            if stdin.write_all(&buf).await.is_err() {
+                break;
+            }
+            buf.clear();
+        }
+        let _ = stdin.shutdown().await;
+    });
+    let exited = Arc::new(AtomicBool::new(false));
+    let done = exited.clone();
+    let exit = Box::pin(async move {
+        let status = child.wait().await;
+        done.store(true, Ordering::SeqCst);
+        status
+    });
+    Ok(Spawned {
+        proc: Proc {
+            pid,
+            stdin: Some(tx),
+            exited,
+        },
+        stdout,
+        exit,
+    })
+}
+
+impl Proc {
+    /// Closes stdin, then after `grace` sends SIGTERM and after another `grace` SIGKILL,
+    /// unless the process has exited by then.
+    pub fn terminate(&mut self, driver: &str, grace: Duration) {
+        self.stdin = None;
+        let (pid, exited, name) = (self.pid, self.exited.clone(), driver.to_string());
+        if pid == 0 {
+            return;
+        }
+        actix::spawn(async move {
+            for sig in [Signal::SIGTERM, Signal::SIGKILL] {
+                tokio::time::sleep(grace).await;
+                if exited.load(Ordering::SeqCst) {
+                    return;
+                }
+                warn!(driver = %name, pid, signal = %sig, "driver still running, signalling");
+                // The pid is ours until we reap it, so it cannot have been reused.
+                let _ = kill(Pid::from_raw(pid as i32), sig);
+            }
+        });
+    }
+
+    /// Sends SIGKILL now (used when the broker drops a driver it cannot stop politely).
+    pub fn kill_now(&mut self) {
+        self.stdin = None;
+        if self.pid != 0 && !self.exited.load(Ordering::SeqCst) {
+            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        }
+    }
+
+    pub fn has_exited(&self) -> bool {
+        self.exited.load(Ordering::SeqCst)
+    }
+}

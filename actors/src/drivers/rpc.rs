@@ -1,0 +1,178 @@
+//! RPC bookkeeping: calls in flight keyed by `(caller, rpcID)` (returns are routed by
+//! `caller`, and rpcIDs are only unique per caller), their deadlines, and counters.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+/// What a broker-side caller gets back.
+pub type LocalReply = oneshot::Sender<Result<Bytes, String>>;
+
+#[derive(Debug)]
+pub struct PendingCall {
+    seq: u64,
+    pub target: String,
+    pub method: String,
+    pub started: Instant,
+    /// Set for calls the broker itself made (caller `-`).
+    pub local: Option<LocalReply>,
+}
+
+/// RPC counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RpcStats {
+    pub calls: u64,
+    pub returns: u64,
+    /// Returns with an `error` label, ours included.
+    pub errors: u64,
+    pub timeouts: u64,
+    /// Calls to a feature that is not loaded or not alive, answered at once.
+    pub unroutable: u64,
+    /// Returns that arrived after their call timed out (or for no call), dropped.
+    pub late_returns: u64,
+    /// Sum of completed calls' latency, in microseconds.
+    pub latency_us_total: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Rpc {
+    pending: HashMap<(String, String), PendingCall>,
+    seq: u64,
+    next_local: u64,
+    pub stats: RpcStats,
+}
+
+impl Rpc {
+    /// Records a call; returns its sequence number for [`Rpc::expire`].
+    pub fn open(
+        &mut self,
+        caller: &str,
+        id: &str,
+        target: &str,
+        method: &str,
+        local: Option<LocalReply>,
+    ) -> u64 {
+        self.seq += 1;
+        self.stats.calls += 1;
+        let call = PendingCall {
+            seq: self.seq,
+            target: target.to_string(),
+            method: method.to_string(),
+            started: Instant::now(),
+            local,
+        };
+        if let Some(old) = self
+            .pending
+            .insert((caller.to_string(), id.to_string()), call)
+        {
+            tracing::warn!(caller, rpc_id = id, target = %old.target, "rpcID reused while its call is pending; the old call is dropped");
+        }
+        self.seq
+    }
+
+    /// Takes the call a return answers.
+    pub fn close(&mut self, caller: &str, id: &str) -> Option<PendingCall> {
+        let call = self.pending.remove(&(caller.to_string(), id.to_string()))?;
+        self.stats.returns += 1;
+        self.stats.latency_us_total += call.started.elapsed().as_micros() as u64;
+        Some(call)
+    }
+
+    /// Takes the call if it is still the one numbered `seq` (its deadline passed).
+    pub fn expire(&mut self, caller: &str, id: &str, seq: u64) -> Option<PendingCall> {
+        let key = (caller.to_string(), id.to_string());
+        if self.pending.get(&key).is_some_and(|c| c.seq == seq) {
+            self.stats.timeouts += 1;
+            return self.pending.remove(&key);
+        }
+        None
+    }
+
+    pub fn is_pending(&self, caller: &str, id: &str) -> bool {
+        self.pending
+            .contains_key(&(caller.to_string(), id.to_string()))
+    }
+
+    /// A fresh rpcID for a call the broker makes.
+    pub fn local_id(&mut self) -> String {
+        self.next_local += 1;
+        self.next_local.to_string()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Fails every pending call (at shutdown).
+    pub fn drain(&mut self) -> Vec<((String, String), PendingCall)> {
+        self.pending.drain().collect()
+    }
+}
+
+/// Go's `time.ParseDuration` for the forms the `timeout` label uses: `2s`, `1.5s`,
+/// `300ms`, `1m30s`, `100us`; a bare `0` is zero. Anything else is `None`.
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..u] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[u..];
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("300ms"), Some(Duration::from_millis(300)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        for bad in ["", "2", "s", "2x", "-1s"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn returns_match_by_caller_and_id_and_expire_by_seq() {
+        let mut rpc = Rpc::default();
+        let a = rpc.open("driver:a", "0", "driver:b", "echo", None);
+        rpc.open("driver:c", "0", "driver:b", "echo", None);
+        assert!(rpc.close("driver:c", "0").is_some());
+        assert!(rpc.close("driver:c", "0").is_none());
+        assert!(rpc.expire("driver:a", "0", a + 100).is_none());
+        assert!(rpc.expire("driver:a", "0", a).is_some());
+        assert_eq!(rpc.in_flight(), 0);
+        assert_eq!(rpc.stats.timeouts, 1);
+    }
+}

@@ -1,0 +1,293 @@
+//! `[drivers]`, `[[driver]]` and `[[rule]]`: the driver processes the broker hosts and
+//! the event-bus rules between them.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use switchyard_actors::drivers::conditions::invalid_patterns;
+use switchyard_actors::drivers::{DriverSpec, HostSettings, RuleSpec};
+
+use super::{error::ConfigError, Config, Ranged};
+
+/// `[drivers]`: what applies to every driver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriversConfig {
+    /// Caller-side RPC timeout when a call has no `timeout` label.
+    pub rpc_timeout_ms: Ranged<1, 3_600_000>,
+    /// How long a stopping driver has to answer `command stop` with `state stopped`.
+    pub stop_wait_ms: Ranged<0, 60_000>,
+    /// After stdin is closed: this long, then SIGTERM; this long again, then SIGKILL.
+    pub kill_grace_ms: Ranged<1, 60_000>,
+    /// Frames queued for one driver's stdin; past it, calls to it fail at once.
+    pub queue_frames: Ranged<1, 1_000_000>,
+    /// Driver events are appended to this topic; "" turns that off.
+    pub eventbus_topic: String,
+}
+
+impl Default for DriversConfig {
+    fn default() -> Self {
+        DriversConfig {
+            rpc_timeout_ms: Ranged::new(10_000),
+            stop_wait_ms: Ranged::new(1_000),
+            kill_grace_ms: Ranged::new(1_000),
+            queue_frames: Ranged::new(1024),
+            eventbus_topic: "eventbus".into(),
+        }
+    }
+}
+
+fn operator() -> String {
+    "operator".into()
+}
+
+fn start_timeout() -> Ranged<1, 3_600_000> {
+    Ranged::new(10_000)
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// One `[[driver]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriverConfig {
+    /// Its feature is `driver:<name>`.
+    pub name: String,
+    /// The executable; argv is `[command, service, args...]`.
+    pub command: PathBuf,
+    #[serde(default = "operator")]
+    pub service: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default = "start_timeout")]
+    pub start_timeout_ms: Ranged<1, 3_600_000>,
+    /// Sent as `data` in `command options`.
+    #[serde(default = "empty_object")]
+    pub options: Value,
+}
+
+/// `when` of a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhenConfig {
+    pub driver: String,
+    /// The raw event name: the rule listens for `<driver>.<event>`.
+    #[serde(default)]
+    pub event: String,
+    #[serde(rename = "match", default)]
+    pub criteria: Value,
+}
+
+fn backoff() -> u64 {
+    1000
+}
+
+fn no_retry() -> Ranged<0, 100> {
+    Ranged::new(0)
+}
+
+fn timeout_s() -> u64 {
+    30
+}
+
+/// `do` of a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoConfig {
+    pub driver: String,
+    pub method: String,
+    #[serde(default = "empty_object")]
+    pub params: Value,
+    #[serde(default = "no_retry")]
+    pub retry: Ranged<0, 100>,
+    #[serde(default = "backoff")]
+    pub backoff_ms: u64,
+    #[serde(default = "timeout_s")]
+    pub timeout_s: u64,
+}
+
+/// One `[[rule]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub name: String,
+    pub when: WhenConfig,
+    #[serde(rename = "do")]
+    pub action: DoConfig,
+}
+
+/// A word that can travel as one token of an envelope (feature names, methods).
+fn token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && !s
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+}
+
+/// An error about `key` in the `index`-th `[[section]]`, at its line.
+fn at_entry(
+    text: &str,
+    file: &str,
+    section: &str,
+    index: usize,
+    key: &str,
+    message: String,
+) -> ConfigError {
+    let header = format!("[[{section}]]");
+    let mut seen = 0usize;
+    let mut inside = false;
+    let mut found = None;
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            if t == header {
+                seen += 1;
+                inside = seen == index + 1;
+                if inside && found.is_none() {
+                    found = Some((i + 1, l.to_string()));
+                }
+            } else if !t.starts_with(&format!("[{section}.")) {
+                inside = false;
+            }
+        } else if inside && t.split('=').next().map(str::trim) == Some(key) && t.contains('=') {
+            found = Some((i + 1, l.to_string()));
+        }
+    }
+    ConfigError {
+        file: file.to_string(),
+        line: found.as_ref().map(|(n, _)| (*n, 1)),
+        key: Some(format!("{section}[{index}].{key}")),
+        message,
+        source_line: found.map(|(_, l)| l),
+    }
+}
+
+impl Config {
+    /// Rules between drivers and rules: unique names, known drivers, patterns that compile.
+    pub(super) fn validate_drivers(&self, text: &str, file: &str) -> Result<(), ConfigError> {
+        let mut names = BTreeSet::new();
+        for (i, d) in self.driver.iter().enumerate() {
+            let err = |key: &str, m: String| at_entry(text, file, "driver", i, key, m);
+            if !token(&d.name) || d.name.contains(':') {
+                return Err(err(
+                    "name",
+                    format!(
+                        "expected 1 to 128 characters without spaces or `:`, got `{}`",
+                        d.name
+                    ),
+                ));
+            }
+            if !names.insert(d.name.as_str()) {
+                return Err(err(
+                    "name",
+                    format!("driver `{}` is configured twice", d.name),
+                ));
+            }
+            if d.command.as_os_str().is_empty() {
+                return Err(err(
+                    "command",
+                    "expected the path of an executable, got \"\"".into(),
+                ));
+            }
+            if !token(&d.service) {
+                return Err(err(
+                    "service",
+                    format!("expected one word, got `{}`", d.service),
+                ));
+            }
+        }
+        let mut rules = BTreeSet::new();
+        for (i, r) in self.rule.iter().enumerate() {
+            let err = |key: &str, m: String| at_entry(text, file, "rule", i, key, m);
+            if !rules.insert(r.name.as_str()) || r.name.is_empty() {
+                return Err(err(
+                    "name",
+                    format!("expected a unique rule name, got `{}`", r.name),
+                ));
+            }
+            if !token(&r.when.driver) {
+                return Err(err(
+                    "when",
+                    format!(
+                        "expected when.driver to name a driver, got `{}`",
+                        r.when.driver
+                    ),
+                ));
+            }
+            if !names.contains(r.action.driver.as_str()) {
+                return Err(err(
+                    "do",
+                    format!(
+                        "do.driver `{}` is not a configured driver (known: {})",
+                        r.action.driver,
+                        names.iter().copied().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            if !token(&r.action.method) {
+                return Err(err(
+                    "do",
+                    format!(
+                        "expected do.method to be one word, got `{}`",
+                        r.action.method
+                    ),
+                ));
+            }
+            if let Some((p, e)) = invalid_patterns(&r.when.criteria).into_iter().next() {
+                return Err(err("when", format!("`:regex:{p}` does not compile: {e}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// What the driver host is told.
+    pub fn host_settings(&self) -> HostSettings {
+        let d = &self.drivers;
+        HostSettings {
+            drivers: self
+                .driver
+                .iter()
+                .map(|c| DriverSpec {
+                    name: c.name.clone(),
+                    command: c.command.clone(),
+                    service: c.service.clone(),
+                    args: c.args.clone(),
+                    required: c.required,
+                    start_timeout: Duration::from_millis(c.start_timeout_ms.get()),
+                    options: c.options.clone(),
+                })
+                .collect(),
+            rules: self
+                .rule
+                .iter()
+                .map(|r| RuleSpec {
+                    name: r.name.clone(),
+                    when_driver: r.when.driver.clone(),
+                    when_event: r.when.event.clone(),
+                    when_match: r.when.criteria.clone(),
+                    do_driver: r.action.driver.clone(),
+                    do_method: r.action.method.clone(),
+                    do_params: r.action.params.clone(),
+                    retry: r.action.retry.get() as u32,
+                    backoff_ms: r.action.backoff_ms,
+                    timeout_s: r.action.timeout_s,
+                })
+                .collect(),
+            rpc_timeout: Duration::from_millis(d.rpc_timeout_ms.get()),
+            stop_wait: Duration::from_millis(d.stop_wait_ms.get()),
+            kill_grace: Duration::from_millis(d.kill_grace_ms.get()),
+            queue_frames: d.queue_frames.usize(),
+            limits: self.limits(),
+            policy: self.restart_policy(),
+            eventbus_topic: (!d.eventbus_topic.is_empty()).then(|| d.eventbus_topic.clone()),
+        }
+    }
+}
