@@ -245,7 +245,7 @@ async fn tree_is_logged_with_paths() {
     broker.log_tree("test");
     let text = log.text();
     assert!(
-        text.contains("actor tree (4 actors, on test):\nroot [2 running]\n├── topics:registry\n└── listener:broker ["),
+        text.contains("actor tree (5 actors, on test):\nroot [3 running]\n├── topics:registry\n├── drivers:host [0/0 alive]\n└── listener:broker ["),
         "{text}"
     );
     assert!(
@@ -258,7 +258,7 @@ async fn tree_is_logged_with_paths() {
 async fn tree_is_printed_every_tree_interval_ms() {
     let (log, _guard) = Log::capture();
     let cfg = switchyard::Config::parse(
-        "[broker]\nbind = \"127.0.0.1:0\"\n[debug]\ntree_interval_ms = 50\n[shutdown]\ngrace_ms = 1000\n",
+        &format!("[broker]\nbind = \"127.0.0.1:0\"\n[storage]\ndir = \"{}\"\n[debug]\ntree_interval_ms = 50\n[shutdown]\ngrace_ms = 1000\n", tempfile::tempdir().unwrap().keep().display()),
         "test",
     )
     .unwrap();
@@ -266,7 +266,7 @@ async fn tree_is_printed_every_tree_interval_ms() {
     let serving = actix_rt::spawn(switchyard::run(cfg, async {
         let _ = rx.await;
     }));
-    log.wait_for(&["actor tree (3 actors, on debug.tree_interval_ms)"])
+    log.wait_for(&["actor tree (4 actors, on debug.tree_interval_ms)"])
         .await;
     tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), serving)

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub mod drivers;
+
 use switchyard::{Broker, Config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -92,10 +94,20 @@ impl Log {
     }
 }
 
-/// A config on port 0 with `extra` lines added to `[broker]`.
+/// A config on port 0 with `extra` lines added to `[broker]`, and its storage in a
+/// fresh folder under the system's temp dir (never the working directory's `data`).
 pub fn config(broker_extra: &str) -> Config {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "switchyard-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     Config::parse(
-        &format!("[broker]\nbind = \"127.0.0.1:0\"\n{broker_extra}\n[shutdown]\ngrace_ms = 2000\n"),
+        &format!(
+            "[broker]\nbind = \"127.0.0.1:0\"\n{broker_extra}\n[storage]\ndir = \"{}\"\n[shutdown]\ngrace_ms = 2000\n",
+            dir.display()
+        ),
         "test",
     )
     .unwrap()

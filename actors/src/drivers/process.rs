@@ -2,7 +2,6 @@
 //! logged line by line under the driver's name; reaped by a task that reports the exit;
 //! ended by closing stdin, then SIGTERM, then SIGKILL.
 
-use std::io::BufRead;
 use std::os::fd::OwnedFd;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +10,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use command_fds::{CommandFdExt, FdMapping};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::process::{ChildStdout, Command};
@@ -51,7 +50,10 @@ pub fn spawn(spec: &DriverSpec, queue: usize) -> std::io::Result<Spawned> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(false);
+        .kill_on_drop(false)
+        // Its own process group: a Ctrl-C at the terminal reaches the broker, which
+        // stops its drivers in order, instead of killing them all at once.
+        .process_group(0);
     cmd.fd_mappings(vec![FdMapping {
         parent_fd: OwnedFd::from(log_w),
         child_fd: 3,
@@ -66,24 +68,9 @@ pub fn spawn(spec: &DriverSpec, queue: usize) -> std::io::Result<Spawned> {
     else {
         return Err(std::io::Error::other("child has no pipes"));
     };
-    let name = spec.name.clone();
-    std::thread::Builder::new()
-        .name(format!("driver-{name}-fd3"))
-        .spawn(move || {
-            for line in std::io::BufReader::new(log_r).lines() {
-                match line {
-                    Ok(l) => info!(driver = %name, stream = "fd3", "{l}"),
-                    Err(_) => break,
-                }
-            }
-        })?;
-    let name = spec.name.clone();
-    actix::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(stderr).lines();
-        while let Ok(Some(l)) = lines.next_line().await {
-            warn!(driver = %name, stream = "stderr", "{l}");
-        }
-    });
+    let fd3 = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(log_r))?;
+    actix::spawn(pump(fd3, spec.name.clone(), "fd3"));
+    actix::spawn(pump(stderr, spec.name.clone(), "stderr"));
     let (tx, mut rx) = mpsc::channel::<Bytes>(queue.max(1));
     actix::spawn(async move {
         let mut stdin = stdin;
@@ -103,9 +90,15 @@ pub fn spawn(spec: &DriverSpec, queue: usize) -> std::io::Result<Spawned> {
     });
     let exited = Arc::new(AtomicBool::new(false));
     let done = exited.clone();
+    let name = spec.name.clone();
     let exit = Box::pin(async move {
         let status = child.wait().await;
         done.store(true, Ordering::SeqCst);
+        // Whatever the driver started and left behind in its process group goes too:
+        // no orphan outlives its driver.
+        if pid != 0 && killpg(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok() {
+            warn!(driver = %name, pgid = pid, "driver left processes behind, killed its process group");
+        }
         status
     });
     Ok(Spawned {
@@ -117,6 +110,19 @@ pub fn spawn(spec: &DriverSpec, queue: usize) -> std::io::Result<Spawned> {
         stdout,
         exit,
     })
+}
+
+/// Logs a driver's output stream line by line under its name: the reference library
+/// writes INFO and DEBUG to fd 3 and WARNING and above to stderr.
+async fn pump(r: impl tokio::io::AsyncRead + Unpin, name: String, stream: &'static str) {
+    let mut lines = tokio::io::BufReader::new(r).lines();
+    while let Ok(Some(l)) = lines.next_line().await {
+        if stream == "stderr" {
+            warn!(driver = %name, stream, "{l}");
+        } else {
+            info!(driver = %name, stream, "{l}");
+        }
+    }
 }
 
 impl Proc {
@@ -135,18 +141,13 @@ impl Proc {
                     return;
                 }
                 warn!(driver = %name, pid, signal = %sig, "driver still running, signalling");
+                // The driver leads its own process group: its children get the signal too.
                 // The pid is ours until we reap it, so it cannot have been reused.
-                let _ = kill(Pid::from_raw(pid as i32), sig);
+                if killpg(Pid::from_raw(pid as i32), sig).is_err() {
+                    let _ = kill(Pid::from_raw(pid as i32), sig);
+                }
             }
         });
-    }
-
-    /// Sends SIGKILL now (used when the broker drops a driver it cannot stop politely).
-    pub fn kill_now(&mut self) {
-        self.stdin = None;
-        if self.pid != 0 && !self.exited.load(Ordering::SeqCst) {
-            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
-        }
     }
 
     pub fn has_exited(&self) -> bool {
