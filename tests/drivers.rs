@@ -235,3 +235,35 @@ async fn the_example_bash_driver_runs_its_rule_and_answers_calls() {
     log.wait_for(&["driver=ticker", "daemon closed channel"])
         .await;
 }
+
+#[actix::test]
+async fn a_malformed_frame_from_a_driver_is_logged_with_its_offset_and_restarts_it() {
+    let (log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("garbled.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nprintf 'state alive 0 0\\n'\nsleep 0.2\nprintf 'not an envelope\\n'\nexec cat >/dev/null\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let body = format!(
+        "[[driver]]\nname = \"garbled\"\ncommand = \"{}\"\n",
+        script.display()
+    );
+    let b = switchyard::start(&config(dir.path(), &body)).await.unwrap();
+    log.wait_for(&["malformed frame from driver", "driver=garbled", "offset=16"])
+        .await;
+    log.wait_for(&[
+        "restarting driver",
+        "driver=garbled",
+        "malformed frame at byte 16",
+    ])
+    .await;
+    let s = wait_driver(&b, "garbled", 5, |s| s.starts >= 2).await;
+    assert!(s.restarts >= 1);
+    b.run_until(async {}).await;
+    for p in pids_in(&log.text(), "garbled") {
+        assert!(gone(p).await, "pid {p} left running");
+    }
+}

@@ -104,3 +104,69 @@ fn effective_config_round_trips() {
     let again = Config::parse(&c.to_toml(), "y").unwrap();
     assert_eq!(c, again);
 }
+
+#[test]
+fn drivers_and_rules_parse_with_defaults() {
+    let c = Config::parse(
+        "[[driver]]\nname = \"webhook\"\ncommand = \"/bin/wh\"\n[driver.options]\nAddr = \"127.0.0.1:8080\"\n\
+         [[driver]]\nname = \"deployer\"\ncommand = \"/bin/dep\"\nservice = \"operator\"\nargs = [\"-v\"]\nrequired = true\n\
+         [[rule]]\nname = \"hook-to-deploy\"\n\
+         when = { driver = \"webhook\", match = { url = \"/hook\", form = { token = \":regex:^s3cr\" } } }\n\
+         do = { driver = \"deployer\", method = \"deploy\", params = { env = \"prod\" }, retry = 2 }\n",
+        "x",
+    )
+    .unwrap();
+    let h = c.host_settings();
+    assert_eq!(h.drivers[0].service, "operator");
+    assert_eq!(
+        h.drivers[0].start_timeout,
+        std::time::Duration::from_secs(10)
+    );
+    assert_eq!(h.drivers[0].options["Addr"], "127.0.0.1:8080");
+    assert!(h.drivers[1].required);
+    assert_eq!(h.rules[0].retry, 2);
+    assert_eq!((h.rules[0].backoff_ms, h.rules[0].timeout_s), (1000, 30));
+    assert_eq!(h.rules[0].event_key(), "webhook.");
+    assert_eq!(h.eventbus_topic.as_deref(), Some("eventbus"));
+    assert_eq!(
+        h.dynamic_data("webhook")["collapsedEvents"]["webhook."][0]["match"]["url"],
+        "/hook"
+    );
+    assert!(h.dynamic_data("deployer").is_null());
+}
+
+#[test]
+fn driver_and_rule_errors_name_the_entry_key_and_line() {
+    let text = "[[driver]]\nname = \"a\"\ncommand = \"/bin/a\"\n\n[[driver]]\nname = \"a\"\ncommand = \"/bin/b\"\n";
+    let e = Config::parse(text, "c.toml").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("driver[1].name"));
+    assert_eq!(e.line, Some((6, 1)));
+    assert!(e.message.contains("configured twice"), "{e}");
+
+    let text = "[[driver]]\nname = \"a\"\ncommand = \"/bin/a\"\ncolour = 1\n";
+    let e = Config::parse(text, "c.toml").unwrap_err();
+    assert!(e.to_string().contains("colour"), "{e}");
+    assert_eq!(e.line.map(|l| l.0), Some(4));
+
+    let text = "[[driver]]\nname = \"a\"\ncommand = \"/bin/a\"\n[[rule]]\nname = \"r\"\n\
+                when = { driver = \"a\" }\ndo = { driver = \"b\", method = \"m\" }\n";
+    let e = Config::parse(text, "c.toml").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("rule[0].do"));
+    assert_eq!(e.line, Some((7, 1)));
+    assert!(
+        e.message
+            .contains("do.driver `b` is not a configured driver (known: a)"),
+        "{e}"
+    );
+
+    let text = "[[driver]]\nname = \"a\"\ncommand = \"/bin/a\"\n[[rule]]\nname = \"r\"\n\
+                when = { driver = \"a\", match = { x = \":regex:((\" } }\ndo = { driver = \"a\", method = \"m\" }\n";
+    let e = Config::parse(text, "c.toml").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("rule[0].when"));
+    assert!(e.message.contains("`:regex:((` does not compile"), "{e}");
+
+    let e = Config::parse("[drivers]\nrpc_timeout_ms = 0\n", "c.toml").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("drivers.rpc_timeout_ms"));
+    let e = Config::parse("[[driver]]\nname = \"a b\"\ncommand = \"x\"\n", "c.toml").unwrap_err();
+    assert!(e.message.contains("`a b`"), "{e}");
+}
