@@ -190,14 +190,20 @@ fn l9_without_fd3_and_l10_garbage_then_ping() {
     );
 }
 
-fn call(d: &mut Driver, labels: &[(&str, &str)], payload: &[u8]) {
-    let mut e = Envelope::new("rpc", "call").with_payload(payload.to_vec());
+/// Writes one envelope to the driver.
+fn frame(d: &mut Driver, channel: &str, subject: &str, labels: &[(&str, &str)], payload: &[u8]) {
+    let mut e =
+        Envelope::new(channel.to_string(), subject.to_string()).with_payload(payload.to_vec());
     for (k, v) in labels {
         e.labels.insert(k.to_string(), v.to_string());
     }
     let mut b = BytesMut::new();
     e.encode(&mut b).unwrap();
     d.send(&b);
+}
+
+fn call(d: &mut Driver, labels: &[(&str, &str)], payload: &[u8]) {
+    frame(d, "rpc", "call", labels, payload);
 }
 
 #[test]
@@ -277,13 +283,7 @@ fn r1_to_r5_r8_r10_rpc() {
 }
 
 fn command(d: &mut Driver, labels: &[(&str, &str)], payload: &[u8]) {
-    let mut e = Envelope::new("eventbus", "command").with_payload(payload.to_vec());
-    for (k, v) in labels {
-        e.labels.insert(k.to_string(), v.to_string());
-    }
-    let mut b = BytesMut::new();
-    e.encode(&mut b).unwrap();
-    d.send(&b);
+    frame(d, "eventbus", "command", labels, payload);
 }
 
 #[test]

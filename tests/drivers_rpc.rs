@@ -177,6 +177,14 @@ async fn drivers_call_each_other_and_decrypt_options_at_start() {
         .await
         .unwrap();
     assert_eq!(&out[..], b"{\"q\":1}");
+    // And back: conf asks crypto to call conf's echo, while conf's own call waits.
+    let inner = json!({"feature": "driver:conf", "method": "echo", "params": {"back": true}});
+    let params = json!({"feature": "driver:crypto", "method": "call", "params": inner});
+    let out = b
+        .call("driver:conf", "call", Bytes::from(params.to_string()), None)
+        .await
+        .unwrap();
+    assert_eq!(&out[..], b"{\"back\":true}");
     // A driver calling a feature that is not loaded hears so at once, not after 10 s.
     let params = json!({"feature": "driver:nosuch", "method": "echo", "params": {}});
     let t = Instant::now();
