@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::Bytes;
+use switchyard_actors::chat::{ChatEngine, ChatSlot, ChatStats, GetChatStats, ListCommands};
 use switchyard_actors::drivers::{
     CallFeature, DriverHost, DriverStatus, DriversSlot, GetHostStats, HostStats, ListDrivers,
     Reload, ReloadSummary, WaitReady,
@@ -44,6 +45,7 @@ pub struct Broker {
     addr: SocketAddr,
     maze: Option<MazeHandle>,
     drivers: DriversSlot,
+    chat: ChatSlot,
     /// Where SIGHUP re-reads the configuration from.
     config_path: Option<PathBuf>,
     /// The configuration in force, for reloads to compare against.
@@ -83,6 +85,7 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
     let supervisor = Supervisor::new(tree.clone(), "root", config.restart_policy()).start();
     let topics = TopicsSlot::default();
     let drivers = DriversSlot::default();
+    let chat_slot = ChatSlot::default();
     let mut children = vec![
         TopicRegistry::spec(config.topic_settings(), topics.clone()),
         DriverHost::spec(config.host_settings(), topics.clone(), drivers.clone()),
@@ -94,6 +97,13 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
             stats.clone(),
         ),
     ];
+    if let Some(chat) = config.chat_settings() {
+        // After the driver host (it registers there), before the listeners.
+        children.insert(
+            2,
+            ChatEngine::spec(chat, drivers.clone(), chat_slot.clone()),
+        );
+    }
     let mut maze = None;
     if let (Some(m), Some((events, clients)), Some(settings), Some((ev_set, cl_set))) = (
         &config.maze,
@@ -163,6 +173,7 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         addr,
         maze,
         drivers,
+        chat: chat_slot,
         config_path: None,
         config: config.clone(),
         supervisor,
@@ -257,6 +268,25 @@ impl Broker {
     pub async fn drivers(&self) -> Vec<DriverStatus> {
         match self.host() {
             Some(h) => h.send(ListDrivers).await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Chat counters, when chat is on.
+    pub async fn chat_stats(&self) -> Option<ChatStats> {
+        let chat = self
+            .chat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        chat.send(GetChatStats).await.ok()
+    }
+
+    /// Registered chat commands and their plugins.
+    pub async fn chat_commands(&self) -> Vec<(String, String)> {
+        let chat = self.chat.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match chat {
+            Some(c) => c.send(ListCommands).await.unwrap_or_default(),
             None => Vec::new(),
         }
     }

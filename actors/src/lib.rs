@@ -14,12 +14,14 @@
 //! - [`stats`]: broker-wide counters.
 //! - [`topic`]: topics and their partitions; [`topic::Partition`] is each log's single writer.
 //! - [`storage`]: partition logs on disk (segments, index, recovery, retention).
+//! - [`chat`]: chat-ops: adapters, `!command` plugins, trust and flood control.
 //! - [`drivers`]: dipper driver processes, RPC between them, the event bus and its rules.
 //! - [`panic_note`]: remembers panic messages so restarts can say why.
 //!
 //! Everything runs on one actix Arbiter (see `ARCHITECTURE.md`, performance stance).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod chat;
 pub mod conn_set;
 pub mod connection;
 pub mod drivers;

@@ -133,7 +133,7 @@ fn token(s: &str) -> bool {
 }
 
 /// An error about `key` in the `index`-th `[[section]]`, at its line.
-fn at_entry(
+pub(super) fn at_entry(
     text: &str,
     file: &str,
     section: &str,

@@ -10,10 +10,12 @@ use switchyard_actors::maze::OnNewSource;
 use switchyard_actors::topic::Routing;
 use switchyard_actors::SlowConsumer;
 
+mod chat;
 mod drivers;
 mod error;
 mod settings;
 
+pub use chat::{AdapterConfig, ChatConfig, ConsoleConfig, PluginConfig, RateConfig};
 pub use drivers::{DoConfig, DriverConfig, DriversConfig, RuleConfig, WhenConfig};
 
 pub use error::ConfigError;
@@ -93,6 +95,9 @@ pub struct Config {
     /// Event-bus rules.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rule: Vec<RuleConfig>,
+    /// Chat-ops; off when the section is absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat: Option<ChatConfig>,
 }
 
 /// `[broker]`: the broker port and the bounds of every connection.
@@ -386,6 +391,7 @@ impl Config {
             }
         }
         self.validate_drivers(text, file)?;
+        self.validate_chat(text, file)?;
         let s = &self.supervisor;
         if s.backoff_max_ms < s.backoff_ms {
             return Err(at_key(

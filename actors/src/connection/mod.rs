@@ -213,7 +213,9 @@ impl Connection {
         match frame {
             Frame::Envelope(env) if env.is("command", "ping") => self.reply(ALIVE, ctx),
             Frame::Envelope(env) if env.channel == "topic" => self.topic_request(env, ctx),
-            Frame::Envelope(env) if env.channel == "rpc" || env.channel == "eventbus" => {
+            Frame::Envelope(env)
+                if env.channel == "rpc" || env.channel == "eventbus" || env.channel == "chat" =>
+            {
                 self.driver_frame(env, ctx)
             }
             Frame::Envelope(env) => {

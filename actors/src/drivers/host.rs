@@ -47,6 +47,8 @@ pub struct DriverHost {
     pub(super) stopping: bool,
     /// Calls to a driver that is starting, by driver name, until it is alive (or not).
     pub(super) waiting: HashMap<String, Vec<Waiting>>,
+    watchers: Vec<Recipient<DriverUpdate>>,
+    pub(super) chat: Option<Recipient<crate::chat::ChatFrame>>,
 }
 
 impl DriverHost {
@@ -67,6 +69,8 @@ impl DriverHost {
                 ready_waiters: Vec::new(),
                 stopping: false,
                 waiting: HashMap::new(),
+                watchers: Vec::new(),
+                chat: None,
             };
             let addr = host.start();
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr.clone());
@@ -159,12 +163,39 @@ impl Handler<DriverUpdate> for DriverHost {
 
     fn handle(&mut self, DriverUpdate(status): DriverUpdate, ctx: &mut Self::Context) {
         let name = status.name.clone();
+        self.watchers
+            .retain(|w| w.try_send(DriverUpdate(status.clone())).is_ok() || w.connected());
+        let mut lost = false;
         if let Some(slot) = self.drivers.get_mut(&name) {
+            // The process that had the calls is gone: its calls cannot be answered.
+            lost = slot.status.pid.is_some() && slot.status.pid != status.pid;
             slot.status = status;
+        }
+        if lost {
+            self.fail_calls_to(&name, ctx);
         }
         self.release_waiting(&name, ctx);
         self.update_detail();
         self.check_ready();
+    }
+}
+
+impl Handler<WatchDrivers> for DriverHost {
+    type Result = ();
+
+    fn handle(&mut self, WatchDrivers(to): WatchDrivers, _: &mut Self::Context) {
+        for s in self.drivers.values() {
+            let _ = to.try_send(DriverUpdate(s.status.clone()));
+        }
+        self.watchers.push(to);
+    }
+}
+
+impl Handler<RouteChat> for DriverHost {
+    type Result = ();
+
+    fn handle(&mut self, RouteChat(to): RouteChat, _: &mut Self::Context) {
+        self.chat = Some(to);
     }
 }
 

@@ -114,3 +114,21 @@ pub struct HostStats {
     pub bus: bus::BusStats,
     pub rpc_in_flight: usize,
 }
+
+/// Registers for every driver status change; the current states are sent at once.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct WatchDrivers(pub Recipient<DriverUpdate>);
+
+/// Where `chat` frames from drivers and TCP clients go.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RouteChat(pub Recipient<crate::chat::ChatFrame>);
+
+/// Sends one frame to a feature (`driver:<name>` or `client:<id>`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct SendTo {
+    pub feature: String,
+    pub env: Envelope,
+}

@@ -35,6 +35,14 @@ impl DriverHost {
                 let source = from.strip_prefix("driver:").unwrap_or(&from);
                 self.bus.on_return(source, &env)
             }
+            ("chat", _) => match &self.chat {
+                Some(chat) => {
+                    if let Err(e) = chat.try_send(crate::chat::ChatFrame { from, env }) {
+                        warn!(error = %e, "chat engine busy, chat frame dropped");
+                    }
+                }
+                None => debug!(from = %from, "chat is off, chat frame dropped"),
+            },
             (c, s) => debug!(from = %from, channel = c, subject = s, "no route, frame dropped"),
         }
     }
@@ -226,6 +234,20 @@ impl DriverHost {
         json.map(Bytes::from).map_err(|e| e.to_string())
     }
 
+    /// Answers the calls in flight to a driver whose process went away.
+    pub(super) fn fail_calls_to(&mut self, name: &str, ctx: &mut Context<Self>) {
+        let keep: Vec<(String, String)> = self
+            .waiting
+            .get(name)
+            .map(|w| w.iter().filter_map(|(_, p)| p.clone()).collect())
+            .unwrap_or_default();
+        let why = format!("driver {name} restarted before it answered");
+        for ((caller, id), call) in self.rpc.take_for_target(&format!("driver:{name}"), &keep) {
+            warn!(caller = %caller, rpc_id = %id, method = %call.method, driver = name, "rpc call lost with its driver process");
+            self.answer(&caller, &id, call.local, Err(why.clone()), ctx);
+        }
+    }
+
     /// A driver's state changed: calls waiting for it go on, or fail.
     pub(super) fn release_waiting(&mut self, name: &str, ctx: &mut Context<Self>) {
         let Some(state) = self.drivers.get(name).map(|s| s.status.state) else {
@@ -351,6 +373,14 @@ impl Handler<FromClient> for DriverHost {
             }
             _ => self.route(format!("client:{id}"), env, ctx),
         }
+    }
+}
+
+impl Handler<SendTo> for DriverHost {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, SendTo { feature, env }: SendTo, ctx: &mut Self::Context) -> Self::Result {
+        self.deliver(&feature, env, ctx, None)
     }
 }
 

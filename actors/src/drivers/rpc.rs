@@ -106,6 +106,23 @@ impl Rpc {
         self.pending.len()
     }
 
+    /// Takes the calls in flight to `target`, except those in `keep`.
+    pub fn take_for_target(
+        &mut self,
+        target: &str,
+        keep: &[(String, String)],
+    ) -> Vec<((String, String), PendingCall)> {
+        let keys: Vec<(String, String)> = self
+            .pending
+            .iter()
+            .filter(|(k, c)| c.target == target && !keep.contains(k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| self.pending.remove(&k).map(|c| (k, c)))
+            .collect()
+    }
+
     /// Fails every pending call (at shutdown).
     pub fn drain(&mut self) -> Vec<((String, String), PendingCall)> {
         self.pending.drain().collect()

@@ -10,9 +10,11 @@
 //!   says `cold`.
 //! - `crashloop`: says alive, then exits with code 2 after 200 ms.
 //! - `silent`: never says alive and ignores the end of its input.
+//! - `chatplugin`, `chatdup`, `chatbad`: chat plugins for the chat-ops tests (`chat`).
 //!
 //! Modules: `wire` (framing), `runtime` (the library's behaviour).
 
+mod chat;
 mod runtime;
 mod wire;
 
@@ -153,10 +155,13 @@ fn main() {
             on_start: |_| false,
             ..conformance()
         },
-        other => {
-            eprintln!("unknown driver kind {other:?}: conformance, dummy, crashloop or silent");
-            std::process::exit(2);
-        }
+        other => match chat::behaviour(other) {
+            Some(b) => b,
+            None => {
+                eprintln!("unknown driver kind {other:?}: conformance, dummy, crashloop, silent, chatplugin, chatdup or chatbad");
+                std::process::exit(2);
+            }
+        },
     };
     let driver = Driver::new(&kind, &service, behaviour);
     driver.log(
