@@ -230,7 +230,7 @@ async fn a_duplicate_command_is_refused_and_a_bad_plugin_skipped() {
     ready(&b, 8).await;
     // Manifests arrive in any order; either way `bacon` ends with the first plugin in
     // config order, and the conflict is logged.
-    log.wait_for(&["command refused", "command=bacon"]).await;
+    log.wait_for(&["command conflict", "command=bacon"]).await;
     log.wait_for(&[
         "plugin skipped: bad manifest",
         "plugin=bad",

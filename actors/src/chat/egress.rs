@@ -19,7 +19,12 @@ pub fn split_lines(text: &str, max_bytes: usize) -> Vec<String> {
             while !rest.is_char_boundary(cut) {
                 cut -= 1;
             }
-            let at = rest[..cut].rfind(' ').filter(|&i| i > 0).unwrap_or(cut);
+            // A word that ends right at the limit stays whole; else break at the last space.
+            let at = if rest.as_bytes()[cut] == b' ' {
+                cut
+            } else {
+                rest[..cut].rfind(' ').filter(|&i| i > 0).unwrap_or(cut)
+            };
             out.push(rest[..at].to_string());
             rest = rest[at..].trim_start_matches(' ');
         }

@@ -122,7 +122,11 @@ impl ChatEngine {
                     state.error = None;
                     info!(plugin = %plugin.name, commands = ?reg.owned, "plugin manifest registered");
                     for (name, why) in reg.refused {
-                        warn!(plugin = %plugin.name, command = %name, reason = %why, "command refused");
+                        if why.starts_with("taken") {
+                            info!(plugin = %plugin.name, command = %name, reason = %why, "command conflict: taken over");
+                        } else {
+                            warn!(plugin = %plugin.name, command = %name, reason = %why, "command conflict: refused");
+                        }
                     }
                 }
                 Err(e) => {

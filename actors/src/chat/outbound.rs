@@ -3,12 +3,11 @@
 //! bounded by `queue_lines`), and sent as `chat egress`; console replies print to
 //! stdout. Also the console's reader of `<adapter> <text>` lines from stdin.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::time::Instant;
 
 use actix::prelude::*;
 use switchyard_codecs::Envelope;
-use tokio::io::AsyncBufReadExt;
 use tracing::{debug, warn};
 
 use super::egress::{cap_lines, split_lines, Bucket, Outbound};
@@ -130,11 +129,28 @@ impl ChatEngine {
 }
 
 /// Reads `<adapter> <text>` lines from the broker's stdin for the console adapter.
+///
+/// A plain thread, not tokio's stdin: tokio reads stdin on its blocking pool, and a read
+/// that never returns would hold up the runtime's shutdown. The channel is bounded, so a
+/// flood of piped lines waits in the pipe.
 pub(super) fn read_console(ctx: &mut Context<ChatEngine>) {
     let me = ctx.address();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(64);
+    let spawned = std::thread::Builder::new()
+        .name("console-stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(l) = line else { break };
+                if tx.blocking_send(l).is_err() {
+                    break;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        return warn!(error = %e, "console: cannot read stdin");
+    }
     actix::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(l)) = lines.next_line().await {
+        while let Some(l) = rx.recv().await {
             if me.send(ConsoleLine(l)).await.is_err() {
                 break;
             }

@@ -194,7 +194,7 @@ impl Driver {
     /// Ends the current process (if any); its exit and frames no longer count.
     fn retire(&mut self) {
         self.live = None;
-        if let Some(mut p) = self.proc.take() {
+        if let Some(p) = self.proc.take() {
             p.terminate(&self.spec.name, self.settings.kill_grace);
         }
     }
@@ -286,7 +286,7 @@ impl Driver {
                 self.restart(ctx, "driver asked for a cold restart".into());
             }
             "stopped" if self.state == DriverState::Stopping => {
-                if let Some(p) = self.proc.as_mut() {
+                if let Some(p) = self.proc.take() {
                     p.terminate(&self.spec.name, self.settings.kill_grace);
                 }
             }
@@ -314,7 +314,7 @@ impl Actor for Driver {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        if let Some(mut p) = self.proc.take() {
+        if let Some(p) = self.proc.take() {
             p.terminate(&self.spec.name, self.settings.kill_grace);
         }
         info!(driver = %self.spec.name, "driver stopped");
@@ -444,10 +444,8 @@ impl Handler<StopDriver> for Driver {
             };
             ctx.run_later(wait, move |act, _| {
                 if act.live == Some(gen) {
-                    if let Some(p) = act.proc.as_mut() {
-                        if p.stdin.is_some() {
-                            p.terminate(&act.spec.name, act.settings.kill_grace);
-                        }
+                    if let Some(p) = act.proc.take() {
+                        p.terminate(&act.spec.name, act.settings.kill_grace);
                     }
                 }
             });

@@ -127,30 +127,45 @@ async fn pump(r: impl tokio::io::AsyncRead + Unpin, name: String, stream: &'stat
 
 impl Proc {
     /// Closes stdin, then after `grace` sends SIGTERM and after another `grace` SIGKILL,
-    /// unless the process has exited by then.
-    pub fn terminate(&mut self, driver: &str, grace: Duration) {
+    /// unless the process has exited by then. The escalation owns the process from here.
+    pub fn terminate(mut self, driver: &str, grace: Duration) {
         self.stdin = None;
-        let (pid, exited, name) = (self.pid, self.exited.clone(), driver.to_string());
-        if pid == 0 {
+        if self.pid == 0 {
             return;
         }
+        let name = driver.to_string();
         actix::spawn(async move {
             for sig in [Signal::SIGTERM, Signal::SIGKILL] {
                 tokio::time::sleep(grace).await;
-                if exited.load(Ordering::SeqCst) {
+                if self.has_exited() {
                     return;
                 }
-                warn!(driver = %name, pid, signal = %sig, "driver still running, signalling");
-                // The driver leads its own process group: its children get the signal too.
-                // The pid is ours until we reap it, so it cannot have been reused.
-                if killpg(Pid::from_raw(pid as i32), sig).is_err() {
-                    let _ = kill(Pid::from_raw(pid as i32), sig);
-                }
+                warn!(driver = %name, pid = self.pid, signal = %sig, "driver still running, signalling");
+                self.signal(sig);
             }
         });
     }
 
+    /// Signals the driver's process group (it leads its own), or the process alone.
+    /// The pid is ours until we reap it, so it cannot have been reused.
+    fn signal(&self, sig: Signal) {
+        let pid = Pid::from_raw(self.pid as i32);
+        if killpg(pid, sig).is_err() {
+            let _ = kill(pid, sig);
+        }
+    }
+
     pub fn has_exited(&self) -> bool {
         self.exited.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Proc {
+    /// A process nobody waits for any more (its actor, or the runtime, went away) is
+    /// killed at once: no orphan outlives the broker's hold on it.
+    fn drop(&mut self) {
+        if self.pid != 0 && !self.has_exited() {
+            self.signal(Signal::SIGKILL);
+        }
     }
 }
