@@ -198,14 +198,22 @@ impl Irc {
     }
 }
 
-fn broker_with_irc(dir: &std::path::Path, port: u16) -> (Kill, mpsc::Receiver<String>) {
+/// The broker with the IRC adapter, the bacon plugin and the console, all at once.
+struct Running {
+    _child: Kill,
+    log: mpsc::Receiver<String>,
+    stdin: std::process::ChildStdin,
+    stdout: mpsc::Receiver<String>,
+}
+
+fn broker_with_irc(dir: &std::path::Path, port: u16) -> Running {
     let cfg = format!(
         "[broker]\nbind = \"127.0.0.1:0\"\n[storage]\ndir = \"{data}\"\n\
          [supervisor]\nbackoff_ms = 50\nbackoff_max_ms = 200\n\
          [[driver]]\nname = \"irc\"\ncommand = \"{ROOT}/scripts/drivers/irc-adapter.pl\"\n\
          [driver.options]\nserver = \"127.0.0.1\"\nport = {port}\nnick = \"switchyard\"\nchannels = [\"#ops\"]\nmax_backoff_s = 2\n\
          [[driver]]\nname = \"bacon\"\ncommand = \"{ROOT}/scripts/drivers/bacon.sh\"\n\
-         [chat]\nadmins = [\"irc:alice!*@127.0.0.1\"]\n\
+         [chat]\nadmins = [\"irc:alice!*@127.0.0.1\"]\n[chat.console]\nenabled = true\n\
          [[chat.adapter]]\nname = \"irc\"\ndriver = \"irc\"\nrate = {{ burst = 4, per_second = 2.0 }}\n\
          [[chat.plugin]]\nname = \"bacon\"\ndriver = \"bacon\"\n",
         data = dir.join("data").display()
@@ -216,14 +224,18 @@ fn broker_with_irc(dir: &std::path::Path, port: u16) -> (Kill, mpsc::Receiver<St
         Command::new(BIN)
             .arg("-c")
             .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    let err = lines_of(child.0.stderr.take().unwrap());
-    (child, err)
+    Running {
+        log: lines_of(child.0.stderr.take().unwrap()),
+        stdout: lines_of(child.0.stdout.take().unwrap()),
+        stdin: child.0.stdin.take().unwrap(),
+        _child: child,
+    }
 }
 
 #[test]
@@ -247,7 +259,8 @@ fn the_irc_adapter_on_a_real_ircd() {
         |l| l.contains("JOIN") && l.starts_with(":alice!"),
         "alice joined",
     );
-    let (_broker, log) = broker_with_irc(dir.path(), port);
+    let mut broker = broker_with_irc(dir.path(), port);
+    let log = &broker.log;
     expect_line(
         &log,
         |l| l.contains("plugin manifest registered") && l.contains("plugin=bacon"),
@@ -265,6 +278,10 @@ fn the_irc_adapter_on_a_real_ircd() {
         "{l}"
     );
     // alice!~alice@127.0.0.1 matches the admin mask: the admin command runs.
+    // The console runs alongside: its lines reach the same plugin, its replies stdout.
+    writeln!(broker.stdin, "console !bacon_count").unwrap();
+    let l = expect_line(&broker.stdout, |_| true, "the console's reply");
+    assert_eq!(l, "console: 1 strips of bacon given so far");
     alice.send("PRIVMSG #ops :!bacon_reset");
     let l = alice.wait(|l| l.contains("PRIVMSG #ops :"), "the reset reply");
     assert!(l.ends_with(":bacon count reset (was 1)"), "{l}");
