@@ -262,7 +262,7 @@ fn the_irc_adapter_on_a_real_ircd() {
     let mut broker = broker_with_irc(dir.path(), port);
     let log = &broker.log;
     expect_line(
-        &log,
+        log,
         |l| l.contains("plugin manifest registered") && l.contains("plugin=bacon"),
         "bacon ready",
     );
@@ -288,7 +288,7 @@ fn the_irc_adapter_on_a_real_ircd() {
     // The server goes away and comes back: the adapter reconnects with back-off and rejoins.
     drop(ircd);
     expect_line(
-        &log,
+        log,
         |l| l.contains("disconnected from 127.0.0.1"),
         "the adapter noticed",
     );
