@@ -332,3 +332,45 @@ async fn flood_control_paces_and_long_replies_are_split_and_capped() {
     assert_eq!(lines[7], "… 13 more lines cut (chat.reply_lines_max = 8)");
     b.run_until(async {}).await;
 }
+
+#[actix::test]
+async fn the_quotes_plugin_keeps_its_state_in_a_topic_across_restarts() {
+    let (_log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/drivers/quotes.sh");
+    let body = format!(
+        "[[driver]]\nname = \"quotes\"\ncommand = \"{script}\"\n\
+         [chat]\n[[chat.adapter]]\nname = \"irc\"\ndriver = \"tcp\"\n\
+         [[chat.plugin]]\nname = \"quotes\"\ndriver = \"quotes\"\n"
+    );
+    let b = switchyard::start(&config(dir.path(), &body)).await.unwrap();
+    ready(&b, 1).await;
+    let mut a = Adapter::connect(&b).await;
+    assert_eq!(
+        a.one("!quote").await,
+        "no quotes yet; add one with !quote add <text>"
+    );
+    assert_eq!(
+        a.one("!quote add hello \"world\" | ok").await,
+        "added quote #1"
+    );
+    assert_eq!(a.one("!quote add second").await, "added quote #2");
+    assert_eq!(a.one("!quote 1").await, "#1: hello \"world\" | ok");
+    b.run_until(async {}).await;
+    // A new broker on the same storage: the plugin replays the topic.
+    let b = switchyard::start(&config(dir.path(), &body)).await.unwrap();
+    ready(&b, 1).await;
+    let mut a = Adapter::connect(&b).await;
+    let mut got = String::new();
+    for _ in 0..50 {
+        got = a.one("!quote 2").await;
+        if got != "no quotes yet; add one with !quote add <text>" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(got, "#2: second");
+    assert_eq!(a.one("!quote 1").await, "#1: hello \"world\" | ok");
+    assert_eq!(a.one("!quote 3").await, "there are 2 quotes");
+    b.run_until(async {}).await;
+}

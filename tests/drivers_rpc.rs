@@ -144,6 +144,35 @@ async fn tcp_client_calls_drivers_and_the_broker() {
         .get_str("error")
         .unwrap()
         .contains("no method nope"));
+    // publish and fetch: topics over RPC.
+    let r = c
+        .call(
+            &[
+                ("rpcID", "16"),
+                ("feature", "broker"),
+                ("method", "publish"),
+            ],
+            br#"{"topic":"notes","value":"v1","key":"k"}"#,
+        )
+        .await;
+    assert_eq!(&r.payload[..], br#"{"offset":0,"partition":0}"#);
+    let r = c
+        .call(
+            &[("rpcID", "17"), ("feature", "broker"), ("method", "fetch")],
+            br#"{"topic":"notes"}"#,
+        )
+        .await;
+    let v: Value = serde_json::from_slice(&r.payload).unwrap();
+    assert_eq!(v["records"][0]["value"], "v1");
+    assert_eq!(v["records"][0]["key"], "k");
+    assert_eq!(v["next"], 1);
+    let r = c
+        .call(
+            &[("rpcID", "18"), ("feature", "broker"), ("method", "fetch")],
+            br#"{"topic":"nope"}"#,
+        )
+        .await;
+    assert_eq!(r.labels.get_str("error"), Some("no topic nope"));
     let stats = b.driver_stats().await;
     assert_eq!(stats.rpc.unroutable, 1);
     b.run_until(async {}).await;

@@ -4,6 +4,8 @@
 //! Modules:
 //! - [`host`]: [`DriverHost`], which owns one [`Driver`] per `[[driver]]`, routes RPC
 //!   and events, reloads the set, and stops it at shutdown.
+//! - [`broker_feature`]: the methods of the feature `broker` (ping, tree, drivers,
+//!   publish, fetch).
 //! - [`route`]: how the host routes `rpc call`/`rpc return` and `eventbus` frames.
 //! - [`driver`]: [`Driver`], one driver's process and lifecycle.
 //! - [`process`]: spawning (stdin/stdout pipes, stderr and fd 3 logged) and ending
@@ -14,6 +16,7 @@
 //! - [`mapdata`]: `GetMapData` dot paths.
 //! - [`spec`]: what the configuration says; [`status`]: what the host reports.
 
+pub mod broker_feature;
 pub mod bus;
 pub mod conditions;
 pub mod driver;

@@ -78,8 +78,11 @@ impl DriverHost {
         }
         debug!(from = %from, to = %target, method = %method, rpc_id = %id, "rpc call");
         if target == BROKER {
-            let result = self.broker_method(&method, &env.payload);
-            return self.finish(&from, &id, result, ctx);
+            let answer = self.broker_method(&method, &env.payload);
+            ctx.spawn(answer.into_actor(self).map(move |result, act, ctx| {
+                act.finish(&from, &id, result, ctx);
+            }));
+            return;
         }
         if let Err(why) = self.deliver(&target, env, ctx, Some((from.clone(), id.clone()))) {
             self.rpc.stats.unroutable += 1;
@@ -219,19 +222,6 @@ impl DriverHost {
             return Err("no local caller".into());
         }
         Err(format!("feature {feature} is not loaded"))
-    }
-
-    /// The methods of the feature `broker`.
-    fn broker_method(&self, method: &str, _params: &Bytes) -> Result<Bytes, String> {
-        let json = match method {
-            "ping" => return Ok(Bytes::from_static(b"pong")),
-            "tree" => serde_json::to_vec(&self.tree.snapshot()),
-            "drivers" => {
-                serde_json::to_vec(&self.drivers.values().map(|s| &s.status).collect::<Vec<_>>())
-            }
-            other => return Err(format!("broker has no method {other}: ping, tree, drivers")),
-        };
-        json.map(Bytes::from).map_err(|e| e.to_string())
     }
 
     /// Answers the calls in flight to a driver whose process went away.

@@ -440,3 +440,26 @@ impl Handler<Shutdown> for TopicRegistry {
         ctx.stop();
     }
 }
+
+/// The actor of one partition, for reads.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Addr<Partition>, String>")]
+pub struct PartitionOf {
+    pub topic: String,
+    pub partition: u32,
+}
+
+impl Handler<PartitionOf> for TopicRegistry {
+    type Result = Result<Addr<Partition>, String>;
+
+    fn handle(&mut self, m: PartitionOf, _: &mut Self::Context) -> Self::Result {
+        let t = self
+            .topics
+            .get(&m.topic)
+            .ok_or_else(|| format!("no topic {}", m.topic))?;
+        t.partitions
+            .get(m.partition as usize)
+            .cloned()
+            .ok_or_else(|| format!("topic {} has {} partitions", m.topic, t.partitions.len()))
+    }
+}

@@ -1,0 +1,142 @@
+//! The feature `broker`: what the broker itself answers over RPC. `ping`, `tree` and
+//! `drivers` at once; `publish` and `fetch` through the topic registry, so drivers (a chat
+//! plugin keeping state, say) can append to and replay topics over their own pipes.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+use switchyard_codecs::Labels;
+
+use super::host::DriverHost;
+use crate::storage::log::Append;
+use crate::topic::partition::Fetch;
+use crate::topic::registry::{PartitionOf, Publish};
+
+#[derive(Debug, Deserialize)]
+struct PublishParams {
+    topic: String,
+    value: String,
+    key: Option<String>,
+}
+
+fn default_max() -> usize {
+    1 << 20
+}
+
+#[derive(Debug, Deserialize)]
+struct FetchParams {
+    topic: String,
+    #[serde(default)]
+    partition: u32,
+    #[serde(default)]
+    from: u64,
+    #[serde(default = "default_max")]
+    max_bytes: usize,
+}
+
+type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, String>>>>;
+
+impl DriverHost {
+    /// Runs a method of the feature `broker`; the answer may take a while (topics).
+    pub(super) fn broker_method(&self, method: &str, params: &Bytes) -> Answer {
+        let sync = |r: Result<Vec<u8>, serde_json::Error>| -> Answer {
+            let r = r.map(Bytes::from).map_err(|e| e.to_string());
+            Box::pin(async move { r })
+        };
+        match method {
+            "ping" => Box::pin(async { Ok(Bytes::from_static(b"pong")) }),
+            "tree" => sync(serde_json::to_vec(&self.tree.snapshot())),
+            "drivers" => sync(serde_json::to_vec(
+                &self.drivers.values().map(|s| &s.status).collect::<Vec<_>>(),
+            )),
+            "publish" | "fetch" => {
+                let reg = self
+                    .topics
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                let Some(reg) = reg else {
+                    return Box::pin(async { Err("topics are not running".to_string()) });
+                };
+                if method == "publish" {
+                    publish(reg, params.clone())
+                } else {
+                    fetch(reg, params.clone())
+                }
+            }
+            other => {
+                let e =
+                    format!("broker has no method {other}: ping, tree, drivers, publish, fetch");
+                Box::pin(async move { Err(e) })
+            }
+        }
+    }
+}
+
+fn publish(reg: Addr<crate::topic::TopicRegistry>, params: Bytes) -> Answer {
+    Box::pin(async move {
+        let p: PublishParams = serde_json::from_slice(&params)
+            .map_err(|e| format!("publish wants {{\"topic\", \"value\", \"key\"?}}: {e}"))?;
+        let key = p.key.map(Bytes::from);
+        let timestamp_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let done = reg
+            .send(Publish {
+                topic: p.topic,
+                key: key.clone(),
+                partition: None,
+                records: vec![Append {
+                    timestamp_ms,
+                    key,
+                    labels: Labels::new(),
+                    value: Bytes::from(p.value),
+                }],
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+        let out = json!({"partition": done.partition, "offset": done.first_offset});
+        Ok(Bytes::from(out.to_string()))
+    })
+}
+
+fn fetch(reg: Addr<crate::topic::TopicRegistry>, params: Bytes) -> Answer {
+    Box::pin(async move {
+        let p: FetchParams = serde_json::from_slice(&params).map_err(|e| {
+            format!("fetch wants {{\"topic\", \"partition\"?, \"from\"?, \"max_bytes\"?}}: {e}")
+        })?;
+        let part = reg
+            .send(PartitionOf {
+                topic: p.topic,
+                partition: p.partition,
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+        let records = part
+            .send(Fetch {
+                from: p.from,
+                max_bytes: p.max_bytes,
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+        let next = records.last().map_or(p.from, |r| r.offset + 1);
+        let list: Vec<_> = records
+            .iter()
+            .map(|r| {
+                json!({
+                    "offset": r.offset,
+                    "timestamp_ms": r.timestamp_ms,
+                    "key": r.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    "value": String::from_utf8_lossy(&r.value),
+                })
+            })
+            .collect();
+        Ok(Bytes::from(
+            json!({"records": list, "next": next}).to_string(),
+        ))
+    })
+}
