@@ -13,6 +13,7 @@ use switchyard_actors::drivers::{
     CallFeature, DriverHost, DriverStatus, DriversSlot, GetHostStats, HostStats, ListDrivers,
     Reload, ReloadSummary, WaitReady,
 };
+use switchyard_actors::gateway::{Backend, Gateway};
 use switchyard_actors::listener::{broker_connections, Spawner};
 use switchyard_actors::maze::router::GetStatus;
 use switchyard_actors::maze::{EventSource, MazeRouter, RouterSlot, RouterStatus, Session};
@@ -46,6 +47,7 @@ pub struct Broker {
     maze: Option<MazeHandle>,
     drivers: DriversSlot,
     chat: ChatSlot,
+    gateway: GatewayHandle,
     /// Where SIGHUP re-reads the configuration from.
     config_path: Option<PathBuf>,
     /// The configuration in force, for reloads to compare against.
@@ -55,6 +57,14 @@ pub struct Broker {
     stats: Arc<BrokerStats>,
     grace: Duration,
     tree_interval: Option<Duration>,
+}
+
+/// The gateway's addresses and its backend (for readiness).
+#[derive(Debug, Clone, Default)]
+pub struct GatewayHandle {
+    pub http: Option<SocketAddr>,
+    pub grpc: Option<SocketAddr>,
+    backend: Option<Backend>,
 }
 
 /// The maze's ports and its router.
@@ -73,6 +83,17 @@ fn bind(what: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, S
 pub async fn start(config: &Config) -> Result<Broker, StartError> {
     let socket = bind("broker.bind", config.broker.bind)?;
     let addr = local(&socket, "broker.bind", config.broker.bind)?;
+    let gateway_sockets = match &config.gateway {
+        Some(g) => (
+            g.http_bind
+                .map(|a| bind("gateway.http_bind", a))
+                .transpose()?,
+            g.grpc_bind
+                .map(|a| bind("gateway.grpc_bind", a))
+                .transpose()?,
+        ),
+        None => (None, None),
+    };
     let maze_sockets = match &config.maze {
         Some(m) => Some((
             bind("maze.event_bind", m.event_bind)?,
@@ -156,6 +177,22 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         info!(events = %handle.event_addr, clients = %handle.client_addr, "follower maze on");
         maze = Some(handle);
     }
+    let mut gateway = GatewayHandle::default();
+    if let Some((settings, timeout)) = config.gateway_settings() {
+        let (http, grpc) = gateway_sockets;
+        gateway.http = http.as_ref().and_then(|l| l.local_addr().ok());
+        gateway.grpc = grpc.as_ref().and_then(|l| l.local_addr().ok());
+        let backend = Backend::new(
+            topics.clone(),
+            drivers.clone(),
+            tree.clone(),
+            stats.clone(),
+            timeout,
+        );
+        gateway.backend = Some(backend.clone());
+        // Last: at shutdown the API stops first.
+        children.push(Gateway::spec(settings, backend, http, grpc));
+    }
     for child in children {
         // Not a data path: control messages at start-up, each waited for.
         let _ = supervisor.send(AddChild(child)).await;
@@ -168,12 +205,16 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         .await;
         return Err(StartError::Driver(why));
     }
+    if let Some(b) = &gateway.backend {
+        b.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     info!(addr = %addr, "broker started");
     Ok(Broker {
         addr,
         maze,
         drivers,
         chat: chat_slot,
+        gateway,
         config_path: None,
         config: config.clone(),
         supervisor,
@@ -221,6 +262,11 @@ impl Broker {
     /// The broker port's address (the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The gateway's addresses, when `[gateway]` is configured.
+    pub fn gateway(&self) -> &GatewayHandle {
+        &self.gateway
     }
 
     /// The maze ports, when `[maze]` is configured.
@@ -399,6 +445,10 @@ impl Broker {
     }
 
     async fn shutdown(self) {
+        if let Some(b) = &self.gateway.backend {
+            // Not ready from now on: /healthz and gRPC health say so while we drain.
+            b.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         info!(
             grace_ms = self.grace.as_millis() as u64,
             open = self.stats.snapshot().connections_open,

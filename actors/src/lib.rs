@@ -16,6 +16,7 @@
 //! - [`storage`]: partition logs on disk (segments, index, recovery, retention).
 //! - [`chat`]: chat-ops: adapters, `!command` plugins, trust and flood control.
 //! - [`drivers`]: dipper driver processes, RPC between them, the event bus and its rules.
+//! - [`gateway`]: the broker over HTTP/JSON and gRPC, with metrics, health and a live page.
 //! - [`panic_note`]: remembers panic messages so restarts can say why.
 //!
 //! Everything runs on one actix Arbiter (see `ARCHITECTURE.md`, performance stance).
@@ -25,6 +26,7 @@ pub mod chat;
 pub mod conn_set;
 pub mod connection;
 pub mod drivers;
+pub mod gateway;
 pub mod listener;
 pub mod maze;
 pub mod outbox;

@@ -31,6 +31,8 @@ pub struct BrokerStats {
     pub maze_gaps_skipped: AtomicU64,
     /// Times the maze event source was paused because it ran a whole reorder window ahead.
     pub maze_source_pauses: AtomicU64,
+    /// Topic records handed to subscribers (connections and gateway streams).
+    pub records_delivered: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -53,6 +55,7 @@ pub struct StatsSnapshot {
     pub maze_noops: u64,
     pub maze_gaps_skipped: u64,
     pub maze_source_pauses: u64,
+    pub records_delivered: u64,
 }
 
 impl BrokerStats {
@@ -79,6 +82,7 @@ impl BrokerStats {
             maze_noops: self.maze_noops.load(Relaxed),
             maze_gaps_skipped: self.maze_gaps_skipped.load(Relaxed),
             maze_source_pauses: self.maze_source_pauses.load(Relaxed),
+            records_delivered: self.records_delivered.load(Relaxed),
         }
     }
 }

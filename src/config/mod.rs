@@ -13,10 +13,12 @@ use switchyard_actors::SlowConsumer;
 mod chat;
 mod drivers;
 mod error;
+mod gateway;
 mod settings;
 
 pub use chat::{AdapterConfig, ChatConfig, ConsoleConfig, PluginConfig, RateConfig};
 pub use drivers::{DoConfig, DriverConfig, DriversConfig, RuleConfig, WhenConfig};
+pub use gateway::GatewayConfig;
 
 pub use error::ConfigError;
 use error::{at_key, from_toml};
@@ -98,6 +100,9 @@ pub struct Config {
     /// Chat-ops; off when the section is absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chat: Option<ChatConfig>,
+    /// The HTTP/JSON and gRPC gateway; off when the section is absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayConfig>,
 }
 
 /// `[broker]`: the broker port and the bounds of every connection.

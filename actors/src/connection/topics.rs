@@ -392,6 +392,7 @@ impl Handler<Deliveries> for Connection {
                 continue;
             }
         }
+        crate::stats::BrokerStats::add(&self.stats.records_delivered, d.records.len() as u64);
         let extra = (d.records.len() as u64).saturating_sub(1);
         crate::stats::BrokerStats::add(&self.stats.frames_out, extra);
         self.reply(&buf, ctx);

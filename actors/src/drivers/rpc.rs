@@ -35,7 +35,14 @@ pub struct RpcStats {
     pub late_returns: u64,
     /// Sum of completed calls' latency, in microseconds.
     pub latency_us_total: u64,
+    /// Completed calls by latency: `latency_buckets[i]` counts calls at most
+    /// `LATENCY_BOUNDS_S[i]` seconds (and above the previous bound); the last counts the rest.
+    pub latency_buckets: [u64; LATENCY_BOUNDS_S.len() + 1],
 }
+
+/// Upper bounds, in seconds, of the RPC latency histogram.
+pub const LATENCY_BOUNDS_S: [f64; 10] =
+    [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
 
 #[derive(Debug, Default)]
 pub struct Rpc {
@@ -77,7 +84,13 @@ impl Rpc {
     pub fn close(&mut self, caller: &str, id: &str) -> Option<PendingCall> {
         let call = self.pending.remove(&(caller.to_string(), id.to_string()))?;
         self.stats.returns += 1;
-        self.stats.latency_us_total += call.started.elapsed().as_micros() as u64;
+        let took = call.started.elapsed();
+        self.stats.latency_us_total += took.as_micros() as u64;
+        let i = LATENCY_BOUNDS_S
+            .iter()
+            .position(|b| took.as_secs_f64() <= *b)
+            .unwrap_or(LATENCY_BOUNDS_S.len());
+        self.stats.latency_buckets[i] += 1;
         Some(call)
     }
 

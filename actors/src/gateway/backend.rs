@@ -1,0 +1,272 @@
+//! [`Backend`]: the broker's operations as the gateway's two front ends use them. Each is
+//! one or two actor messages (no loopback connection), bounded by `request_timeout_ms`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use switchyard_codecs::record::Record;
+use switchyard_codecs::Labels;
+
+use super::error::{ApiError, ErrorKind};
+use super::stream::{Delivered, StreamSink};
+use crate::drivers::{CallFeature, DriverHost, DriverStatus, DriversSlot, ListDrivers};
+use crate::stats::BrokerStats;
+use crate::storage::log::Append;
+use crate::topic::partition::Fetch;
+use crate::topic::registry::{
+    CreateTopic, ListTopics, PartitionOf, Publish, Published, TopicInfo, TopicsSlot,
+};
+use crate::topic::{Routing, TopicRegistry};
+use crate::tree::{ActorTree, TreeNode};
+
+/// Most records one fetch returns.
+pub const FETCH_MAX: u32 = 10_000;
+
+/// Records one subscription stream may hold that its client has not read yet.
+pub const STREAM_WINDOW: u64 = 256;
+
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub topics: TopicsSlot,
+    pub drivers: DriversSlot,
+    pub tree: ActorTree,
+    pub stats: Arc<BrokerStats>,
+    /// Serving: false until the broker has started, and again once it drains.
+    pub ready: Arc<AtomicBool>,
+    pub timeout: Duration,
+    /// Subscription streams get ids far from connection ids.
+    next_stream: Arc<AtomicU64>,
+    /// Set at shutdown: every stream ends.
+    pub draining: Arc<AtomicBool>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Backend {
+    pub fn new(
+        topics: TopicsSlot,
+        drivers: DriversSlot,
+        tree: ActorTree,
+        stats: Arc<BrokerStats>,
+        timeout: Duration,
+    ) -> Self {
+        Backend {
+            topics,
+            drivers,
+            tree,
+            stats,
+            ready: Arc::new(AtomicBool::new(false)),
+            timeout,
+            next_stream: Arc::new(AtomicU64::new(1 << 62)),
+            draining: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && !self.draining.load(Ordering::SeqCst)
+    }
+
+    fn registry(&self) -> Result<Addr<TopicRegistry>, ApiError> {
+        self.topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "topics are not running"))
+    }
+
+    fn host(&self) -> Result<Addr<DriverHost>, ApiError> {
+        self.drivers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "drivers are not running"))
+    }
+
+    /// Runs `f` within the request timeout.
+    async fn bounded<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        tokio::time::timeout(self.timeout, f)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ApiError::new(
+                    ErrorKind::DeadlineExceeded,
+                    format!("no answer within {} ms", self.timeout.as_millis()),
+                ))
+            })
+    }
+
+    pub async fn publish(
+        &self,
+        topic: String,
+        key: Option<Bytes>,
+        partition: Option<u32>,
+        values: Vec<Bytes>,
+    ) -> Result<Published, ApiError> {
+        if values.is_empty() {
+            return Err(ApiError::invalid("nothing to publish: no values"));
+        }
+        let reg = self.registry()?;
+        let ts = now_ms();
+        let records = values
+            .into_iter()
+            .map(|value| Append {
+                timestamp_ms: ts,
+                key: key.clone(),
+                labels: Labels::new(),
+                value,
+            })
+            .collect();
+        self.bounded(async move {
+            reg.send(Publish {
+                topic,
+                key,
+                partition,
+                records,
+            })
+            .await?
+            .map_err(ApiError::from_actor)
+        })
+        .await
+    }
+
+    pub async fn fetch(
+        &self,
+        topic: String,
+        partition: u32,
+        from: u64,
+        max: u32,
+    ) -> Result<(Vec<Record>, u64), ApiError> {
+        let reg = self.registry()?;
+        let max = if max == 0 { 100 } else { max.min(FETCH_MAX) } as usize;
+        self.bounded(async move {
+            let part = reg
+                .send(PartitionOf { topic, partition })
+                .await?
+                .map_err(ApiError::from_actor)?;
+            let mut records = part
+                .send(Fetch {
+                    from,
+                    max_bytes: 4 << 20,
+                })
+                .await?
+                .map_err(ApiError::from_actor)?;
+            records.truncate(max);
+            let next = records.last().map_or(from, |r| r.offset + 1);
+            Ok((records, next))
+        })
+        .await
+    }
+
+    pub async fn list_topics(&self) -> Result<Vec<TopicInfo>, ApiError> {
+        let reg = self.registry()?;
+        self.bounded(async move { Ok(reg.send(ListTopics).await?) })
+            .await
+    }
+
+    pub async fn create_topic(
+        &self,
+        name: String,
+        partitions: Option<u32>,
+        routing: Option<String>,
+    ) -> Result<(), ApiError> {
+        let routing = match routing.as_deref() {
+            None => None,
+            Some("round_robin") => Some(Routing::RoundRobin),
+            Some("key_hash") => Some(Routing::KeyHash),
+            Some("explicit") => Some(Routing::Explicit),
+            Some(o) => {
+                return Err(ApiError::invalid(format!(
+                    "routing must be round_robin, key_hash or explicit, not `{o}`"
+                )))
+            }
+        };
+        let reg = self.registry()?;
+        self.bounded(async move {
+            reg.send(CreateTopic {
+                name,
+                partitions,
+                routing,
+            })
+            .await?
+            .map_err(ApiError::invalid)
+        })
+        .await
+    }
+
+    pub async fn call_driver(
+        &self,
+        driver: String,
+        method: String,
+        params: Bytes,
+        timeout: Option<Duration>,
+    ) -> Result<Bytes, ApiError> {
+        let host = self.host()?;
+        let call = CallFeature {
+            feature: format!("driver:{driver}"),
+            method,
+            payload: params,
+            timeout: Some(timeout.unwrap_or(self.timeout)),
+        };
+        // The call's own deadline answers first; this one only guards the mailbox.
+        let guard = timeout.unwrap_or(self.timeout) + Duration::from_secs(1);
+        tokio::time::timeout(guard, host.send(call))
+            .await
+            .map_err(|_| ApiError::new(ErrorKind::DeadlineExceeded, "timeout"))??
+            .map_err(ApiError::from_actor)
+    }
+
+    pub async fn list_drivers(&self) -> Result<Vec<DriverStatus>, ApiError> {
+        let host = self.host()?;
+        self.bounded(async move { Ok(host.send(ListDrivers).await?) })
+            .await
+    }
+
+    pub fn tree(&self) -> Vec<TreeNode> {
+        self.tree.snapshot()
+    }
+
+    /// Opens a live subscription; records arrive on the receiver until the client drops
+    /// it or the broker drains.
+    pub async fn subscribe(
+        &self,
+        topic: String,
+        partition: Option<u32>,
+        from: String,
+        group: Option<String>,
+    ) -> Result<tokio::sync::mpsc::Receiver<Delivered>, ApiError> {
+        let reg = self.registry()?;
+        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_WINDOW as usize);
+        let sink = StreamSink::new(
+            id,
+            topic,
+            partition,
+            group,
+            tx,
+            self.stats.clone(),
+            self.draining.clone(),
+        );
+        let start = sink.start_at(&from)?;
+        let addr = sink.start();
+        self.bounded(async move {
+            addr.send(super::stream::Open {
+                registry: reg,
+                start,
+            })
+            .await?
+            .map_err(ApiError::from_actor)
+        })
+        .await?;
+        Ok(rx)
+    }
+}

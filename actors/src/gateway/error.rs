@@ -1,0 +1,97 @@
+//! [`ApiError`]: one error type for both front ends, mapped to a gRPC status code and
+//! an HTTP status with a JSON body `{"error": …}`.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+    DeadlineExceeded,
+    Failed,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// Reads an error message from the actors and picks its kind.
+    pub fn from_actor(message: String) -> Self {
+        let m = message.as_str();
+        let kind = if m.starts_with("unknown topic")
+            || m.starts_with("no topic")
+            || m.contains("is not loaded")
+            || m.contains("has no partition")
+            || m.contains("partitions") && m.starts_with("topic ")
+        {
+            ErrorKind::NotFound
+        } else if m == "timeout" {
+            ErrorKind::DeadlineExceeded
+        } else if m.contains("not alive") || m.contains("not running") || m.contains("restarted") {
+            ErrorKind::Unavailable
+        } else if m.starts_with("invalid") || m.contains("expected") || m.contains("must") {
+            ErrorKind::InvalidArgument
+        } else {
+            ErrorKind::Failed
+        };
+        ApiError { kind, message }
+    }
+
+    pub fn http_status(&self) -> u16 {
+        match self.kind {
+            ErrorKind::InvalidArgument => 400,
+            ErrorKind::Unauthenticated => 401,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Failed => 422,
+            ErrorKind::Internal => 500,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::DeadlineExceeded => 504,
+        }
+    }
+
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self.kind {
+            ErrorKind::InvalidArgument => tonic::Code::InvalidArgument,
+            ErrorKind::Unauthenticated => tonic::Code::Unauthenticated,
+            ErrorKind::NotFound => tonic::Code::NotFound,
+            ErrorKind::Failed => tonic::Code::FailedPrecondition,
+            ErrorKind::Internal => tonic::Code::Internal,
+            ErrorKind::Unavailable => tonic::Code::Unavailable,
+            ErrorKind::DeadlineExceeded => tonic::Code::DeadlineExceeded,
+        }
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(e: ApiError) -> Self {
+        tonic::Status::new(e.grpc_code(), e.message)
+    }
+}
+
+impl From<actix::MailboxError> for ApiError {
+    fn from(e: actix::MailboxError) -> Self {
+        ApiError::new(
+            ErrorKind::Unavailable,
+            format!("broker component unavailable: {e}"),
+        )
+    }
+}

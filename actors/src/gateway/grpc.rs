@@ -1,0 +1,267 @@
+//! The gRPC front end (tonic): `switchyard.v1.Broker` and the standard health service.
+//! The bearer token, when configured, is required in `authorization` metadata on every
+//! call but health; every response carries `x-request-id` metadata.
+// tonic's own signatures return `Result<_, Status>`, a large error by clippy's measure.
+#![allow(clippy::result_large_err)]
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status};
+use tracing::{info_span, Instrument};
+
+use super::backend::Backend;
+use super::pb::broker_server::{Broker, BrokerServer};
+use super::pb::*;
+use super::stream::Delivered;
+
+static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub backend: Backend,
+}
+
+fn with_id<T>(id: &str, body: T) -> Response<T> {
+    let mut r = Response::new(body);
+    if let Ok(v) = MetadataValue::try_from(id) {
+        r.metadata_mut().insert("x-request-id", v);
+    }
+    r
+}
+
+fn request_id<T>(req: &Request<T>) -> String {
+    req.metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("g{:x}", REQUEST_IDS.fetch_add(1, Ordering::Relaxed)))
+}
+
+fn to_record(d: Delivered) -> Record {
+    Record {
+        topic: d.topic,
+        partition: d.partition,
+        offset: d.record.offset,
+        timestamp_ms: d.record.timestamp_ms,
+        key: d.record.key.map(|k| k.to_vec()),
+        value: d.record.value.to_vec(),
+        labels: d
+            .record
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect(),
+    }
+}
+
+/// Runs one call in its span and tags its response with the request id.
+macro_rules! call {
+    ($name:literal, $req:ident, $body:expr) => {{
+        let id = request_id(&$req);
+        let span = info_span!("request", id = %id, rpc = $name);
+        let out = async { $body }.instrument(span).await?;
+        Ok(with_id(&id, out))
+    }};
+}
+
+#[tonic::async_trait]
+impl Broker for Service {
+    async fn publish(
+        &self,
+        req: Request<PublishRequest>,
+    ) -> Result<Response<PublishReply>, Status> {
+        call!("Publish", req, {
+            let r = req.get_ref().clone();
+            let values = r.values.into_iter().map(Bytes::from).collect();
+            let p = self
+                .backend
+                .publish(r.topic, r.key.map(Bytes::from), r.partition, values)
+                .await?;
+            Ok::<_, Status>(PublishReply {
+                partition: p.partition,
+                first_offset: p.first_offset,
+                count: p.count,
+            })
+        })
+    }
+
+    async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchReply>, Status> {
+        call!("Fetch", req, {
+            let r = req.get_ref().clone();
+            let (records, next) = self
+                .backend
+                .fetch(r.topic.clone(), r.partition, r.from, r.max)
+                .await?;
+            let records = records
+                .into_iter()
+                .map(|record| {
+                    to_record(Delivered {
+                        topic: r.topic.clone(),
+                        partition: r.partition,
+                        record,
+                    })
+                })
+                .collect();
+            Ok::<_, Status>(FetchReply { records, next })
+        })
+    }
+
+    type SubscribeStream = Pin<Box<dyn Stream<Item = Result<Record, Status>> + Send + 'static>>;
+
+    async fn subscribe(
+        &self,
+        req: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        call!("Subscribe", req, {
+            let r = req.get_ref().clone();
+            let rx = self
+                .backend
+                .subscribe(r.topic, r.partition, r.from, r.group)
+                .await?;
+            let s = tokio_stream::wrappers::ReceiverStream::new(rx).map(|d| Ok(to_record(d)));
+            Ok::<_, Status>(Box::pin(s) as Self::SubscribeStream)
+        })
+    }
+
+    async fn list_topics(
+        &self,
+        req: Request<ListTopicsRequest>,
+    ) -> Result<Response<ListTopicsReply>, Status> {
+        call!("ListTopics", req, {
+            let topics = self.backend.list_topics().await?;
+            Ok::<_, Status>(ListTopicsReply {
+                topics: topics
+                    .into_iter()
+                    .map(|t| TopicInfo {
+                        name: t.name,
+                        routing: serde_json::to_value(t.routing)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        partitions: t
+                            .partitions
+                            .iter()
+                            .enumerate()
+                            .map(|(i, p)| PartitionInfo {
+                                partition: i as u32,
+                                start_offset: p.start_offset,
+                                next_offset: p.next_offset,
+                                size_bytes: p.size_bytes,
+                                segments: p.segments as u64,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+        })
+    }
+
+    async fn create_topic(
+        &self,
+        req: Request<CreateTopicRequest>,
+    ) -> Result<Response<CreateTopicReply>, Status> {
+        call!("CreateTopic", req, {
+            let r = req.get_ref().clone();
+            self.backend
+                .create_topic(r.name, r.partitions, r.routing)
+                .await?;
+            Ok::<_, Status>(CreateTopicReply {})
+        })
+    }
+
+    async fn call_driver(
+        &self,
+        req: Request<CallDriverRequest>,
+    ) -> Result<Response<CallDriverReply>, Status> {
+        call!("CallDriver", req, {
+            let r = req.get_ref().clone();
+            let out = self
+                .backend
+                .call_driver(
+                    r.driver,
+                    r.method,
+                    Bytes::from(r.params),
+                    r.timeout_ms.map(Duration::from_millis),
+                )
+                .await?;
+            Ok::<_, Status>(CallDriverReply {
+                result: out.to_vec(),
+            })
+        })
+    }
+
+    async fn list_drivers(
+        &self,
+        req: Request<ListDriversRequest>,
+    ) -> Result<Response<ListDriversReply>, Status> {
+        call!("ListDrivers", req, {
+            let drivers = self.backend.list_drivers().await?;
+            Ok::<_, Status>(ListDriversReply {
+                drivers: drivers
+                    .into_iter()
+                    .map(|d| DriverInfo {
+                        name: d.name,
+                        state: d.state.as_str().to_string(),
+                        pid: d.pid,
+                        starts: d.starts,
+                        restarts: d.restarts,
+                        last_error: d.last_error,
+                    })
+                    .collect(),
+            })
+        })
+    }
+
+    async fn tree(&self, req: Request<TreeRequest>) -> Result<Response<TreeReply>, Status> {
+        call!("Tree", req, {
+            let json = serde_json::to_string(&self.backend.tree())
+                .map_err(|e| Status::internal(e.to_string()))?;
+            Ok::<_, Status>(TreeReply { json })
+        })
+    }
+}
+
+/// The token check, as a tonic interceptor.
+pub fn auth(token: Option<String>) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |req: Request<()>| {
+        let Some(t) = &token else { return Ok(req) };
+        let got = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if got == Some(t.as_str()) {
+            Ok(req)
+        } else {
+            Err(Status::unauthenticated("missing or wrong bearer token"))
+        }
+    }
+}
+
+/// Serves `switchyard.v1.Broker` and health on `listener` until `shutdown` resolves.
+pub async fn serve(
+    backend: Backend,
+    token: Option<String>,
+    listener: tokio::net::TcpListener,
+    health: tonic_health::server::HealthReporter,
+    health_service: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let _ = health;
+    let svc = BrokerServer::with_interceptor(Service { backend }, auth(token));
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(svc)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+}

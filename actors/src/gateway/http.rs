@@ -1,0 +1,338 @@
+//! The HTTP/JSON front end (actix-web): the same operations as the gRPC service, plus
+//! `/healthz`, `/metrics` and the live page at `/`. Every response carries
+//! `x-request-id`; every request runs in a `request{id method path}` span; every call but
+//! `/healthz` needs the bearer token when one is configured (`Authorization: Bearer …`,
+//! or `?access_token=` for the page and what it loads).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing::{info_span, Instrument};
+
+use super::backend::Backend;
+use super::error::{ApiError, ErrorKind};
+use super::{metrics, record_json, PAGE};
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::from_u16(self.http_status())
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .json(json!({"error": self.message, "kind": self.kind}))
+    }
+}
+
+#[derive(Clone)]
+struct State {
+    backend: Backend,
+    token: Option<Arc<str>>,
+}
+
+static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
+
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("h{:x}", REQUEST_IDS.fetch_add(1, Ordering::Relaxed)))
+}
+
+fn authorized(req: &ServiceRequest, token: &str) -> bool {
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let query =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("access_token").cloned());
+    bearer == Some(token) || query.as_deref() == Some(token)
+}
+
+/// Starts the HTTP server on `listener`; returns its handle and the future to run.
+pub fn server(
+    backend: Backend,
+    token: Option<String>,
+    listener: std::net::TcpListener,
+    grace: Duration,
+) -> std::io::Result<actix_web::dev::Server> {
+    let state = State {
+        backend,
+        token: token.map(Arc::from),
+    };
+    let server = HttpServer::new(move || {
+        let st = state.clone();
+        App::new()
+            .app_data(web::Data::new(st.clone()))
+            .app_data(web::PayloadConfig::new(16 << 20))
+            .app_data(
+                web::JsonConfig::default()
+                    .error_handler(|e, _| ApiError::invalid(format!("bad JSON body: {e}")).into()),
+            )
+            .wrap_fn(move |req, srv| {
+                let id = request_id(&req);
+                let span =
+                    info_span!("request", id = %id, method = %req.method(), path = %req.path());
+                let denied = match &st.token {
+                    Some(t) if req.path() != "/healthz" && !authorized(&req, t) => {
+                        Some(req.request().clone())
+                    }
+                    _ => None,
+                };
+                let fut = (denied.is_none()).then(|| actix_web::dev::Service::call(srv, req));
+                async move {
+                    let mut res: ServiceResponse = match (denied, fut) {
+                        (Some(r), _) => {
+                            let e = ApiError::new(
+                                ErrorKind::Unauthenticated,
+                                "missing or wrong bearer token",
+                            );
+                            ServiceResponse::new(r, e.error_response())
+                        }
+                        (None, Some(f)) => f.await?.map_into_boxed_body(),
+                        (None, None) => unreachable!(),
+                    };
+                    if let Ok(v) = HeaderValue::from_str(&id) {
+                        res.headers_mut()
+                            .insert(HeaderName::from_static("x-request-id"), v);
+                    }
+                    tracing::debug!(status = res.status().as_u16(), "http request");
+                    Ok(res)
+                }
+                .instrument(span)
+            })
+            .route("/", web::get().to(page))
+            .route("/healthz", web::get().to(healthz))
+            .route("/metrics", web::get().to(metrics_text))
+            .route("/v1/topics", web::get().to(list_topics))
+            .route("/v1/topics", web::post().to(create_topic))
+            .route("/v1/topics/{topic}/messages", web::post().to(publish))
+            .route("/v1/topics/{topic}/messages", web::get().to(fetch))
+            .route("/v1/topics/{topic}/stream", web::get().to(stream))
+            .route("/v1/drivers", web::get().to(list_drivers))
+            .route(
+                "/v1/drivers/{name}/rpc/{method}",
+                web::post().to(call_driver),
+            )
+            .route("/v1/tree", web::get().to(tree))
+            .default_service(web::to(|| async {
+                ApiError::new(ErrorKind::NotFound, "no such route").error_response()
+            }))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(grace.as_secs().max(1))
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+async fn page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(PAGE)
+}
+
+async fn healthz(st: web::Data<State>) -> HttpResponse {
+    if st.backend.is_ready() {
+        HttpResponse::Ok().json(json!({"status": "serving"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({"status": "not serving"}))
+    }
+}
+
+async fn metrics_text(st: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics::render(&st.backend).await)
+}
+
+async fn list_topics(st: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(json!({"topics": st.backend.list_topics().await?})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    partitions: Option<u32>,
+    routing: Option<String>,
+}
+
+async fn create_topic(
+    st: web::Data<State>,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    st.backend
+        .create_topic(b.name.clone(), b.partitions, b.routing)
+        .await?;
+    Ok(HttpResponse::Created().json(json!({"name": b.name})))
+}
+
+#[derive(Deserialize, Default)]
+struct PublishQuery {
+    key: Option<String>,
+    partition: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBody {
+    value: Option<Value>,
+    values: Option<Vec<Value>>,
+    key: Option<String>,
+    partition: Option<u32>,
+}
+
+fn value_bytes(v: Value) -> Bytes {
+    match v {
+        Value::String(s) => Bytes::from(s),
+        other => Bytes::from(other.to_string()),
+    }
+}
+
+/// JSON (`{"value": …}` or `{"values": [...]}`, strings as they are, anything else as
+/// JSON text), or any other content type as one raw record.
+async fn publish(
+    st: web::Data<State>,
+    req: HttpRequest,
+    topic: web::Path<String>,
+    q: web::Query<PublishQuery>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let json_body = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let q = q.into_inner();
+    let (values, key, partition) = if json_body {
+        let b: PublishBody = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("bad JSON body: {e}")))?;
+        let mut values: Vec<Bytes> = b
+            .values
+            .unwrap_or_default()
+            .into_iter()
+            .map(value_bytes)
+            .collect();
+        if let Some(v) = b.value {
+            values.insert(0, value_bytes(v));
+        }
+        (values, b.key.or(q.key), b.partition.or(q.partition))
+    } else {
+        (vec![body], q.key, q.partition)
+    };
+    let p = st
+        .backend
+        .publish(topic.into_inner(), key.map(Bytes::from), partition, values)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"partition": p.partition, "first_offset": p.first_offset, "count": p.count})))
+}
+
+#[derive(Deserialize)]
+struct FetchQuery {
+    #[serde(default)]
+    partition: u32,
+    #[serde(default)]
+    from: u64,
+    #[serde(default)]
+    max: u32,
+}
+
+async fn fetch(
+    st: web::Data<State>,
+    topic: web::Path<String>,
+    q: web::Query<FetchQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let t = topic.into_inner();
+    let (records, next) = st
+        .backend
+        .fetch(t.clone(), q.partition, q.from, q.max)
+        .await?;
+    let list: Vec<Value> = records
+        .iter()
+        .map(|r| record_json(&t, q.partition, r))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"records": list, "next": next})))
+}
+
+#[derive(Deserialize)]
+struct StreamQuery {
+    partition: Option<u32>,
+    #[serde(default)]
+    from: String,
+    group: Option<String>,
+}
+
+/// Server-sent events: one `record` event per record, `id: <partition>:<offset>`.
+async fn stream(
+    st: web::Data<State>,
+    topic: web::Path<String>,
+    q: web::Query<StreamQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let rx = st
+        .backend
+        .subscribe(topic.into_inner(), q.partition, q.from, q.group)
+        .await?;
+    let events = tokio_stream::wrappers::ReceiverStream::new(rx).map(|d| {
+        let data = record_json(&d.topic, d.partition, &d.record);
+        Ok::<Bytes, actix_web::Error>(Bytes::from(format!(
+            "id: {}:{}\nevent: record\ndata: {data}\n\n",
+            d.partition, d.record.offset
+        )))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .streaming(events))
+}
+
+async fn list_drivers(st: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(json!({"drivers": st.backend.list_drivers().await?})))
+}
+
+#[derive(Deserialize)]
+struct CallQuery {
+    timeout_ms: Option<u64>,
+}
+
+/// The body is the call's params; the answer is the driver's result, as it is.
+async fn call_driver(
+    st: web::Data<State>,
+    path: web::Path<(String, String)>,
+    q: web::Query<CallQuery>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (name, method) = path.into_inner();
+    let out = st
+        .backend
+        .call_driver(name, method, body, q.timeout_ms.map(Duration::from_millis))
+        .await?;
+    let ct = if serde_json::from_slice::<Value>(&out).is_ok() {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    };
+    Ok(HttpResponse::Ok().content_type(ct).body(out))
+}
+
+async fn tree(st: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok().json(st.backend.tree())
+}

@@ -1,0 +1,272 @@
+//! `GET /metrics`: the broker's counters in the Prometheus text format (version 0.0.4).
+
+use std::fmt::Write;
+
+use super::backend::Backend;
+use crate::drivers::rpc::LATENCY_BOUNDS_S;
+use crate::drivers::{DriverState, GetHostStats};
+
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(
+            self.0,
+            "# HELP switchyard_{name} {help}\n# TYPE switchyard_{name} {kind}"
+        );
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: impl std::fmt::Display) {
+        let _ = write!(self.0, "switchyard_{name}");
+        if !labels.is_empty() {
+            let l: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                .collect();
+            let _ = write!(self.0, "{{{}}}", l.join(","));
+        }
+        let _ = writeln!(self.0, " {v}");
+    }
+
+    fn one(&mut self, name: &str, kind: &str, help: &str, v: u64) {
+        self.family(name, kind, help);
+        self.sample(name, &[], v);
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Renders every metric; parts that are not running are left out.
+pub async fn render(b: &Backend) -> String {
+    let mut o = Out(String::new());
+    let s = b.stats.snapshot();
+    o.one(
+        "connections_open",
+        "gauge",
+        "Open TCP connections on every port.",
+        s.connections_open,
+    );
+    o.one(
+        "connections_accepted_total",
+        "counter",
+        "TCP connections accepted.",
+        s.connections_accepted,
+    );
+    o.one(
+        "connections_refused_total",
+        "counter",
+        "TCP connections refused at max_connections.",
+        s.connections_refused,
+    );
+    o.one(
+        "frames_in_total",
+        "counter",
+        "Frames decoded from clients.",
+        s.frames_in,
+    );
+    o.one(
+        "frames_out_total",
+        "counter",
+        "Frames sent to clients.",
+        s.frames_out,
+    );
+    o.one(
+        "bytes_in_total",
+        "counter",
+        "Bytes read from clients.",
+        s.bytes_in,
+    );
+    o.one(
+        "bytes_out_total",
+        "counter",
+        "Bytes written to clients.",
+        s.bytes_out,
+    );
+    o.one(
+        "malformed_frames_total",
+        "counter",
+        "Connections closed for a malformed frame.",
+        s.malformed_frames,
+    );
+    o.one(
+        "slow_consumer_disconnects_total",
+        "counter",
+        "Clients cut off by the slow-consumer policy.",
+        s.slow_consumer_disconnects,
+    );
+    o.one(
+        "deliveries_total",
+        "counter",
+        "Topic records delivered to subscribers.",
+        s.records_delivered,
+    );
+    o.one(
+        "maze_events_total",
+        "counter",
+        "Follower-maze events applied.",
+        s.maze_events,
+    );
+    o.one(
+        "maze_notifications_total",
+        "counter",
+        "Follower-maze notifications sent.",
+        s.maze_notifications,
+    );
+    if let Ok(topics) = b.list_topics().await {
+        o.family(
+            "partition_next_offset",
+            "gauge",
+            "The next offset of each partition (its end).",
+        );
+        for t in &topics {
+            for (p, ps) in t.partitions.iter().enumerate() {
+                o.sample(
+                    "partition_next_offset",
+                    &[("topic", &t.name), ("partition", &p.to_string())],
+                    ps.next_offset,
+                );
+            }
+        }
+        o.family(
+            "partition_start_offset",
+            "gauge",
+            "The oldest offset each partition still holds.",
+        );
+        for t in &topics {
+            for (p, ps) in t.partitions.iter().enumerate() {
+                o.sample(
+                    "partition_start_offset",
+                    &[("topic", &t.name), ("partition", &p.to_string())],
+                    ps.start_offset,
+                );
+            }
+        }
+        o.family(
+            "partition_size_bytes",
+            "gauge",
+            "Bytes on disk of each partition.",
+        );
+        for t in &topics {
+            for (p, ps) in t.partitions.iter().enumerate() {
+                o.sample(
+                    "partition_size_bytes",
+                    &[("topic", &t.name), ("partition", &p.to_string())],
+                    ps.size_bytes,
+                );
+            }
+        }
+        o.family(
+            "group_lag",
+            "gauge",
+            "Records a consumer group has not committed yet, per partition.",
+        );
+        for t in &topics {
+            for (g, offsets) in &t.groups {
+                for (p, c) in offsets {
+                    let next = t.partitions.get(*p as usize).map_or(0, |ps| ps.next_offset);
+                    let labels = [
+                        ("group", g.as_str()),
+                        ("topic", t.name.as_str()),
+                        ("partition", &p.to_string()),
+                    ];
+                    o.sample("group_lag", &labels, next.saturating_sub(*c));
+                }
+            }
+        }
+    }
+    if let Ok(drivers) = b.list_drivers().await {
+        o.family(
+            "driver_up",
+            "gauge",
+            "1 for a driver that is alive, by driver and state.",
+        );
+        for d in &drivers {
+            let up = u8::from(d.state.serving());
+            o.sample(
+                "driver_up",
+                &[("driver", &d.name), ("state", d.state.as_str())],
+                up,
+            );
+        }
+        o.family(
+            "driver_restarts_total",
+            "counter",
+            "Driver process restarts.",
+        );
+        for d in &drivers {
+            o.sample("driver_restarts_total", &[("driver", &d.name)], d.restarts);
+        }
+        o.family("driver_failed", "gauge", "1 for a driver given up.");
+        for d in &drivers {
+            o.sample(
+                "driver_failed",
+                &[("driver", &d.name)],
+                u8::from(d.state == DriverState::Failed),
+            );
+        }
+    }
+    let host = b.drivers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(h) = host {
+        if let Ok(st) = h.send(GetHostStats).await {
+            let r = &st.rpc;
+            o.one("rpc_calls_total", "counter", "RPC calls routed.", r.calls);
+            o.one(
+                "rpc_errors_total",
+                "counter",
+                "RPC returns with an error.",
+                r.errors,
+            );
+            o.one(
+                "rpc_timeouts_total",
+                "counter",
+                "RPC calls answered by their deadline.",
+                r.timeouts,
+            );
+            o.one(
+                "rpc_unroutable_total",
+                "counter",
+                "RPC calls to a feature that was not there.",
+                r.unroutable,
+            );
+            o.family(
+                "rpc_latency_seconds",
+                "histogram",
+                "Latency of completed RPC calls.",
+            );
+            let mut cum = 0;
+            for (i, bound) in LATENCY_BOUNDS_S.iter().enumerate() {
+                cum += r.latency_buckets[i];
+                o.sample(
+                    "rpc_latency_seconds_bucket",
+                    &[("le", &bound.to_string())],
+                    cum,
+                );
+            }
+            cum += r.latency_buckets[LATENCY_BOUNDS_S.len()];
+            o.sample("rpc_latency_seconds_bucket", &[("le", "+Inf")], cum);
+            o.sample(
+                "rpc_latency_seconds_sum",
+                &[],
+                r.latency_us_total as f64 / 1e6,
+            );
+            o.sample("rpc_latency_seconds_count", &[], cum);
+            o.one(
+                "eventbus_events_total",
+                "counter",
+                "Event-bus messages from drivers and clients.",
+                st.bus.events,
+            );
+            o.one(
+                "eventbus_rule_matches_total",
+                "counter",
+                "Rules that matched an event.",
+                st.bus.rule_matches,
+            );
+        }
+    }
+    o.0
+}

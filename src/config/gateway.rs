@@ -1,0 +1,42 @@
+//! `[gateway]`: the HTTP/JSON and gRPC front ends.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use switchyard_actors::gateway::GatewaySettings;
+
+use super::{Config, Ranged};
+
+fn request_timeout() -> Ranged<1, 3_600_000> {
+    Ranged::new(10_000)
+}
+
+/// `[gateway]`; off when absent, and each front end off when its bind is left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_bind: Option<SocketAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_bind: Option<SocketAddr>,
+    /// A bearer token every call but health must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default = "request_timeout")]
+    pub request_timeout_ms: Ranged<1, 3_600_000>,
+}
+
+impl Config {
+    /// What the gateway is told, when `[gateway]` is present.
+    pub fn gateway_settings(&self) -> Option<(GatewaySettings, Duration)> {
+        let g = self.gateway.as_ref()?;
+        Some((
+            GatewaySettings {
+                token: g.token.clone().filter(|t| !t.is_empty()),
+                grace: Duration::from_millis(self.shutdown.grace_ms),
+            },
+            Duration::from_millis(g.request_timeout_ms.get()),
+        ))
+    }
+}
