@@ -170,3 +170,27 @@ fn driver_and_rule_errors_name_the_entry_key_and_line() {
     let e = Config::parse("[[driver]]\nname = \"a b\"\ncommand = \"x\"\n", "c.toml").unwrap_err();
     assert!(e.message.contains("`a b`"), "{e}");
 }
+
+#[test]
+fn gateway_keys_are_checked_not_ignored() {
+    let c = Config::parse(
+        "[gateway]\nhttp_bind = \"127.0.0.1:7480\"\ntoken = \"t\"\n",
+        "x",
+    )
+    .unwrap();
+    let g = c.gateway.as_ref().unwrap();
+    assert_eq!(g.http_bind, Some("127.0.0.1:7480".parse().unwrap()));
+    assert_eq!(g.grpc_bind, None);
+    assert_eq!(g.request_timeout_ms.get(), 10_000);
+    // go-ms silently ignored keys it did not know; switchyard names them.
+    let e = Config::parse(
+        "[gateway]\nhttp_bind = \"127.0.0.1:7480\"\nhttp_port = 8080\n",
+        "c.toml",
+    )
+    .unwrap_err();
+    assert_eq!(e.line, Some((3, 1)));
+    assert!(e.to_string().contains("http_port"), "{e}");
+    assert!(e.to_string().contains("grpc_bind"), "{e}");
+    let e = Config::parse("[gateway]\ngrpc_bind = \"nowhere\"\n", "c.toml").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("gateway.grpc_bind"));
+}

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub mod drivers;
+pub mod http;
 
 use switchyard::{Broker, Config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

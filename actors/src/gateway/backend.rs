@@ -41,6 +41,9 @@ pub struct Backend {
     next_stream: Arc<AtomicU64>,
     /// Set at shutdown: every stream ends.
     pub draining: Arc<AtomicBool>,
+    /// The broker's arbiter: stream actors live there, whichever thread (an actix-web
+    /// worker, a tonic task) opened them.
+    arbiter: actix::dev::ArbiterHandle,
 }
 
 fn now_ms() -> u64 {
@@ -51,6 +54,7 @@ fn now_ms() -> u64 {
 }
 
 impl Backend {
+    /// Must be called on the broker's arbiter (inside its actix System).
     pub fn new(
         topics: TopicsSlot,
         drivers: DriversSlot,
@@ -67,6 +71,7 @@ impl Backend {
             timeout,
             next_stream: Arc::new(AtomicU64::new(1 << 62)),
             draining: Arc::new(AtomicBool::new(false)),
+            arbiter: actix::Arbiter::current(),
         }
     }
 
@@ -257,7 +262,7 @@ impl Backend {
             self.draining.clone(),
         );
         let start = sink.start_at(&from)?;
-        let addr = sink.start();
+        let addr = StreamSink::start_in_arbiter(&self.arbiter, move |_| sink);
         self.bounded(async move {
             addr.send(super::stream::Open {
                 registry: reg,

@@ -1,0 +1,513 @@
+//! The gateway against the real broker on port 0: every operation through HTTP/JSON and
+//! gRPC (tonic's client), errors and their codes, request ids, the token, SSE and gRPC
+//! streams (in order, ending at shutdown), `/metrics` as Prometheus text whose counters
+//! move, health, and the page in a real headless Chromium.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::drivers::*;
+use common::http::{get, post_json, request, Sse};
+use common::Log;
+use serde_json::{json, Value};
+use switchyard::Broker;
+use switchyard_actors::gateway::pb::broker_client::BrokerClient;
+use switchyard_actors::gateway::pb::*;
+use tonic::transport::Channel;
+
+fn gateway_config(dir: &std::path::Path, extra: &str) -> switchyard::Config {
+    let body = format!(
+        "[gateway]\nhttp_bind = \"127.0.0.1:0\"\ngrpc_bind = \"127.0.0.1:0\"\n{extra}\n{}",
+        driver("conf", "conformance", "")
+    );
+    config(dir, &body)
+}
+
+async fn health_client(b: &Broker) -> tonic_health::pb::health_client::HealthClient<Channel> {
+    let ch = Channel::from_shared(format!("http://{}", b.gateway().grpc.unwrap()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    tonic_health::pb::health_client::HealthClient::new(ch)
+}
+
+async fn grpc(b: &Broker) -> BrokerClient<Channel> {
+    BrokerClient::connect(format!("http://{}", b.gateway().grpc.unwrap()))
+        .await
+        .unwrap()
+}
+
+#[actix::test]
+async fn every_operation_over_http() {
+    let (_log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&gateway_config(dir.path(), ""))
+        .await
+        .unwrap();
+    wait_alive(&b, "conf").await;
+    let h = b.gateway().http.unwrap();
+    let r = get(h, "/healthz").await;
+    assert_eq!(
+        (r.status, r.json()["status"].clone()),
+        (200, json!("serving"))
+    );
+    let r = post_json(
+        h,
+        "/v1/topics",
+        &json!({"name": "orders", "partitions": 2, "routing": "explicit"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(r.header("x-request-id").is_some());
+    let r = post_json(
+        h,
+        "/v1/topics/orders/messages",
+        &json!({"values": ["a", {"n": 1}], "partition": 1}),
+    )
+    .await;
+    assert_eq!(
+        r.json(),
+        json!({"partition": 1, "first_offset": 0, "count": 2})
+    );
+    let r = request(
+        h,
+        "POST",
+        "/v1/topics/orders/messages?partition=1&key=k",
+        &[("content-type", "text/plain")],
+        b"raw bytes",
+    )
+    .await;
+    assert_eq!(r.json()["first_offset"], 2);
+    let r = get(h, "/v1/topics/orders/messages?partition=1&from=0&max=10").await;
+    let v = r.json();
+    let values: Vec<&str> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["a", "{\"n\":1}", "raw bytes"]);
+    assert_eq!(v["records"][2]["key"], "k");
+    assert_eq!(v["next"], 3);
+    let r = get(h, "/v1/topics").await;
+    let t = &r.json()["topics"][0];
+    assert_eq!(
+        (t["name"].clone(), t["partitions"][1]["next_offset"].clone()),
+        (json!("orders"), json!(3))
+    );
+    let r = request(
+        h,
+        "POST",
+        "/v1/drivers/conf/rpc/echo",
+        &[("x-request-id", "mine-1")],
+        br#"{"q":1}"#,
+    )
+    .await;
+    assert_eq!((r.status, r.text()), (200, "{\"q\":1}".to_string()));
+    assert_eq!(r.header("x-request-id"), Some("mine-1"));
+    let r = get(h, "/v1/drivers").await;
+    assert_eq!(r.json()["drivers"][0]["state"], "alive");
+    let r = get(h, "/v1/tree").await;
+    assert!(
+        r.text().contains("\"path\":\"root/gateway:gateway\""),
+        "{}",
+        r.text()
+    );
+    // Errors: a status and a JSON body.
+    for (method, path, body, status) in [
+        ("GET", "/v1/topics/nope/messages", &b""[..], 404),
+        ("POST", "/v1/drivers/nosuch/rpc/echo", &b"{}"[..], 404),
+        ("POST", "/v1/drivers/conf/rpc/fail", &b"{}"[..], 422),
+        ("POST", "/v1/topics/orders/messages", &b"{not json"[..], 400),
+        ("GET", "/v1/nothing", &b""[..], 404),
+    ] {
+        let r = request(
+            h,
+            method,
+            path,
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text());
+        assert!(r.json()["error"].is_string(), "{method} {path}");
+    }
+    b.run_until(async {}).await;
+}
+
+#[actix::test]
+async fn every_operation_over_grpc() {
+    let (_log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&gateway_config(dir.path(), ""))
+        .await
+        .unwrap();
+    wait_alive(&b, "conf").await;
+    let mut c = grpc(&b).await;
+    c.create_topic(CreateTopicRequest {
+        name: "events".into(),
+        partitions: Some(1),
+        routing: None,
+    })
+    .await
+    .unwrap();
+    let p = c
+        .publish(PublishRequest {
+            topic: "events".into(),
+            key: Some(b"k".to_vec()),
+            partition: None,
+            values: vec![b"x".to_vec(), b"y".to_vec()],
+        })
+        .await
+        .unwrap();
+    assert!(p.metadata().get("x-request-id").is_some());
+    assert_eq!((p.get_ref().first_offset, p.get_ref().count), (0, 2));
+    let f = c
+        .fetch(FetchRequest {
+            topic: "events".into(),
+            partition: 0,
+            from: 1,
+            max: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(f.records.len(), 1);
+    assert_eq!(f.records[0].value, b"y");
+    assert_eq!(f.records[0].key.as_deref(), Some(&b"k"[..]));
+    assert_eq!(f.next, 2);
+    let l = c
+        .list_topics(ListTopicsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(l.topics[0].name, "events");
+    assert_eq!(l.topics[0].partitions[0].next_offset, 2);
+    let r = c
+        .call_driver(CallDriverRequest {
+            driver: "conf".into(),
+            method: "decrypt".into(),
+            params: b"world".to_vec(),
+            timeout_ms: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.into_inner().result, b"decrypted:world");
+    let d = c
+        .list_drivers(ListDriversRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (d.drivers[0].name.as_str(), d.drivers[0].state.as_str()),
+        ("conf", "alive")
+    );
+    let t = c.tree(TreeRequest {}).await.unwrap().into_inner();
+    assert!(t.json.contains("root/drivers:host/driver:conf"));
+    // Errors carry proper status codes.
+    let e = c
+        .fetch(FetchRequest {
+            topic: "nope".into(),
+            partition: 0,
+            from: 0,
+            max: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let e = c
+        .call_driver(CallDriverRequest {
+            driver: "conf".into(),
+            method: "sleep".into(),
+            params: br#"{"seconds":2}"#.to_vec(),
+            timeout_ms: Some(200),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::DeadlineExceeded, "{e}");
+    let e = c
+        .publish(PublishRequest {
+            topic: "events".into(),
+            key: None,
+            partition: None,
+            values: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    // Health.
+    let mut health = health_client(&b).await;
+    let mut serving = false;
+    for _ in 0..100 {
+        let s = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "switchyard.v1.Broker".into(),
+            })
+            .await
+            .map(|r| r.into_inner().status)
+            .ok();
+        if s == Some(tonic_health::pb::health_check_response::ServingStatus::Serving as i32) {
+            serving = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(serving);
+    b.run_until(async {}).await;
+}
+
+#[actix::test]
+async fn the_token_is_required_on_everything_but_health() {
+    let (_log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&gateway_config(dir.path(), "token = \"s3cret\""))
+        .await
+        .unwrap();
+    let h = b.gateway().http.unwrap();
+    for path in ["/v1/topics", "/v1/tree", "/metrics", "/"] {
+        let r = get(h, path).await;
+        assert_eq!(r.status, 401, "{path}");
+        assert_eq!(r.json()["error"], "missing or wrong bearer token");
+    }
+    assert_eq!(
+        request(
+            h,
+            "GET",
+            "/v1/tree",
+            &[("authorization", "Bearer nope")],
+            b""
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(
+        request(
+            h,
+            "GET",
+            "/v1/tree",
+            &[("authorization", "Bearer s3cret")],
+            b""
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(get(h, "/?access_token=s3cret").await.status, 200);
+    assert_eq!(get(h, "/healthz").await.status, 200);
+    let mut c = grpc(&b).await;
+    let e = c.list_topics(ListTopicsRequest {}).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    let mut req = tonic::Request::new(ListTopicsRequest {});
+    req.metadata_mut()
+        .insert("authorization", "Bearer s3cret".parse().unwrap());
+    assert!(c.list_topics(req).await.is_ok());
+    let mut health = health_client(&b).await;
+    assert!(health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new()
+        })
+        .await
+        .is_ok());
+    b.run_until(async {}).await;
+}
+
+#[actix::test]
+async fn streams_deliver_in_order_and_end_at_shutdown() {
+    let (_log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&gateway_config(dir.path(), ""))
+        .await
+        .unwrap();
+    let h = b.gateway().http.unwrap();
+    post_json(h, "/v1/topics", &json!({"name": "s"})).await;
+    let mut sse = Sse::open(h, "/v1/topics/s/stream?from=earliest", &[]).await;
+    let mut c = grpc(&b).await;
+    let mut g = c
+        .subscribe(SubscribeRequest {
+            topic: "s".into(),
+            partition: None,
+            from: "earliest".into(),
+            group: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // More records than one stream window, in several batches.
+    for batch in 0..6 {
+        let values: Vec<Value> = (0..100)
+            .map(|i| json!(format!("m{}", batch * 100 + i)))
+            .collect();
+        let r = post_json(h, "/v1/topics/s/messages", &json!({"values": values})).await;
+        assert_eq!(r.status, 200);
+    }
+    for i in 0..600 {
+        let d: Value = serde_json::from_str(&sse.next().await.expect("an SSE event")).unwrap();
+        assert_eq!(
+            (d["offset"].as_u64(), d["value"].as_str()),
+            (Some(i), Some(format!("m{i}").as_str()))
+        );
+        let r = g.message().await.unwrap().expect("a gRPC record");
+        assert_eq!((r.offset, r.value), (i, format!("m{i}").into_bytes()));
+    }
+    // A group member starts at the committed offset; what it was given is committed.
+    let mut sse_g = Sse::open(h, "/v1/topics/s/stream?group=g1&from=earliest", &[]).await;
+    for i in 0..600 {
+        let d: Value = serde_json::from_str(&sse_g.next().await.unwrap()).unwrap();
+        assert_eq!(d["offset"].as_u64(), Some(i));
+    }
+    // Shutdown ends both streams cleanly.
+    let stop = b.run_until(async {});
+    let (_, sse_end, grpc_end) = tokio::join!(stop, sse.next(), g.message());
+    assert_eq!(sse_end, None);
+    assert!(matches!(grpc_end, Ok(None) | Err(_)));
+    let _ = sse_g;
+}
+
+#[actix::test]
+async fn metrics_are_prometheus_text_and_move() {
+    let (_log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&gateway_config(dir.path(), ""))
+        .await
+        .unwrap();
+    wait_alive(&b, "conf").await;
+    let h = b.gateway().http.unwrap();
+    let before = parse_metrics(&get(h, "/metrics").await);
+    post_json(
+        h,
+        "/v1/topics/m/messages",
+        &json!({"values": ["a", "b", "c"]}),
+    )
+    .await;
+    request(h, "POST", "/v1/drivers/conf/rpc/echo", &[], b"x").await;
+    let after = parse_metrics(&get(h, "/metrics").await);
+    let v = |m: &Vec<(String, f64)>, name: &str| m.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+    assert_eq!(
+        v(
+            &after,
+            "switchyard_partition_next_offset{topic=\"m\",partition=\"0\"}"
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        v(&after, "switchyard_rpc_calls_total").unwrap(),
+        v(&before, "switchyard_rpc_calls_total").unwrap() + 1.0
+    );
+    assert_eq!(
+        v(
+            &after,
+            "switchyard_driver_up{driver=\"conf\",state=\"alive\"}"
+        ),
+        Some(1.0)
+    );
+    assert!(v(&after, "switchyard_rpc_latency_seconds_count").unwrap() >= 1.0);
+    assert!(v(&after, "switchyard_rpc_latency_seconds_bucket{le=\"+Inf\"}").unwrap() >= 1.0);
+    b.run_until(async {}).await;
+}
+
+/// Checks the Prometheus text format line by line; returns `(name{labels}, value)`.
+fn parse_metrics(r: &common::http::Reply) -> Vec<(String, f64)> {
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let mut typed = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for line in r.text().lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut p = rest.split(' ');
+            let name = p.next().unwrap().to_string();
+            let kind = p.next().unwrap();
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            typed.insert(name);
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+            .unwrap_or(name);
+        assert!(typed.contains(family), "no # TYPE before {line}");
+        if let Some(labels) = series.strip_prefix(name) {
+            if !labels.is_empty() {
+                assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
+            }
+        }
+        out.push((series.to_string(), value));
+    }
+    out
+}
+
+#[actix::test]
+async fn the_page_shows_the_tree_in_headless_chromium() {
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok()
+        });
+    let Some(browser) = browser else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "no Chromium under CI: .ci/run should have installed it"
+        );
+        eprintln!("skipped: no chromium on PATH (.ci/run installs it: apt-get install chromium)");
+        return;
+    };
+    let (_log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&gateway_config(dir.path(), ""))
+        .await
+        .unwrap();
+    wait_alive(&b, "conf").await;
+    let h = b.gateway().http.unwrap();
+    post_json(h, "/v1/topics/pagetopic/messages", &json!({"value": "v"})).await;
+    let profile = dir.path().join("chromium");
+    let out = tokio::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("http://{h}/"))
+        .output()
+        .await
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("data-path=\"root/topics:registry\""),
+        "{dom}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dom.contains("data-path=\"root/drivers:host/driver:conf\""),
+        "{dom}"
+    );
+    assert!(dom.contains("<td>pagetopic</td>"), "{dom}");
+    assert!(dom.contains(" actors, updated "), "{dom}");
+    b.run_until(async {}).await;
+}
