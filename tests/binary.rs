@@ -117,6 +117,16 @@ fn runs_on_the_shipped_config_and_stops_cleanly_on_sigterm() {
     c.read_exact(&mut reply).unwrap();
     assert_eq!(&reply, b"state alive 0 0\n");
 
+    // The shipped config's gateway answers health on 7480.
+    let mut h = TcpStream::connect("127.0.0.1:7480").unwrap();
+    h.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    h.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    h.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("{\"status\":\"serving\"}"), "{answer}");
+
     signal(child.id(), "USR1");
     wait_for("actors, on SIGUSR1):", &mut log);
     wait_for("├── router:maze [next 1", &mut log);

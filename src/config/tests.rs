@@ -11,11 +11,19 @@ fn shipped_config_is_valid_and_loopback_only() {
         .as_ref()
         .expect("the maze is on in the shipped config");
     assert!(maze.event_bind.ip().is_loopback() && maze.client_bind.ip().is_loopback());
+    let g = c.gateway.as_ref().unwrap();
+    assert!(g.http_bind.unwrap().ip().is_loopback() && g.grpc_bind.unwrap().ip().is_loopback());
     // The shipped file spells out the defaults.
     assert_eq!(
         c,
         Config {
             maze: Some(MazeConfig::default()),
+            gateway: Some(GatewayConfig {
+                http_bind: Some("127.0.0.1:7480".parse().unwrap()),
+                grpc_bind: Some("127.0.0.1:7481".parse().unwrap()),
+                token: None,
+                request_timeout_ms: Ranged::new(10_000),
+            }),
             ..Config::default()
         }
     );
