@@ -25,6 +25,16 @@ fn gateway_config(dir: &std::path::Path, extra: &str) -> switchyard::Config {
     config(dir, &body)
 }
 
+/// A broker with the gateway on port 0 and the conformance driver; the log is captured.
+async fn start(extra: &str) -> (Broker, tempfile::TempDir, common::LogGuard) {
+    let (_log, guard) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&gateway_config(dir.path(), extra))
+        .await
+        .unwrap();
+    (b, dir, guard)
+}
+
 async fn health_client(b: &Broker) -> tonic_health::pb::health_client::HealthClient<Channel> {
     let ch = Channel::from_shared(format!("http://{}", b.gateway().grpc.unwrap()))
         .unwrap()
@@ -42,11 +52,7 @@ async fn grpc(b: &Broker) -> BrokerClient<Channel> {
 
 #[actix::test]
 async fn every_operation_over_http() {
-    let (_log, _g) = Log::capture();
-    let dir = tempfile::tempdir().unwrap();
-    let b = switchyard::start(&gateway_config(dir.path(), ""))
-        .await
-        .unwrap();
+    let (b, _dir, _g) = start("").await;
     wait_alive(&b, "conf").await;
     let h = b.gateway().http.unwrap();
     let r = get(h, "/healthz").await;
@@ -140,11 +146,7 @@ async fn every_operation_over_http() {
 
 #[actix::test]
 async fn every_operation_over_grpc() {
-    let (_log, _g) = Log::capture();
-    let dir = tempfile::tempdir().unwrap();
-    let b = switchyard::start(&gateway_config(dir.path(), ""))
-        .await
-        .unwrap();
+    let (b, _dir, _g) = start("").await;
     wait_alive(&b, "conf").await;
     let mut c = grpc(&b).await;
     c.create_topic(CreateTopicRequest {
@@ -261,11 +263,7 @@ async fn every_operation_over_grpc() {
 
 #[actix::test]
 async fn the_token_is_required_on_everything_but_health() {
-    let (_log, _g) = Log::capture();
-    let dir = tempfile::tempdir().unwrap();
-    let b = switchyard::start(&gateway_config(dir.path(), "token = \"s3cret\""))
-        .await
-        .unwrap();
+    let (b, _dir, _g) = start("token = \"s3cret\"").await;
     let h = b.gateway().http.unwrap();
     for path in ["/v1/topics", "/v1/tree", "/metrics", "/"] {
         let r = get(h, path).await;
@@ -317,11 +315,7 @@ async fn the_token_is_required_on_everything_but_health() {
 
 #[actix::test]
 async fn streams_deliver_in_order_and_end_at_shutdown() {
-    let (_log, _g) = Log::capture();
-    let dir = tempfile::tempdir().unwrap();
-    let b = switchyard::start(&gateway_config(dir.path(), ""))
-        .await
-        .unwrap();
+    let (b, _dir, _g) = start("").await;
     let h = b.gateway().http.unwrap();
     post_json(h, "/v1/topics", &json!({"name": "s"})).await;
     let mut sse = Sse::open(h, "/v1/topics/s/stream?from=earliest", &[]).await;
@@ -369,11 +363,7 @@ async fn streams_deliver_in_order_and_end_at_shutdown() {
 
 #[actix::test]
 async fn metrics_are_prometheus_text_and_move() {
-    let (_log, _g) = Log::capture();
-    let dir = tempfile::tempdir().unwrap();
-    let b = switchyard::start(&gateway_config(dir.path(), ""))
-        .await
-        .unwrap();
+    let (b, _dir, _g) = start("").await;
     wait_alive(&b, "conf").await;
     let h = b.gateway().http.unwrap();
     let before = parse_metrics(&get(h, "/metrics").await);
@@ -474,15 +464,11 @@ async fn the_page_shows_the_tree_in_headless_chromium() {
         eprintln!("skipped: no chromium on PATH (.ci/run installs it: apt-get install chromium)");
         return;
     };
-    let (_log, _g) = Log::capture();
-    let dir = tempfile::tempdir().unwrap();
-    let b = switchyard::start(&gateway_config(dir.path(), ""))
-        .await
-        .unwrap();
+    let (b, _dir, _g) = start("").await;
     wait_alive(&b, "conf").await;
     let h = b.gateway().http.unwrap();
     post_json(h, "/v1/topics/pagetopic/messages", &json!({"value": "v"})).await;
-    let profile = dir.path().join("chromium");
+    let profile = _dir.path().join("chromium");
     let out = tokio::process::Command::new(browser)
         .args([
             "--headless",
