@@ -57,6 +57,8 @@ pub struct ChatEngine {
     /// TCP adapters: adapter name to `client:<id>`.
     pub(super) tcp: HashMap<String, String>,
     pub(super) stats: ChatStats,
+    /// The driver host this engine registered with (it changes if the host restarts).
+    registered: Option<Addr<DriverHost>>,
     entry: TreeEntry,
     guard: ChildGuard,
 }
@@ -75,6 +77,7 @@ impl ChatEngine {
                 out: HashMap::new(),
                 tcp: HashMap::new(),
                 stats: ChatStats::default(),
+                registered: None,
                 entry,
                 guard: cx.guard,
             }
@@ -89,6 +92,18 @@ impl ChatEngine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    fn register(&mut self, ctx: &mut Context<Self>) {
+        let host = self.host();
+        if host.is_none() || host == self.registered {
+            return;
+        }
+        if let Some(h) = &host {
+            h.do_send(RouteChat(ctx.address().recipient()));
+            h.do_send(WatchDrivers(ctx.address().recipient()));
+        }
+        self.registered = host;
     }
 
     fn plugin_of_driver(&self, driver: &str) -> Option<&PluginSpec> {
@@ -362,12 +377,14 @@ impl Actor for ChatEngine {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(16 * 1024);
-        if let Some(host) = self.host() {
-            host.do_send(RouteChat(ctx.address().recipient()));
-            host.do_send(WatchDrivers(ctx.address().recipient()));
-        } else {
+        self.register(ctx);
+        if self.registered.is_none() {
             warn!("no driver host: chat adapters and plugins cannot be reached");
         }
+        // A restarted driver host has forgotten us: register again.
+        ctx.run_interval(std::time::Duration::from_secs(1), |act, ctx| {
+            act.register(ctx)
+        });
         if self.settings.console {
             super::outbound::read_console(ctx);
         }
