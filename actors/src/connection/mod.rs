@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn, Span};
 
+mod publish;
 mod topics;
 
 use crate::conn_set::Membership;
@@ -85,11 +86,15 @@ pub struct Connection {
     stats: Arc<BrokerStats>,
     /// Input is left unread until output drains (slow-consumer policy `block`).
     paused: bool,
+    /// A write of the answers queued so far is due once this turn's replies are in.
+    pub(crate) flush_due: bool,
     /// Requests sent on and not yet answered.
     inflight: usize,
     /// Shutting down: no more input, close once the answers are out.
     draining: bool,
     services: Services,
+    /// Publishes decoded from the current read, sent together at its end.
+    publishes: Vec<(crate::topic::registry::Publish, Option<bytes::Bytes>)>,
     /// This connection's topic subscriptions, by the client's `sub` name.
     subs: std::collections::HashMap<String, SubState>,
     /// The peer has finished sending; close once its input is handled.
@@ -117,9 +122,11 @@ impl Connection {
             settings: a.settings,
             stats: a.stats,
             paused: false,
+            flush_due: false,
             inflight: 0,
             draining: false,
             services,
+            publishes: Vec::new(),
             subs: std::collections::HashMap::new(),
             eof: false,
             talks_to_drivers: false,
@@ -193,6 +200,7 @@ impl Connection {
                 }
             }
         }
+        self.send_publishes(ctx);
         self.flush(ctx);
     }
 
@@ -360,6 +368,22 @@ impl Actor for Connection {
             reason = self.sock.closing().unwrap_or("stopped"),
             "connection closed"
         );
+    }
+}
+
+/// Writes the answers queued in this turn (sent to itself, so every reply that became
+/// ready in the same turn is in before the write).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub(crate) struct FlushAnswers;
+
+impl Handler<FlushAnswers> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushAnswers, ctx: &mut Self::Context) {
+        self.flush_due = false;
+        let _g = self.span.clone().entered();
+        self.flush(ctx);
     }
 }
 

@@ -59,9 +59,13 @@ impl Connection {
                 act.send_envelope(&reply, ctx);
             }
             // Answers to a burst of requests leave together: written when the last
-            // is in, or when enough has piled up.
+            // is in, when enough has piled up, or at the end of the turn in which they
+            // became ready (a write batch of a partition answers many at once).
             if act.inflight == 0 || act.sock.queued() >= ANSWER_BATCH_BYTES {
                 act.flush(ctx);
+            } else if !act.flush_due {
+                act.flush_due = true;
+                ctx.notify(super::FlushAnswers);
             }
             act.after_input(ctx);
         }));
@@ -75,14 +79,13 @@ impl Connection {
             return self
                 .send_envelope(&wire::error(id.as_ref(), "topics are not served here"), ctx);
         };
+        if &*env.subject != "publish" {
+            // Keep the order: publishes read before this request go first.
+            self.send_publishes(ctx);
+        }
         let outcome = match &*env.subject {
-            "publish" => wire::publish(&env, env.payload.len() / 4 + 1).map(|p| {
-                let topic = p.topic.clone();
-                self.request(&topics, p, ctx, move |_, r, _| match flat(r) {
-                    Ok(p) => id.as_ref().map(|id| wire::ack(id, &topic, &p)),
-                    Err(why) => Some(wire::error(id.as_ref(), &why)),
-                });
-            }),
+            "publish" => wire::publish(&env, env.payload.len() / 4 + 1)
+                .map(|p| self.queue_publish(p, id.clone())),
             "create" => wire::topic_of(&env)
                 .and_then(|name| {
                     Ok(CreateTopic {

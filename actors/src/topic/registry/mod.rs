@@ -1,6 +1,7 @@
 //! [`TopicRegistry`]: the topics, their partitions, where a publish goes, and the
 //! consumer groups ([`groups`]).
 
+pub mod batch;
 pub mod groups;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,87 @@
+//! [`PublishMany`]: the publishes decoded from one socket read, routed together. Each
+//! partition gets one `AppendBatch` for all of them (one write, one group commit), and
+//! each publish is answered with its own offsets: one actor hop per read, not per record.
+
+use actix::prelude::*;
+
+use super::{Publish, Published, TopicRegistry};
+use crate::storage::log::Append;
+use crate::topic::partition::AppendBatch;
+use crate::topic::Partition;
+
+/// Publishes in the order they arrived; answered in the same order.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Result<Published, String>>")]
+pub struct PublishMany(pub Vec<Publish>);
+
+struct Group {
+    partition: u32,
+    addr: Addr<Partition>,
+    /// (index of the publish, its record count), in order.
+    items: Vec<(usize, u64)>,
+    records: Vec<Append>,
+}
+
+impl Handler<PublishMany> for TopicRegistry {
+    type Result = ResponseFuture<Vec<Result<Published, String>>>;
+
+    fn handle(&mut self, PublishMany(all): PublishMany, _: &mut Self::Context) -> Self::Result {
+        let mut results: Vec<Option<Result<Published, String>>> = Vec::with_capacity(all.len());
+        results.resize_with(all.len(), || None);
+        let mut groups: Vec<Group> = Vec::new();
+        for (i, p) in all.into_iter().enumerate() {
+            match self.route(&p) {
+                Err(e) => results[i] = Some(Err(e)),
+                Ok((partition, addr)) => {
+                    let n = p.records.len() as u64;
+                    let g = match groups.iter_mut().position(|g| g.addr == addr) {
+                        Some(j) => &mut groups[j],
+                        None => {
+                            groups.push(Group {
+                                partition,
+                                addr,
+                                items: Vec::new(),
+                                records: Vec::new(),
+                            });
+                            let last = groups.len() - 1;
+                            &mut groups[last]
+                        }
+                    };
+                    g.items.push((i, n));
+                    g.records.extend(p.records);
+                }
+            }
+        }
+        // Every partition's batch is in its mailbox before any answer is awaited.
+        let sent: Vec<_> = groups
+            .into_iter()
+            .map(|g| (g.partition, g.items, g.addr.send(AppendBatch(g.records))))
+            .collect();
+        Box::pin(async move {
+            for (partition, items, reply) in sent {
+                match reply.await.map_err(|e| e.to_string()).and_then(|r| r) {
+                    Ok(range) => {
+                        let mut next = range.start;
+                        for (i, n) in items {
+                            results[i] = Some(Ok(Published {
+                                partition,
+                                first_offset: next,
+                                count: n,
+                            }));
+                            next += n;
+                        }
+                    }
+                    Err(e) => {
+                        for (i, _) in items {
+                            results[i] = Some(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+            results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err("publish lost".into())))
+                .collect()
+        })
+    }
+}
