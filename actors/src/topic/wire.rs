@@ -85,19 +85,21 @@ pub fn publish(env: &Envelope, max_records: usize) -> Result<Publish, String> {
     })
 }
 
-/// One batch item: `<key_len|-> SP <value_len> LF`, then the key and the value.
+/// One batch item: `<key_len|-> SP <value_len> LF`, then the key and the value. Works on
+/// bytes (no UTF-8 pass): this runs once per record of every batch.
 fn split_item(buf: &Bytes) -> Option<(Option<Bytes>, Bytes, Bytes)> {
-    let lf = memchr::memchr(b'\n', &buf[..buf.len().min(48)])?;
-    let line = std::str::from_utf8(&buf[..lf]).ok()?;
-    let (k, v) = line.split_once(' ')?;
-    let klen = if k == "-" {
+    let head = &buf[..buf.len().min(48)];
+    let lf = memchr::memchr(b'\n', head)?;
+    let sp = memchr::memchr(b' ', &head[..lf])?;
+    let (k, v) = (&head[..sp], &head[sp + 1..lf]);
+    let klen = if k == b"-" {
         None
     } else {
-        Some(parse_u64(k.as_bytes()).ok()? as usize)
+        Some(usize::try_from(parse_u64(k).ok()?).ok()?)
     };
-    let vlen = parse_u64(v.as_bytes()).ok()? as usize;
+    let vlen = usize::try_from(parse_u64(v).ok()?).ok()?;
     let start = lf + 1;
-    let kend = start + klen.unwrap_or(0);
+    let kend = start.checked_add(klen.unwrap_or(0))?;
     let end = kend.checked_add(vlen)?;
     if end > buf.len() {
         return None;
