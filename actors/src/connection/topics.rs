@@ -376,25 +376,13 @@ impl Handler<Deliveries> for Connection {
 
     /// Each record becomes a `topic deliver`; all of them leave in one write.
     fn handle(&mut self, d: Deliveries, ctx: &mut Self::Context) {
-        let mut buf = BytesMut::new();
-        for r in &d.records {
-            let mut e = Envelope::new("topic", "deliver")
-                .with_label("sub", d.sub.clone())
-                .with_label("topic", d.topic.clone())
-                .with_label("partition", d.partition.to_string())
-                .with_label("offset", r.offset.to_string())
-                .with_label("timestamp", r.timestamp_ms.to_string());
-            if let Some(k) = &r.key {
-                e = e.with_label("key", k.clone());
-            }
-            for (n, v) in r.labels.iter() {
-                e.labels.insert(n, v.clone());
-            }
-            e.payload = r.value.clone();
-            if e.encode(&mut buf).is_err() {
-                continue;
-            }
-        }
+        let mut buf = BytesMut::with_capacity(
+            d.records
+                .iter()
+                .map(|r| r.value.len() + 96 + d.sub.len() + d.topic.len())
+                .sum(),
+        );
+        wire::encode_deliveries(&mut buf, &d.sub, &d.topic, d.partition, &d.records);
         crate::stats::BrokerStats::add(&self.stats.records_delivered, d.records.len() as u64);
         let extra = (d.records.len() as u64).saturating_sub(1);
         crate::stats::BrokerStats::add(&self.stats.frames_out, extra);
