@@ -64,35 +64,25 @@ fn the_console_adapter_through_the_binary() {
         .replace("scripts/drivers/", &format!("{ROOT}/scripts/drivers/"));
     let path = dir.path().join("chatops.toml");
     std::fs::write(&path, cfg).unwrap();
-    let mut child = Kill(
-        Command::new(BIN)
-            .arg("-c")
-            .arg(&path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let out = lines_of(child.0.stdout.take().unwrap());
-    let err = lines_of(child.0.stderr.take().unwrap());
+    let mut broker = spawn_broker(&path);
+    let (out, err) = (&broker.stdout, &broker.log);
     expect_line(
-        &err,
+        err,
         |l| l.contains("plugin manifest registered") && l.contains("plugin=bacon"),
         "bacon registered",
     );
-    let mut stdin = child.0.stdin.take().unwrap();
+    let stdin = &mut broker.stdin;
     writeln!(stdin, "console !bacon").unwrap();
-    let l = expect_line(&out, |_| true, "a reply");
+    let l = expect_line(out, |_| true, "a reply");
     assert_eq!(l, "console: gives console-user a strip of delicious bacon.");
     writeln!(stdin, "console !bacon nelsk").unwrap();
-    let l = expect_line(&out, |_| true, "a reply");
+    let l = expect_line(out, |_| true, "a reply");
     assert_eq!(
         l,
         "console: gives nelsk a strip of delicious bacon as a gift from console-user"
     );
     writeln!(stdin, "nulladapter !bacon").unwrap();
-    let l = expect_line(&out, |_| true, "a reply");
+    let l = expect_line(out, |_| true, "a reply");
     assert_eq!(
         l,
         "console: unknown adapter `nulladapter`: type `<adapter> <text>` with one of: console"
@@ -100,20 +90,20 @@ fn the_console_adapter_through_the_binary() {
     // The console's operator is trusted: admin commands run and help lists them.
     writeln!(stdin, "console !bacon_reset").unwrap();
     assert_eq!(
-        expect_line(&out, |_| true, "reset"),
+        expect_line(out, |_| true, "reset"),
         "console: bacon count reset (was 2)"
     );
     writeln!(stdin, "console !help").unwrap();
     assert_eq!(
-        expect_line(&out, |_| true, "help"),
+        expect_line(out, |_| true, "help"),
         "console: commands: !help, !bacon, !bacon_count, !bacon_reset"
     );
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.0.id() as i32),
+        nix::unistd::Pid::from_raw(broker.child.0.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    assert!(child.0.wait().unwrap().success());
+    assert!(broker.child.0.wait().unwrap().success());
 }
 
 /// A free loopback port (bound, read, released).
@@ -200,7 +190,7 @@ impl Irc {
 
 /// The broker with the IRC adapter, the bacon plugin and the console, all at once.
 struct Running {
-    _child: Kill,
+    child: Kill,
     log: mpsc::Receiver<String>,
     stdin: std::process::ChildStdin,
     stdout: mpsc::Receiver<String>,
@@ -220,10 +210,15 @@ fn broker_with_irc(dir: &std::path::Path, port: u16) -> Running {
     );
     let path = dir.join("irc.toml");
     std::fs::write(&path, cfg).unwrap();
+    spawn_broker(&path)
+}
+
+/// The built broker on `config`, its stdin, stdout and log (stderr) at hand.
+fn spawn_broker(config: &std::path::Path) -> Running {
     let mut child = Kill(
         Command::new(BIN)
             .arg("-c")
-            .arg(&path)
+            .arg(config)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -234,7 +229,7 @@ fn broker_with_irc(dir: &std::path::Path, port: u16) -> Running {
         log: lines_of(child.0.stderr.take().unwrap()),
         stdout: lines_of(child.0.stdout.take().unwrap()),
         stdin: child.0.stdin.take().unwrap(),
-        _child: child,
+        child,
     }
 }
 
