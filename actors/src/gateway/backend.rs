@@ -275,3 +275,28 @@ impl Backend {
         Ok(rx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix::test]
+    async fn ready_only_between_start_and_drain() {
+        let b = Backend::new(
+            TopicsSlot::default(),
+            DriversSlot::default(),
+            ActorTree::new(),
+            Arc::new(BrokerStats::default()),
+            Duration::from_millis(50),
+        );
+        assert!(!b.is_ready(), "not ready before the broker has started");
+        b.ready.store(true, Ordering::SeqCst);
+        assert!(b.is_ready());
+        b.draining.store(true, Ordering::SeqCst);
+        assert!(!b.is_ready(), "not ready while draining");
+        // Without the actors, operations answer at once with UNAVAILABLE.
+        let e = b.list_topics().await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        assert_eq!(e.http_status(), 503);
+    }
+}
