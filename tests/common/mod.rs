@@ -10,7 +10,9 @@ use std::time::Duration;
 pub mod drivers;
 pub mod http;
 
+use bytes::BytesMut;
 use switchyard::{Broker, Config};
+use switchyard_codecs::Envelope;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -155,4 +157,15 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// A `topic <subject>` envelope's bytes.
+pub fn topic_env(subject: &str, labels: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
+    let mut e = Envelope::new("topic", subject.to_string()).with_payload(payload.to_vec());
+    for (k, v) in labels {
+        e.labels.insert(k.to_string(), v.to_string());
+    }
+    let mut b = BytesMut::new();
+    e.encode(&mut b).unwrap();
+    b.to_vec()
 }
