@@ -44,7 +44,6 @@ pub struct DriverHost {
     entry: TreeEntry,
     guard: ChildGuard,
     ready_waiters: Vec<oneshot::Sender<Result<(), String>>>,
-    pub(super) stopping: bool,
     /// Calls to a driver that is starting, by driver name, until it is alive (or not).
     pub(super) waiting: HashMap<String, Vec<Waiting>>,
     watchers: Vec<Recipient<DriverUpdate>>,
@@ -67,7 +66,6 @@ impl DriverHost {
                 entry,
                 guard: cx.guard,
                 ready_waiters: Vec::new(),
-                stopping: false,
                 waiting: HashMap::new(),
                 watchers: Vec::new(),
                 chat: None,
@@ -297,7 +295,6 @@ impl Handler<Shutdown> for DriverHost {
     /// `command stop` to every live driver, up to `stop_wait` for `state stopped`,
     /// then stdin closed and the process ended; answered when every process is gone.
     fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
-        self.stopping = true;
         for ((caller, id), call) in self.rpc.drain() {
             if let Some(tx) = call.local {
                 let _ = tx.send(Err("broker shutting down".into()));

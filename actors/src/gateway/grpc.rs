@@ -248,13 +248,11 @@ pub async fn serve(
     backend: Backend,
     token: Option<String>,
     listener: tokio::net::TcpListener,
-    health: tonic_health::server::HealthReporter,
     health_service: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let _ = health;
     let svc = BrokerServer::with_interceptor(Service { backend }, auth(token));
     tonic::transport::Server::builder()
         .add_service(health_service)

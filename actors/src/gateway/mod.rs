@@ -195,7 +195,7 @@ impl Gateway {
             Err(e) => return warn!(error = %e, "grpc gateway cannot start"),
         };
         let (reporter, health_service) = tonic_health::server::health_reporter();
-        self.health = Some(reporter.clone());
+        self.health = Some(reporter);
         let (stop_tx, stop_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         self.grpc_stop = Some(stop_tx);
@@ -206,9 +206,7 @@ impl Gateway {
             let stop = async {
                 let _ = stop_rx.await;
             };
-            if let Err(e) =
-                grpc::serve(backend, token, listener, reporter, health_service, stop).await
-            {
+            if let Err(e) = grpc::serve(backend, token, listener, health_service, stop).await {
                 warn!(error = %e, "grpc gateway stopped with an error");
             }
             let _ = done_tx.send(());
