@@ -2,69 +2,14 @@
 //! connection usable, restart, and `kill -9` of the binary under `fsync = "always"`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use switchyard::Config;
 use switchyard_actors::topic::wire::batch_payload;
-use switchyard_codecs::{Envelope, Frame, FrameCodec, Limits};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_util::codec::Decoder;
+use tokio::io::AsyncReadExt;
 
 mod common;
 use common::topic_env as env;
-
-fn config(dir: &Path, extra: &str) -> Config {
-    Config::parse(
-        &format!(
-            "[broker]\nbind = \"127.0.0.1:0\"\n[storage]\ndir = \"{}\"\n{extra}\n[shutdown]\ngrace_ms = 1000\n",
-            dir.display()
-        ),
-        "test",
-    )
-    .unwrap()
-}
-
-struct Client {
-    s: TcpStream,
-    codec: FrameCodec,
-    buf: BytesMut,
-}
-
-impl Client {
-    async fn connect(addr: std::net::SocketAddr) -> Client {
-        Client {
-            s: TcpStream::connect(addr).await.unwrap(),
-            codec: FrameCodec::detect(Limits::default()),
-            buf: BytesMut::new(),
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).await.unwrap();
-    }
-
-    async fn next(&mut self) -> Envelope {
-        loop {
-            if let Some(Frame::Envelope(e)) = self.codec.decode(&mut self.buf).unwrap() {
-                return e;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(Duration::from_secs(5), self.s.read(&mut chunk))
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-}
-
-fn label(e: &Envelope, name: &str) -> String {
-    e.labels.get_str(name).unwrap_or_default().to_string()
-}
+use common::topics::{config, label, Client};
 
 #[actix_rt::test]
 async fn publish_batches_routing_and_errors() {

@@ -274,3 +274,34 @@ fn recorded_captures_decode_and_round_trip() {
     }
     assert_eq!(files, 10);
 }
+
+/// Every quoted envelope example in `PROTOCOL.md` decodes to exactly one envelope and
+/// encodes back to the same bytes, so the reference cannot drift from the codec.
+#[test]
+fn protocol_md_examples_decode_and_re_encode() {
+    let doc = include_str!("../PROTOCOL.md");
+    let mut seen = 0;
+    for line in doc.lines() {
+        let Some(start) = line.find('"') else {
+            continue;
+        };
+        let quoted = &line[start..];
+        let is_envelope = line.starts_with("-> \"")
+            || line.starts_with("<- \"")
+            || line.contains(" -> broker   \"")
+            || line.contains(" -> client   \"")
+            || line.starts_with("\"rpc ");
+        if !is_envelope {
+            continue;
+        }
+        let body = quoted.trim().trim_matches('"');
+        let bytes = body.replace("\\n", "\n").replace("\\\"", "\"");
+        let (e, rest) = one(bytes.as_bytes());
+        assert!(rest.is_empty(), "{line}: {} bytes left over", rest.len());
+        let mut out = BytesMut::new();
+        e.encode(&mut out).unwrap();
+        assert_eq!(&out[..], bytes.as_bytes(), "{line}");
+        seen += 1;
+    }
+    assert!(seen >= 7, "only {seen} examples found");
+}

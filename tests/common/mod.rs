@@ -9,6 +9,7 @@ use std::time::Duration;
 
 pub mod drivers;
 pub mod http;
+pub mod topics;
 
 use bytes::BytesMut;
 use switchyard::{Broker, Config};

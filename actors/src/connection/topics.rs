@@ -88,10 +88,14 @@ impl Connection {
                 .map(|p| self.queue_publish(p, id.clone())),
             "create" => wire::topic_of(&env)
                 .and_then(|name| {
+                    let (retention_ms, retention_bytes) = wire::retention(&env)?;
                     Ok(CreateTopic {
                         name,
                         partitions: wire::partitions(&env)?,
                         routing: wire::routing(&env)?,
+                        fsync: wire::fsync(&env)?,
+                        retention_ms,
+                        retention_bytes,
                     })
                 })
                 .map(|c| {

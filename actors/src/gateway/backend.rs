@@ -201,6 +201,7 @@ impl Backend {
                 name,
                 partitions,
                 routing,
+                ..Default::default()
             })
             .await?
             .map_err(ApiError::invalid)

@@ -5,6 +5,9 @@ use bytes::{Bytes, BytesMut};
 use switchyard_codecs::number::parse_u64;
 use switchyard_codecs::{Envelope, Labels};
 
+use std::time::Duration;
+
+use super::partition::FsyncPolicy;
 use super::registry::{Publish, Published, Routing};
 use crate::storage::log::Append;
 
@@ -155,6 +158,33 @@ pub fn routing(env: &Envelope) -> Result<Option<Routing>, String> {
             "unknown routing `{other}` (round_robin, key_hash or explicit)"
         )),
     }
+}
+
+/// The optional `fsync` label of `topic create` (`always`, `never`, or `interval` with
+/// `fsync_interval_ms`, 1000 when left out).
+pub fn fsync(env: &Envelope) -> Result<Option<FsyncPolicy>, String> {
+    let interval = number(&env.labels, "fsync_interval_ms")?;
+    match env.labels.get_str("fsync") {
+        None if interval.is_some() => Err("fsync_interval_ms needs fsync = interval".into()),
+        None => Ok(None),
+        Some("always") => Ok(Some(FsyncPolicy::Always)),
+        Some("never") => Ok(Some(FsyncPolicy::Never)),
+        Some("interval") => match interval.unwrap_or(1000) {
+            ms @ 1..=3_600_000 => Ok(Some(FsyncPolicy::Interval(Duration::from_millis(ms)))),
+            ms => Err(format!("fsync_interval_ms must be 1 to 3600000, not {ms}")),
+        },
+        Some(other) => Err(format!(
+            "unknown fsync `{other}` (always, interval or never)"
+        )),
+    }
+}
+
+/// The optional `retention_ms` and `retention_bytes` labels of `topic create`.
+pub fn retention(env: &Envelope) -> Result<(Option<u64>, Option<u64>), String> {
+    Ok((
+        number(&env.labels, "retention_ms")?,
+        number(&env.labels, "retention_bytes")?,
+    ))
 }
 
 /// The optional `partitions` label of `topic create`.

@@ -4,7 +4,6 @@
 //! Committed offsets are kept in `<dir>/<topic>/groups.json`, replaced atomically.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::Path;
 
 use actix::prelude::*;
@@ -80,13 +79,8 @@ fn store_committed(
     topic_dir: &Path,
     groups: &BTreeMap<String, BTreeMap<u32, u64>>,
 ) -> std::io::Result<()> {
-    let tmp = topic_dir.join("groups.json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec(groups).map_err(std::io::Error::other)?)?;
-    f.sync_data()?;
-    std::fs::rename(&tmp, topic_dir.join("groups.json"))?;
-    // The rename itself is durable once the folder is synced.
-    std::fs::File::open(topic_dir)?.sync_all()
+    let json = serde_json::to_vec(groups).map_err(std::io::Error::other)?;
+    super::meta::write_atomic(topic_dir, "groups.json", &json)
 }
 
 impl TopicRegistry {

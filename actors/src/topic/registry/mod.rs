@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod groups;
+mod meta;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -77,13 +78,17 @@ pub struct Published {
     pub count: u64,
 }
 
-/// Creates a topic (an existing one with the same partition count is fine).
-#[derive(Debug, Message)]
+/// Creates a topic (an existing one with the same partition count is fine). The
+/// options of a topic the config does not name are kept in its `topic.json`.
+#[derive(Debug, Default, Message)]
 #[rtype(result = "Result<(), String>")]
 pub struct CreateTopic {
     pub name: String,
     pub partitions: Option<u32>,
     pub routing: Option<Routing>,
+    pub fsync: Option<FsyncPolicy>,
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
 }
 
 /// Subscribes to one partition of a topic, or all of them; answered with the
@@ -172,24 +177,21 @@ impl TopicRegistry {
         })
     }
 
-    fn topic_spec(
-        &self,
-        name: &str,
-        partitions: Option<u32>,
-        routing: Option<Routing>,
-    ) -> TopicSpec {
+    /// The spec a topic gets: the config's `[[topic]]`, else what `c` asks for, with
+    /// the defaults for what it leaves out.
+    fn topic_spec(&self, c: CreateTopic) -> TopicSpec {
         self.settings
             .topics
             .iter()
-            .find(|t| t.name == name)
+            .find(|t| t.name == c.name)
             .cloned()
             .unwrap_or(TopicSpec {
-                name: name.to_string(),
-                partitions: partitions.unwrap_or(self.settings.default_partitions),
-                routing: routing.unwrap_or_default(),
-                fsync: None,
-                retention_ms: None,
-                retention_bytes: None,
+                partitions: c.partitions.unwrap_or(self.settings.default_partitions),
+                routing: c.routing.unwrap_or_default(),
+                fsync: c.fsync,
+                retention_ms: c.retention_ms,
+                retention_bytes: c.retention_bytes,
+                name: c.name,
             })
     }
 
@@ -210,7 +212,14 @@ impl TopicRegistry {
                         .count()
                 })
                 .unwrap_or(0);
-            let mut spec = self.topic_spec(&name, None, None);
+            let configured = self.settings.topics.iter().any(|t| t.name == name);
+            let mut spec = match meta::load(&d.path(), &name) {
+                Some(stored) if !configured => stored,
+                _ => self.topic_spec(CreateTopic {
+                    name,
+                    ..Default::default()
+                }),
+            };
             spec.partitions = spec.partitions.max(on_disk as u32);
             self.create(spec)?;
         }
@@ -257,7 +266,12 @@ impl TopicRegistry {
                     .start(),
             );
         }
-        let committed = groups::load_committed(&self.settings.dir.join(&spec.name));
+        let topic_dir = self.settings.dir.join(&spec.name);
+        if let Err(e) = meta::store(&topic_dir, &spec) {
+            // The topic works; only a restart would fall back to the defaults.
+            warn!(topic = %spec.name, error = %e, "topic settings not stored");
+        }
+        let committed = groups::load_committed(&topic_dir);
         if !committed.is_empty() {
             self.committed.insert(spec.name.clone(), committed);
         }
@@ -278,7 +292,10 @@ impl TopicRegistry {
             if !self.settings.auto_create {
                 return Err(format!("unknown topic `{}` (auto-create is off)", p.topic));
             }
-            let spec = self.topic_spec(&p.topic, None, None);
+            let spec = self.topic_spec(CreateTopic {
+                name: p.topic.clone(),
+                ..Default::default()
+            });
             self.create(spec)?;
         }
         let t = self.topics.get_mut(&p.topic).ok_or("topic vanished")?;
@@ -393,7 +410,7 @@ impl Handler<CreateTopic> for TopicRegistry {
     type Result = Result<(), String>;
 
     fn handle(&mut self, c: CreateTopic, _: &mut Self::Context) -> Self::Result {
-        let spec = self.topic_spec(&c.name, c.partitions, c.routing);
+        let spec = self.topic_spec(c);
         self.create(spec)
     }
 }

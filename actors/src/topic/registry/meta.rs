@@ -1,0 +1,150 @@
+//! A topic's own settings, kept beside its partitions in `<dir>/<topic>/topic.json`,
+//! so that a topic a client created with `key_hash` routing, an fsync override or a
+//! retention keeps them across restarts. A `[[topic]]` in the config wins over the file.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use super::{Routing, TopicSpec};
+use crate::topic::partition::FsyncPolicy;
+
+const FILE: &str = "topic.json";
+
+/// The file's shape: plain words and milliseconds, readable by an operator.
+#[derive(Debug, Serialize, Deserialize)]
+struct Meta {
+    partitions: u32,
+    routing: Routing,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fsync: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fsync_interval_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retention_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retention_bytes: Option<u64>,
+}
+
+impl Meta {
+    fn of(spec: &TopicSpec) -> Meta {
+        let (fsync, interval) = match spec.fsync {
+            None => (None, None),
+            Some(FsyncPolicy::Always) => (Some("always"), None),
+            Some(FsyncPolicy::Never) => (Some("never"), None),
+            Some(FsyncPolicy::Interval(d)) => (Some("interval"), Some(d.as_millis() as u64)),
+        };
+        Meta {
+            partitions: spec.partitions,
+            routing: spec.routing,
+            fsync: fsync.map(str::to_string),
+            fsync_interval_ms: interval,
+            retention_ms: spec.retention_ms,
+            retention_bytes: spec.retention_bytes,
+        }
+    }
+
+    fn into_spec(self, name: &str) -> Result<TopicSpec, String> {
+        let fsync = match self.fsync.as_deref() {
+            None => None,
+            Some("always") => Some(FsyncPolicy::Always),
+            Some("never") => Some(FsyncPolicy::Never),
+            Some("interval") => Some(FsyncPolicy::Interval(Duration::from_millis(
+                self.fsync_interval_ms.unwrap_or(1000).max(1),
+            ))),
+            Some(other) => return Err(format!("unknown fsync `{other}`")),
+        };
+        Ok(TopicSpec {
+            name: name.to_string(),
+            partitions: self.partitions,
+            routing: self.routing,
+            fsync,
+            retention_ms: self.retention_ms,
+            retention_bytes: self.retention_bytes,
+        })
+    }
+}
+
+/// The spec stored for the topic in `topic_dir`; `None` when there is none or it is
+/// unreadable (logged: the topic then opens with the defaults, as before the file).
+pub(super) fn load(topic_dir: &Path, name: &str) -> Option<TopicSpec> {
+    let bytes = std::fs::read(topic_dir.join(FILE)).ok()?;
+    match serde_json::from_slice::<Meta>(&bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|m| m.into_spec(name))
+    {
+        Ok(spec) => Some(spec),
+        Err(why) => {
+            warn!(topic = %name, file = FILE, error = %why, "topic settings unreadable, using defaults");
+            None
+        }
+    }
+}
+
+/// Stores `spec` unless the file already says the same.
+pub(super) fn store(topic_dir: &Path, spec: &TopicSpec) -> std::io::Result<()> {
+    if load(topic_dir, &spec.name).as_ref() == Some(spec) {
+        return Ok(());
+    }
+    let json = serde_json::to_vec_pretty(&Meta::of(spec)).map_err(std::io::Error::other)?;
+    write_atomic(topic_dir, FILE, &json)
+}
+
+/// Replaces `dir/name` with `bytes` so that a crash leaves the old file or the new one.
+pub(super) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_data()?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    // The rename itself is durable once the folder is synced.
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(fsync: Option<FsyncPolicy>) -> TopicSpec {
+        TopicSpec {
+            name: "t".into(),
+            partitions: 3,
+            routing: Routing::KeyHash,
+            fsync,
+            retention_ms: Some(60_000),
+            retention_bytes: None,
+        }
+    }
+
+    #[test]
+    fn round_trips_every_fsync_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            None,
+            Some(FsyncPolicy::Always),
+            Some(FsyncPolicy::Never),
+            Some(FsyncPolicy::Interval(Duration::from_millis(250))),
+        ] {
+            store(dir.path(), &spec(f)).unwrap();
+            assert_eq!(load(dir.path(), "t"), Some(spec(f)));
+        }
+    }
+
+    #[test]
+    fn a_bad_file_reads_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path(), "t"), None);
+        std::fs::write(dir.path().join(FILE), b"{\"partitions\": \"x\"}").unwrap();
+        assert_eq!(load(dir.path(), "t"), None);
+        std::fs::write(
+            dir.path().join(FILE),
+            br#"{"partitions": 1, "routing": "round_robin", "fsync": "sometimes"}"#,
+        )
+        .unwrap();
+        assert_eq!(load(dir.path(), "t"), None);
+    }
+}

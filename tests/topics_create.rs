@@ -1,0 +1,135 @@
+//! `topic create` with options: a topic a client creates keeps its routing, fsync and
+//! retention across a restart (they live in its `topic.json`), and bad options get an
+//! `error` on a connection that stays usable.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::topic_env as env;
+use common::topics::{config, label, Client};
+
+async fn partition_of_key(c: &mut Client, topic: &str, key: &str, id: &str) -> String {
+    c.send(&env(
+        "publish",
+        &[("topic", topic), ("key", key), ("id", id)],
+        b"v",
+    ))
+    .await;
+    let ack = c.next().await;
+    assert!(ack.is("topic", "ack"), "{ack:?}");
+    label(&ack, "partition")
+}
+
+async fn routing_listed(c: &mut Client, topic: &str) -> String {
+    c.send(&env("list", &[], b"")).await;
+    let list: serde_json::Value = serde_json::from_slice(&c.next().await.payload).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == topic)
+        .map(|t| t["routing"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn a_created_topic_keeps_its_options_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let first;
+    {
+        let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
+        let mut c = Client::connect(b.local_addr()).await;
+        c.send(&env(
+            "create",
+            &[
+                ("topic", "orders"),
+                ("partitions", "4"),
+                ("routing", "key_hash"),
+                ("fsync", "interval"),
+                ("fsync_interval_ms", "250"),
+                ("retention_ms", "60000"),
+            ],
+            b"",
+        ))
+        .await;
+        assert!(c.next().await.is("topic", "created"));
+        first = partition_of_key(&mut c, "orders", "customer-7", "1").await;
+        assert_eq!(
+            partition_of_key(&mut c, "orders", "customer-7", "2").await,
+            first
+        );
+        b.run_until(async {}).await;
+    }
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("orders/topic.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        stored,
+        serde_json::json!({"partitions": 4, "routing": "key_hash", "fsync": "interval",
+            "fsync_interval_ms": 250, "retention_ms": 60000})
+    );
+
+    // After the restart the key still lands where it did: the routing was kept, not
+    // reset to the default round robin.
+    let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
+    let mut c = Client::connect(b.local_addr()).await;
+    assert_eq!(routing_listed(&mut c, "orders").await, "key_hash");
+    for id in 3..7 {
+        assert_eq!(
+            partition_of_key(&mut c, "orders", "customer-7", &id.to_string()).await,
+            first
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn the_config_wins_over_a_stored_topic_file() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
+        let mut c = Client::connect(b.local_addr()).await;
+        c.send(&env(
+            "create",
+            &[("topic", "t"), ("partitions", "2"), ("routing", "key_hash")],
+            b"",
+        ))
+        .await;
+        assert!(c.next().await.is("topic", "created"));
+        b.run_until(async {}).await;
+    }
+    let b = switchyard::start(&config(
+        dir.path(),
+        "[[topic]]\nname = \"t\"\npartitions = 2\nrouting = \"explicit\"",
+    ))
+    .await
+    .unwrap();
+    let mut c = Client::connect(b.local_addr()).await;
+    assert_eq!(routing_listed(&mut c, "t").await, "explicit");
+}
+
+#[actix_rt::test]
+async fn bad_create_options_get_an_error_and_the_connection_stays_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
+    let mut c = Client::connect(b.local_addr()).await;
+    for (labels, says) in [
+        (vec![("fsync", "sometimes")], "unknown fsync `sometimes`"),
+        (
+            vec![("fsync_interval_ms", "10")],
+            "fsync_interval_ms needs fsync = interval",
+        ),
+        (
+            vec![("fsync", "interval"), ("fsync_interval_ms", "0")],
+            "fsync_interval_ms must be 1 to 3600000",
+        ),
+        (vec![("retention_ms", "soon")], "label retention_ms"),
+    ] {
+        let mut all = vec![("topic", "t"), ("id", "c1")];
+        all.extend(labels);
+        c.send(&env("create", &all, b"")).await;
+        let e = c.next().await;
+        assert!(e.is("topic", "error"), "{e:?}");
+        assert!(label(&e, "error").contains(says), "{e:?}");
+    }
+    c.send(&env("create", &[("topic", "t"), ("fsync", "always")], b""))
+        .await;
+    assert!(c.next().await.is("topic", "created"));
+}
