@@ -124,6 +124,19 @@ struct TopicArgs {
     /// Messages per second across producers [default: as fast as acks allow]
     #[arg(long)]
     rate: Option<u64>,
+    /// Records a consumer may have outstanding [default: batch x inflight, 10000 to 1000000]
+    #[arg(long)]
+    credit: Option<u64>,
+    /// Records per second each consumer reads: a slow subscriber [default: no pacing]
+    #[arg(long)]
+    consume_rate: Option<u64>,
+    /// The fsync option of the topic when the bench creates it [default: the broker's]
+    #[arg(long, value_parser = ["always", "interval", "never"])]
+    fsync: Option<String>,
+    /// The broker's pid, to report its resident memory over the run
+    #[arg(long)]
+    broker_pid: Option<u32>,
+    /// No progress bar
     #[arg(long)]
     quiet: bool,
 }
@@ -156,7 +169,7 @@ struct MazeArgs {
     /// The broker's pid, to report its peak RSS
     #[arg(long)]
     broker_pid: Option<u32>,
-    /// No progress lines
+    /// No progress bar
     #[arg(long)]
     quiet: bool,
 }
@@ -280,6 +293,10 @@ fn bench_topics(
             consumers: a.consumers.max(1),
             inflight: a.inflight.max(1),
             rate: a.rate,
+            credit: a.credit,
+            consume_rate: a.consume_rate,
+            fsync: a.fsync.clone(),
+            broker_pid: a.broker_pid,
             progress: !a.quiet,
         };
         switchyard::bench::topics::run(&o, &mut std::io::stdout().lock())

@@ -133,3 +133,42 @@ async fn bad_create_options_get_an_error_and_the_connection_stays_usable() {
         .await;
     assert!(c.next().await.is("topic", "created"));
 }
+
+/// The fsync option takes effect: a topic created with `always` syncs before it acks,
+/// one created with `never` does not sync at all (on a broker whose default is the
+/// opposite of each).
+#[actix_rt::test]
+async fn the_fsync_option_decides_whether_an_ack_waits_for_a_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    for (default, topic, option, synced) in [
+        ("never", "durable", "always", true),
+        ("always", "loose", "never", false),
+    ] {
+        let b = switchyard::start(&config(dir.path(), &format!("fsync = \"{default}\"")))
+            .await
+            .unwrap();
+        let mut c = Client::connect(b.local_addr()).await;
+        c.send(&env("create", &[("topic", topic), ("fsync", option)], b""))
+            .await;
+        assert!(c.next().await.is("topic", "created"));
+        for id in ["1", "2", "3"] {
+            c.send(&env("publish", &[("topic", topic), ("id", id)], b"v"))
+                .await;
+            assert!(c.next().await.is("topic", "ack"));
+        }
+        c.send(&env("list", &[], b"")).await;
+        let list: serde_json::Value = serde_json::from_slice(&c.next().await.payload).unwrap();
+        let t = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == topic)
+            .unwrap();
+        let fsyncs = t["partitions"][0]["fsyncs"].as_u64().unwrap();
+        assert_eq!(fsyncs > 0, synced, "{topic}: {fsyncs} fsyncs");
+        if synced {
+            assert_eq!(t["partitions"][0]["durable_offset"], 3);
+        }
+        b.run_until(async {}).await;
+    }
+}

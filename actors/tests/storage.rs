@@ -7,7 +7,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use switchyard_actors::storage::log::Append;
-use switchyard_actors::storage::{LogConfig, PartitionLog};
+use switchyard_actors::storage::{LogConfig, PartitionLog, RollSync};
 use switchyard_codecs::Labels;
 
 fn msg(i: u64, ts: u64) -> Append {
@@ -81,6 +81,27 @@ fn offsets_continue_across_reopen_and_segments() {
     assert_eq!(values(&log, 40), vec!["value 000040"]);
     // max_bytes bounds a read, but at least one record comes back.
     assert_eq!(log.read(0, 1).unwrap().len(), 1);
+}
+
+#[test]
+fn rolls_with_the_closed_segments_synced_in_the_background_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PartitionLog::open(dir.path(), small()).unwrap();
+    log.set_roll_sync(RollSync::Background);
+    for i in 0..200 {
+        assert_eq!(log.append(&[msg(i, 1000 + i)]).unwrap(), i..i + 1);
+    }
+    let segments = log.segment_count();
+    assert!(segments > 10, "{segments} segments");
+    let want: Vec<String> = (0..200).map(|i| format!("value {i:06}")).collect();
+    assert_eq!(values(&log, 0), want);
+    drop(log);
+    let (log, rec) = PartitionLog::open(dir.path(), small()).unwrap();
+    assert_eq!(
+        (rec.next_offset, rec.truncated_bytes, rec.segments),
+        (200, 0, segments)
+    );
+    assert_eq!(values(&log, 0), want);
 }
 
 #[test]

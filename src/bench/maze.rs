@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 
 use super::histogram::Histogram;
+use super::progress::{si, Progress};
+use super::rss::peak_rss_kib;
 use super::workload::{Expected, Rng, Workload};
 
 /// Time between the last client's id line and the first event, so the broker has
@@ -192,21 +194,22 @@ pub fn run(opts: &Options) -> Result<Report, BenchError> {
     };
 
     let expected_total = work.total_expected();
-    let mut last_print = Instant::now();
+    let mut bar = Progress::new("notifications", expected_total);
     while !readers.is_finished() {
         std::thread::sleep(Duration::from_millis(50));
-        if opts.progress && last_print.elapsed() >= Duration::from_secs(1) {
-            last_print = Instant::now();
-            eprintln!(
-                "[bench] {:>6.1} s  sent {}/{} events  received {}/{} notifications",
-                shared.start.elapsed().as_secs_f64(),
-                shared.sent.load(Relaxed),
-                opts.total_events,
+        if opts.progress {
+            let sent = shared.sent.load(Relaxed);
+            bar.tick(
                 shared.received.load(Relaxed),
-                expected_total
+                &format!(
+                    "sent {}/{} events",
+                    si(sent as f64),
+                    si(opts.total_events as f64)
+                ),
             );
         }
     }
+    bar.finish();
     let hist = readers.join().unwrap_or_default();
     match sender.join() {
         Ok(Ok(())) => {}
@@ -382,11 +385,4 @@ async fn read_client(
         tokio::task::yield_now().await;
     }
     Ok(())
-}
-
-/// Peak resident set size of `pid` (`VmHWM`), in KiB.
-pub fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -4,8 +4,12 @@
 //! - [`topics`]: `bench pub | sub | pubsub`, topic throughput and latency.
 //! - [`workload`]: the seeded event stream and each client's expected notifications.
 //! - [`histogram`]: latency quantiles.
+//! - [`progress`]: the progress bar.
+//! - [`rss`]: the broker's resident memory during a run.
 
 pub mod histogram;
 pub mod maze;
+pub mod progress;
+pub mod rss;
 pub mod topics;
 pub mod workload;

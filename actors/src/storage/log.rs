@@ -71,6 +71,20 @@ pub struct PartitionLog {
     segments: Vec<Segment>,
     index_file: File,
     next_offset: u64,
+    /// Whether a roll waits for the closed segment's `fdatasync` (see [`RollSync`]).
+    roll_sync: RollSync,
+}
+
+/// How a roll makes the closed segment durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RollSync {
+    /// Before the next append: a log whose acks promise durability needs the closed
+    /// segment's last records synced before anything goes to the new one.
+    #[default]
+    Inline,
+    /// On a thread of its own: a log that does not promise durability should not
+    /// stall its appends for the tens of milliseconds a whole segment's sync takes.
+    Background,
 }
 
 impl Segment {
@@ -172,6 +186,7 @@ impl PartitionLog {
         }
         Ok((
             PartitionLog {
+                roll_sync: RollSync::default(),
                 dir: dir.to_path_buf(),
                 cfg,
                 segments,
@@ -283,9 +298,37 @@ impl PartitionLog {
         seg.file.sync_data().map_err(io(&seg.path))
     }
 
-    /// Closes the active segment (synced) and starts a new one at the next offset.
+    /// How a roll syncs the segment it closes.
+    pub fn set_roll_sync(&mut self, how: RollSync) {
+        self.roll_sync = how;
+    }
+
+    /// Closes the active segment (synced, now or in the background) and starts a new
+    /// one at the next offset.
     fn roll(&mut self) -> Result<(), StorageError> {
-        self.sync()?;
+        match self.roll_sync {
+            RollSync::Inline => self.sync()?,
+            RollSync::Background => {
+                let seg = self.active();
+                let (file, path) = (
+                    seg.file.try_clone().map_err(io(&seg.path))?,
+                    seg.path.clone(),
+                );
+                let job = move || {
+                    if let Err(e) = file.sync_data() {
+                        warn!(path = %path.display(), error = %e, "closed segment not synced");
+                    }
+                };
+                // Without a thread to spare, the sync happens here rather than not at all.
+                if let Err(e) = std::thread::Builder::new()
+                    .name("segment-sync".into())
+                    .spawn(job)
+                {
+                    warn!(error = %e, "no thread for a segment sync");
+                    self.sync()?;
+                }
+            }
+        }
         let base = self.next_offset;
         let path = segment::log_path(&self.dir, base);
         let file = segment::open_log(&path)?;

@@ -10,5 +10,5 @@
 pub mod log;
 pub mod segment;
 
-pub use log::{LogConfig, PartitionLog, Recovery};
+pub use log::{LogConfig, PartitionLog, Recovery, RollSync};
 pub use segment::StorageError;

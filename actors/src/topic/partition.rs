@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 use super::subscribers::{Credit, Subscribe, Subscribers, Unsubscribe};
 use crate::storage::log::Append;
-use crate::storage::{PartitionLog, StorageError};
+use crate::storage::{PartitionLog, RollSync, StorageError};
 use crate::tree::TreeEntry;
 
 /// When appends become durable.
@@ -96,8 +96,12 @@ struct WritePending;
 
 impl Partition {
     /// The partition `index` of `topic`.
-    pub fn new(topic: &str, index: u32, log: PartitionLog, policy: FsyncPolicy) -> Self {
+    pub fn new(topic: &str, index: u32, mut log: PartitionLog, policy: FsyncPolicy) -> Self {
         let durable = log.next_offset();
+        log.set_roll_sync(match policy {
+            FsyncPolicy::Always => RollSync::Inline,
+            FsyncPolicy::Interval(_) | FsyncPolicy::Never => RollSync::Background,
+        });
         Partition {
             subs: Subscribers::new(topic.to_string(), index),
             pump_scheduled: false,

@@ -1,0 +1,153 @@
+//! A bench producer: one connection, a window of publishes in flight, acks read on a
+//! thread of their own. Acks read in one go free the window in one go, so the writer
+//! refills it with one write instead of one write per ack.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use switchyard_codecs::Envelope;
+
+use super::{encode, now_ns, read_loop, Options, Shared};
+use crate::bench::histogram::Histogram;
+
+/// Publishes in flight, and the condition the writer waits on for room.
+type Window = Arc<(Mutex<u64>, Condvar)>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Publishes `share` messages in batches of `o.batch`; returns once all are acked.
+pub(super) fn produce(
+    o: &Options,
+    share: u64,
+    shared: &Arc<Shared>,
+    t0: Instant,
+) -> Result<(), String> {
+    let mut s = TcpStream::connect(o.broker).map_err(|e| format!("connect {}: {e}", o.broker))?;
+    let _ = s.set_nodelay(true);
+    let reader = s.try_clone().map_err(|e| e.to_string())?;
+    let window: Window = Arc::default();
+    let sent_at: Arc<Mutex<HashMap<u64, u64>>> = Arc::default();
+    let batches = share.div_ceil(o.batch);
+    let acks = {
+        let (window, sent_at, shared) = (window.clone(), sent_at.clone(), shared.clone());
+        std::thread::spawn(move || read_acks(reader, batches, &window, &sent_at, &shared, t0))
+    };
+    let value_pad = vec![b'x'; o.size.saturating_sub(8)];
+    let item_head = format!("- {}\n", o.size.max(8));
+    let mut left = share;
+    let mut id = 0u64;
+    let mut out = BytesMut::new();
+    let started = Instant::now();
+    let per_producer_rate = o.rate.map(|r| (r as f64 / o.producers as f64).max(1.0));
+    while left > 0 && !shared.stop.load(Relaxed) {
+        // At a set rate, wait until the schedule has caught up with what was sent.
+        if let Some(rate) = per_producer_rate {
+            let due = Duration::from_secs_f64((share - left) as f64 / rate);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let room = {
+            let (lock_, cv) = &*window;
+            let mut w = lock(lock_);
+            while *w >= o.inflight && !shared.stop.load(Relaxed) {
+                w = cv
+                    .wait_timeout(w, Duration::from_millis(100))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            let mut room = o.inflight.saturating_sub(*w).min(left.div_ceil(o.batch));
+            if per_producer_rate.is_some() {
+                room = room.min(1);
+            }
+            *w += room;
+            room
+        };
+        out.clear();
+        let mut stamps = lock(&sent_at);
+        for _ in 0..room {
+            let n = left.min(o.batch);
+            let ts = now_ns(t0);
+            let mut payload = Vec::with_capacity((o.size + 12) * n as usize);
+            for _ in 0..n {
+                payload.extend_from_slice(item_head.as_bytes());
+                payload.extend_from_slice(&ts.to_be_bytes());
+                payload.extend_from_slice(&value_pad);
+            }
+            stamps.insert(id, ts);
+            encode(
+                &Envelope::new("topic", "publish")
+                    .with_label("topic", o.topic.clone())
+                    .with_label("id", id.to_string())
+                    .with_label("count", n.to_string())
+                    .with_payload(payload),
+                &mut out,
+            );
+            id += 1;
+            left -= n;
+        }
+        drop(stamps);
+        s.write_all(&out).map_err(|e| e.to_string())?;
+    }
+    let _ = acks.join();
+    shared.producers_done_ns.fetch_max(now_ns(t0), Relaxed);
+    Ok(())
+}
+
+/// Reads acks until `batches` have come (or an error); frees the window once per read.
+fn read_acks(
+    reader: TcpStream,
+    batches: u64,
+    window: &Window,
+    sent_at: &Mutex<HashMap<u64, u64>>,
+    shared: &Shared,
+    t0: Instant,
+) {
+    let mut got = 0u64;
+    let freed = std::cell::Cell::new(0u64);
+    let mut local = Histogram::default();
+    let release = || {
+        if freed.get() > 0 {
+            let (lock_, cv) = &**window;
+            *lock(lock_) -= freed.take();
+            cv.notify_one();
+        }
+    };
+    read_loop(
+        reader,
+        |e| {
+            if e.is("topic", "error") {
+                shared.fail(format!(
+                    "publish failed: {}",
+                    e.labels.get_str("error").unwrap_or("?")
+                ));
+                return false;
+            }
+            if e.is("topic", "ack") {
+                let num = |name| {
+                    e.labels
+                        .get_str(name)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                if let Some(t) = lock(sent_at).remove(&num("id")) {
+                    local.record(now_ns(t0).saturating_sub(t) / 1000);
+                }
+                shared.published.fetch_add(num("count"), Relaxed);
+                freed.set(freed.get() + 1);
+                got += 1;
+            }
+            got < batches
+        },
+        release,
+    );
+    release();
+    lock(&shared.ack_latency).merge(&local);
+}
