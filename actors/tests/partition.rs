@@ -7,7 +7,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use switchyard_actors::storage::log::Append;
 use switchyard_actors::storage::{LogConfig, PartitionLog};
-use switchyard_actors::topic::partition::{AppendBatch, Fetch, GetPartitionStatus};
+use switchyard_actors::topic::partition::{AppendBatch, ApplyRetention, Fetch, GetPartitionStatus};
 use switchyard_actors::topic::{FsyncPolicy, Partition};
 use switchyard_codecs::Labels;
 
@@ -89,4 +89,66 @@ async fn never_and_interval_ack_at_once() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the interval fsync never ran");
+}
+
+fn log_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "log")
+        })
+        .count()
+}
+
+#[actix_rt::test]
+async fn retention_detaches_segments_at_once_and_deletes_their_files_off_the_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_bytes: 1024,
+        ..LogConfig::default()
+    };
+    let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+    let p = Partition::new("t", 0, log, FsyncPolicy::Never).start();
+    for t in 0..40 {
+        p.send(AppendBatch(batch(5, t))).await.unwrap().unwrap();
+    }
+    let before = log_files(dir.path());
+    assert!(before > 5, "{before} segments");
+    p.send(ApplyRetention {
+        retention_ms: None,
+        retention_bytes: Some(2048),
+    })
+    .await
+    .unwrap();
+    // Reads and the status see the retention at once…
+    let st = p.send(GetPartitionStatus).await.unwrap();
+    assert!(
+        st.start_offset > 0 && st.size_bytes <= 2048 + 1024,
+        "{st:?}"
+    );
+    let first = p
+        .send(Fetch {
+            from: 0,
+            max_bytes: 1 << 20,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first[0].offset, st.start_offset);
+    // …the files go shortly after, and appends carry on meanwhile.
+    let r = p.send(AppendBatch(batch(1, 99))).await.unwrap().unwrap();
+    assert_eq!(r, 200..201);
+    let now = p.send(GetPartitionStatus).await.unwrap().segments;
+    for _ in 0..100 {
+        if log_files(dir.path()) == now {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(log_files(dir.path()), now);
+    assert!(now < before);
 }

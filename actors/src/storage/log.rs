@@ -372,16 +372,17 @@ impl PartitionLog {
         Ok(out)
     }
 
-    /// Deletes whole closed segments, oldest first, while the newest record in one is
-    /// older than `retention_ms` or the log is over `retention_bytes`. The active
-    /// segment is never deleted. Returns how many went.
-    pub fn apply_retention(
+    /// Detaches the oldest closed segments that retention removes (older than
+    /// `retention_ms` by their last record, or beyond `retention_bytes` in all), never
+    /// the active one. They are gone from reads at once; the caller deletes their files
+    /// with [`Expired::remove`], off its hot path.
+    pub fn expire(
         &mut self,
         now_ms: u64,
         retention_ms: Option<u64>,
         retention_bytes: Option<u64>,
-    ) -> Result<usize, StorageError> {
-        let mut deleted = 0;
+    ) -> Vec<Expired> {
+        let mut out = Vec::new();
         while self.segments.len() > 1 {
             let oldest = &self.segments[0];
             let too_old =
@@ -391,13 +392,48 @@ impl PartitionLog {
                 break;
             }
             let seg = self.segments.remove(0);
-            std::fs::remove_file(&seg.path).map_err(io(&seg.path))?;
-            let idx = segment::index_path(&self.dir, seg.base);
-            let _ = std::fs::remove_file(&idx);
-            info!(path = %seg.path.display(), bytes = seg.size, by_age = too_old, "retention: segment deleted");
-            deleted += 1;
+            out.push(Expired {
+                index: segment::index_path(&self.dir, seg.base),
+                path: seg.path,
+                bytes: seg.size,
+                by_age: too_old,
+            });
         }
-        Ok(deleted)
+        out
+    }
+
+    /// [`PartitionLog::expire`] with the files deleted here; returns how many went.
+    pub fn apply_retention(
+        &mut self,
+        now_ms: u64,
+        retention_ms: Option<u64>,
+        retention_bytes: Option<u64>,
+    ) -> Result<usize, StorageError> {
+        let expired = self.expire(now_ms, retention_ms, retention_bytes);
+        let n = expired.len();
+        for e in expired {
+            e.remove()?;
+        }
+        Ok(n)
+    }
+}
+
+/// A segment retention took out of a log, its files still to delete.
+#[derive(Debug)]
+pub struct Expired {
+    pub path: PathBuf,
+    pub index: PathBuf,
+    pub bytes: u64,
+    pub by_age: bool,
+}
+
+impl Expired {
+    /// Deletes the segment and its index (an index already gone is fine).
+    pub fn remove(self) -> Result<(), StorageError> {
+        std::fs::remove_file(&self.path).map_err(io(&self.path))?;
+        let _ = std::fs::remove_file(&self.index);
+        info!(path = %self.path.display(), bytes = self.bytes, by_age = self.by_age, "retention: segment deleted");
+        Ok(())
     }
 }
 

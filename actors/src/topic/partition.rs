@@ -331,12 +331,19 @@ impl Handler<ApplyRetention> for Partition {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        if let Err(e) = self
-            .log
-            .apply_retention(now_ms, r.retention_ms, r.retention_bytes)
-        {
-            storage_error(&self.name, e);
+        let expired = self.log.expire(now_ms, r.retention_ms, r.retention_bytes);
+        if expired.is_empty() {
+            return;
         }
+        // Unlinking a large segment can take milliseconds: not on the append path.
+        let name = self.name.clone();
+        actix_rt::task::spawn_blocking(move || {
+            for e in expired {
+                if let Err(e) = e.remove() {
+                    storage_error(&name, e);
+                }
+            }
+        });
     }
 }
 
