@@ -66,6 +66,12 @@ impl Client {
                     ))
                 }
                 Some(Frame::Envelope(e)) => return Ok(e),
+                Some(Frame::Oversize(o)) => {
+                    return Err(ClientError::Frame(format!(
+                        "the broker sent a frame of {} bytes, over the client's limit of {}",
+                        o.size, o.max
+                    )))
+                }
                 Some(Frame::Maze(_)) => continue,
                 None => {}
             }

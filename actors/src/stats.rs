@@ -17,6 +17,8 @@ pub struct BrokerStats {
     /// `write(2)` calls on client sockets: one per batch, not per frame.
     pub socket_writes: AtomicU64,
     pub malformed_frames: AtomicU64,
+    /// Envelopes over `broker.max_frame_bytes`, skipped and answered with an error.
+    pub oversize_frames: AtomicU64,
     pub slow_consumer_disconnects: AtomicU64,
     pub idle_timeouts: AtomicU64,
     /// The most output any one connection has held at once.
@@ -47,6 +49,7 @@ pub struct StatsSnapshot {
     pub bytes_out: u64,
     pub socket_writes: u64,
     pub malformed_frames: u64,
+    pub oversize_frames: u64,
     pub slow_consumer_disconnects: u64,
     pub idle_timeouts: u64,
     pub output_peak_bytes: u64,
@@ -74,6 +77,7 @@ impl BrokerStats {
             bytes_out: self.bytes_out.load(Relaxed),
             socket_writes: self.socket_writes.load(Relaxed),
             malformed_frames: self.malformed_frames.load(Relaxed),
+            oversize_frames: self.oversize_frames.load(Relaxed),
             slow_consumer_disconnects: self.slow_consumer_disconnects.load(Relaxed),
             idle_timeouts: self.idle_timeouts.load(Relaxed),
             output_peak_bytes: self.output_peak_bytes.load(Relaxed),

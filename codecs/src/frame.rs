@@ -14,11 +14,18 @@ use crate::limits::Limits;
 use crate::maze::{parse_line, MazeEvent, MazeLine};
 use crate::scan::{scan, Consume, Layout, Scan};
 
+mod skip;
+use skip::{start_skip, Skipping};
+pub use skip::{Oversize, KEPT_LABEL_BYTES};
+
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     Maze(MazeLine),
     Envelope(Envelope),
+    /// A well-formed envelope over `max_frame_bytes`, skipped without being buffered;
+    /// the stream is in step again after it, so a server may answer it and go on.
+    Oversize(Oversize),
 }
 
 /// Which format a codec reads.
@@ -39,6 +46,7 @@ pub struct FrameCodec {
     consumed: u64,
     /// Dropping input up to the next LF after a line over the limit.
     discarding: bool,
+    skipping: Option<Box<Skipping>>,
 }
 
 impl FrameCodec {
@@ -48,6 +56,7 @@ impl FrameCodec {
             limits,
             consumed: 0,
             discarding: false,
+            skipping: None,
         }
     }
 
@@ -140,6 +149,14 @@ impl FrameCodec {
                         self.advance(src, src.len());
                         self.discarding = true;
                     }
+                    Consume::Skip(rest) => {
+                        let through = rest.through;
+                        let max = self.limits.max_frame_bytes;
+                        let st = start_skip(src, *rest, self.consumed, max);
+                        self.advance(src, through);
+                        self.skipping = Some(Box::new(st));
+                        return self.skip(src);
+                    }
                 }
                 Err(err)
             }
@@ -168,6 +185,9 @@ impl Decoder for FrameCodec {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        if self.skipping.is_some() {
+            return self.skip(src);
+        }
         if self.discarding {
             match memchr::memchr(b'\n', src) {
                 Some(i) => {
@@ -201,6 +221,17 @@ impl Decoder for FrameCodec {
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         if let Some(frame) = self.decode(src)? {
             return Ok(Some(frame));
+        }
+        if let Some(st) = self.skipping.take() {
+            let missing = st.missing();
+            let err = self.error(
+                0,
+                EnvelopeError::Truncated {
+                    missing: usize::try_from(missing).unwrap_or(usize::MAX),
+                },
+            );
+            self.advance(src, src.len());
+            return Err(err);
         }
         if src.is_empty() || self.discarding {
             self.advance(src, src.len());
@@ -269,6 +300,15 @@ impl Encoder<Frame> for FrameCodec {
                 Ok(())
             }
             Frame::Envelope(e) => self.encode(&e, dst),
+            // Its payload was never kept: there is nothing to write.
+            Frame::Oversize(o) => Err(FrameError {
+                offset: o.offset,
+                kind: EnvelopeError::FrameTooLarge {
+                    size: o.size,
+                    max: o.max,
+                }
+                .into(),
+            }),
         }
     }
 }

@@ -30,6 +30,6 @@ pub mod scan;
 
 pub use envelope::{Envelope, Labels};
 pub use error::{EnvelopeError, FrameError, FrameErrorKind, MazeError, MazeErrorKind};
-pub use frame::{Frame, FrameCodec, Mode};
+pub use frame::{Frame, FrameCodec, Mode, Oversize};
 pub use limits::Limits;
 pub use maze::{MazeEvent, MazeKind, MazeLine};

@@ -14,6 +14,12 @@ pub struct Limits {
     pub max_label_bytes: usize,
     /// Longest line: a maze line, an envelope header line or a label line, terminator included.
     pub max_line_bytes: usize,
+    /// A well-formed envelope over `max_frame_bytes` but at most this long (as its header
+    /// and label lines announce it) is skipped unbuffered and reported as
+    /// [`Frame::Oversize`](crate::Frame::Oversize); a longer one is an error, since a
+    /// client announcing that much is more likely broken than merely generous. 0: never
+    /// skip.
+    pub max_skip_bytes: u64,
 }
 
 impl Default for Limits {
@@ -23,6 +29,7 @@ impl Default for Limits {
             max_labels: 64,
             max_label_bytes: 64 << 10,
             max_line_bytes: 4096,
+            max_skip_bytes: 64 << 20,
         }
     }
 }

@@ -41,12 +41,30 @@ pub enum Scan {
 }
 
 /// How much of the input a failed frame takes with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Consume {
     /// The first `n` bytes: the bad lines, so the next decode starts on a fresh line.
     Through(usize),
     /// Everything buffered, and further input up to the next LF (a line over the limit).
     Line,
+    /// A well-formed frame over `max_frame_bytes`: its header says how long the rest
+    /// is, so the decoder skips it, unbuffered, and the stream stays in step.
+    Skip(Box<SkipRest>),
+}
+
+/// What is left of a frame too large to buffer, once `through` bytes are consumed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkipRest {
+    pub through: usize,
+    pub channel: Range<usize>,
+    pub subject: Range<usize>,
+    /// Labels read whole before the size was known to be over the limit.
+    pub labels: Vec<(Range<usize>, Range<usize>)>,
+    /// The label whose value comes next (its line is read): name and value length.
+    pub current: Option<(Range<usize>, u64)>,
+    /// Label lines still to come after `current`.
+    pub labels_left: usize,
+    pub payload: u64,
 }
 
 /// A frame that cannot be read: the error, where in the frame it was found, and what
@@ -65,7 +83,7 @@ fn is_space(b: u8) -> bool {
 
 /// Ranges of the whitespace-separated tokens of `line`, offset by `base`; at most
 /// `N` are returned, and the count of all of them.
-fn tokens<const N: usize>(line: &[u8], base: usize) -> ([Range<usize>; N], usize) {
+pub(crate) fn tokens<const N: usize>(line: &[u8], base: usize) -> ([Range<usize>; N], usize) {
     let mut out: [Range<usize>; N] = std::array::from_fn(|_| 0..0);
     let mut count = 0;
     let mut i = 0;
@@ -154,16 +172,35 @@ pub fn scan(buf: &[u8], limits: &Limits) -> Result<Scan, ScanError> {
     }
     let frame_size = |pos: usize| (pos as u64).saturating_add(size);
     let too_large = |pos: usize| frame_size(pos) > limits.max_frame_bytes as u64;
+    let skippable = |pos: usize| frame_size(pos) <= limits.max_skip_bytes;
     let mut pos = lf + 1;
+    let skip =
+        |error, at, labels: &[(Range<usize>, Range<usize>)], current, left, through| ScanError {
+            error,
+            at,
+            consume: Consume::Skip(Box::new(SkipRest {
+                through,
+                channel: channel.clone(),
+                subject: subject.clone(),
+                labels: labels.to_vec(),
+                current,
+                labels_left: left,
+                payload: size,
+            })),
+        };
     if too_large(pos) {
         let error = EnvelopeError::FrameTooLarge {
             size: frame_size(pos),
             max: limits.max_frame_bytes,
         };
-        return Err(fail(error, 0, pos));
+        return Err(if skippable(pos) {
+            skip(error, 0, &[], None, n_labels, pos)
+        } else {
+            fail(error, 0, pos)
+        });
     }
     let mut labels = Vec::with_capacity(n_labels);
-    for _ in 0..n_labels {
+    for i in 0..n_labels {
         let at = pos;
         let Some(lf) = line_end(buf, pos, limits, at)? else {
             return Ok(Scan::Incomplete { need: 1 });
@@ -200,7 +237,11 @@ pub fn scan(buf: &[u8], limits: &Limits) -> Result<Scan, ScanError> {
                 size: frame_size(pos + len),
                 max: limits.max_frame_bytes,
             };
-            return Err(fail(error, at, pos));
+            if !skippable(pos + len) {
+                return Err(fail(error, at, pos));
+            }
+            let current = Some((name, len as u64));
+            return Err(skip(error, at, &labels, current, n_labels - i - 1, pos));
         }
         if buf.len() < pos + len {
             return Ok(Scan::Incomplete {

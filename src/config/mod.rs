@@ -115,6 +115,9 @@ pub struct BrokerConfig {
     pub max_labels: Ranged<0, 65_536>,
     pub max_label_bytes: Ranged<1, GIB>,
     pub max_line_bytes: Ranged<64, MIB>,
+    /// Envelopes over `max_frame_bytes` up to this size are skipped and answered with
+    /// an error; larger ones close the connection. 0: always close.
+    pub max_skip_bytes: u64,
     pub output_buffer_bytes: Ranged<1024, { 64 * GIB }>,
     pub max_inflight: Ranged<1, 1_000_000>,
     pub idle_timeout_ms: u64,
@@ -133,6 +136,7 @@ impl Default for BrokerConfig {
             max_labels: Ranged::new(64),
             max_label_bytes: Ranged::new(64 * KIB),
             max_line_bytes: Ranged::new(4 * KIB),
+            max_skip_bytes: 64 * MIB,
             output_buffer_bytes: Ranged::new(4 * MIB),
             max_inflight: Ranged::new(1024),
             idle_timeout_ms: 0,

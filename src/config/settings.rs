@@ -19,6 +19,7 @@ impl Config {
             max_labels: b.max_labels.usize(),
             max_label_bytes: b.max_label_bytes.usize(),
             max_line_bytes: b.max_line_bytes.usize(),
+            max_skip_bytes: b.max_skip_bytes,
         }
     }
 

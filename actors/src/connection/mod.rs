@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use switchyard_codecs::{Envelope, Frame, FrameCodec, Mode};
+use switchyard_codecs::{Envelope, Frame, FrameCodec, Mode, Oversize};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn, Span};
@@ -27,7 +27,7 @@ use crate::settings::{ConnectionSettings, SlowConsumer};
 use crate::socket::{wait_writable, Flushed, Socket};
 use crate::stats::BrokerStats;
 use crate::topic::registry::TopicRegistry;
-use crate::topic::Partition;
+use crate::topic::{wire, Partition};
 use crate::tree::TreeEntry;
 
 /// Read buffer growth step.
@@ -230,6 +230,35 @@ impl Connection {
                 debug!(channel = %env.channel, subject = %env.subject, "no route, frame dropped")
             }
             Frame::Maze(line) => debug!(line = ?line, "maze line on the broker port, dropped"),
+            Frame::Oversize(o) => self.oversize(o, ctx),
+        }
+    }
+
+    /// An envelope over `broker.max_frame_bytes`, skipped whole by the codec: answered
+    /// with an error where the request has an answer, and the connection goes on.
+    fn oversize(&mut self, o: Oversize, ctx: &mut Context<Self>) {
+        BrokerStats::add(&self.stats.oversize_frames, 1);
+        warn!(peer = %self.peer, offset = o.offset, size = o.size, max = o.max, channel = %o.channel, subject = %o.subject, "oversize frame skipped");
+        let why = format!(
+            "frame of {} bytes is over broker.max_frame_bytes ({})",
+            o.size, o.max
+        );
+        let answer = match (o.channel.as_str(), o.subject.as_str()) {
+            ("topic", _) => {
+                // After the publishes read before it, like any other topic request.
+                self.send_publishes(ctx);
+                Some(wire::error(o.labels.get("id"), &why))
+            }
+            ("rpc", "call") => o.labels.get("rpcID").map(|id| {
+                Envelope::new("rpc", "return")
+                    .with_label("rpcID", id.clone())
+                    .with_label("caller", format!("client:{}", self.id))
+                    .with_label("error", why)
+            }),
+            _ => None,
+        };
+        if let Some(env) = answer {
+            self.send_envelope(&env, ctx);
         }
     }
 

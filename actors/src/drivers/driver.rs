@@ -340,6 +340,11 @@ impl StreamHandler<Out> for Driver {
                 }
             }
             Ok(Frame::Maze(_)) => {}
+            // Skipped whole by the codec: the stream is still in step, so the driver
+            // keeps running; only the frame is lost.
+            Ok(Frame::Oversize(o)) => {
+                warn!(driver = %self.spec.name, offset = o.offset, size = o.size, max = o.max, channel = %o.channel, subject = %o.subject, "oversize frame from driver dropped");
+            }
             Err(e) => {
                 warn!(driver = %self.spec.name, offset = e.offset, reason = %e.kind, "malformed frame from driver");
                 if self.state == DriverState::Stopping {

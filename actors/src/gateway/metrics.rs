@@ -93,6 +93,12 @@ pub async fn render(b: &Backend) -> String {
         s.malformed_frames,
     );
     o.one(
+        "oversize_frames_total",
+        "counter",
+        "Envelopes over broker.max_frame_bytes, skipped and answered with an error.",
+        s.oversize_frames,
+    );
+    o.one(
         "slow_consumer_disconnects_total",
         "counter",
         "Clients cut off by the slow-consumer policy.",

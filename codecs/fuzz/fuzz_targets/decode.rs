@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         1 => Mode::Maze,
         _ => Mode::Envelope,
     };
-    let limits = Limits { max_frame_bytes: 512, max_labels: 4, max_label_bytes: 128, max_line_bytes: 64 };
+    let limits = Limits { max_frame_bytes: 512, max_labels: 4, max_label_bytes: 128, max_line_bytes: 64, max_skip_bytes: 4096 };
     let mut codec = FrameCodec::new(mode, limits);
     let mut buf = BytesMut::new();
     for chunk in rest.chunks(usize::from(sel / 3).max(1)) {

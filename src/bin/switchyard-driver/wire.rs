@@ -80,6 +80,7 @@ fn limits() -> Limits {
         max_labels: 1024,
         max_label_bytes: 1 << 20,
         max_line_bytes: 64 << 10,
+        ..Limits::default()
     }
 }
 
@@ -102,6 +103,12 @@ impl Reader {
                 };
                 match decoded {
                     Ok(Some(Frame::Envelope(env))) => return Input::Frame(env),
+                    Ok(Some(Frame::Oversize(o))) => {
+                        return Input::Invalid(format!(
+                            "frame of {} bytes, at most {} allowed",
+                            o.size, o.max
+                        ))
+                    }
                     Ok(Some(Frame::Maze(_))) => {}
                     Ok(None) if self.eof => return Input::Eof,
                     Ok(None) => {}
