@@ -11,6 +11,9 @@ use switchyard_codecs::{
 };
 use tokio_util::codec::{Decoder, Encoder};
 
+mod common;
+use common::split_at_points;
+
 /// Feeds `chunks` in order and collects every frame; panics on any error.
 fn feed<'a>(mut codec: FrameCodec, chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<Frame> {
     let mut buf = BytesMut::new();
@@ -25,20 +28,6 @@ fn feed<'a>(mut codec: FrameCodec, chunks: impl IntoIterator<Item = &'a [u8]>) -
         out.push(f);
     }
     assert!(buf.is_empty());
-    out
-}
-
-fn split_at_points(wire: &[u8], mut points: Vec<usize>) -> Vec<&[u8]> {
-    points.iter_mut().for_each(|p| *p %= wire.len() + 1);
-    points.sort_unstable();
-    points.dedup();
-    let mut out = Vec::new();
-    let mut last = 0;
-    for p in points {
-        out.push(&wire[last..p]);
-        last = p;
-    }
-    out.push(&wire[last..]);
     out
 }
 

@@ -10,6 +10,9 @@ use switchyard_codecs::{
 };
 use tokio_util::codec::{Decoder, Encoder};
 
+mod common;
+use common::split_at_points;
+
 const MAX: usize = 200;
 
 fn limits() -> Limits {
@@ -93,16 +96,7 @@ proptest! {
         let (wire, want) = expected(&envs);
         prop_assert_eq!(&feed([&wire[..]]), &want);
         prop_assert_eq!(&feed(wire.chunks(1)), &want);
-        let mut points: Vec<usize> = points.into_iter().map(|p| p % (wire.len() + 1)).collect();
-        points.sort_unstable();
-        points.dedup();
-        let mut chunks = Vec::new();
-        let mut last = 0;
-        for p in points {
-            chunks.push(&wire[last..p]);
-            last = p;
-        }
-        chunks.push(&wire[last..]);
+        let chunks = split_at_points(&wire, points);
         prop_assert_eq!(&feed(chunks), &want);
     }
 }

@@ -228,11 +228,6 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     if o.mode != Mode::Sub {
-        let h = shared
-            .ack_latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
         writeln!(
             out,
             "published  {p} in {pub_secs:.2} s: {:.0} msg/s, {:.1} MB/s",
@@ -242,10 +237,8 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
         writeln!(
             out,
-            "ack latency (per publish)  p50 {} us  p99 {} us  p999 {} us",
-            h.quantile(0.5),
-            h.quantile(0.99),
-            h.quantile(0.999)
+            "ack latency (per publish)  {}",
+            quantiles(&shared.ack_latency)
         )
         .map_err(|e| e.to_string())?;
     }
@@ -258,17 +251,10 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
         if o.mode == Mode::PubSub {
-            let h = shared
-                .e2e_latency
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
             writeln!(
                 out,
-                "end-to-end latency  p50 {} us  p99 {} us  p999 {} us",
-                h.quantile(0.5),
-                h.quantile(0.99),
-                h.quantile(0.999)
+                "end-to-end latency  {}",
+                quantiles(&shared.e2e_latency)
             )
             .map_err(|e| e.to_string())?;
         }
@@ -277,4 +263,15 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<(), String> {
         writeln!(out, "broker RSS  {}", r.summary()).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// `p50 N us  p99 N us  p999 N us` of a histogram.
+fn quantiles(h: &Mutex<Histogram>) -> String {
+    let h = h.lock().unwrap_or_else(|p| p.into_inner());
+    format!(
+        "p50 {} us  p99 {} us  p999 {} us",
+        h.quantile(0.5),
+        h.quantile(0.99),
+        h.quantile(0.999)
+    )
 }
