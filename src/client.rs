@@ -225,7 +225,8 @@ pub fn subscribe(
     Ok(printed)
 }
 
-/// `switchyard topics`: partitions, offsets, sizes, and each group's lag.
+/// `switchyard topics`: each topic's options, its partitions' offsets and sizes, and
+/// each group's lag.
 pub fn topics(addr: SocketAddr, out: &mut impl Write) -> Result<(), ClientError> {
     let mut c = Client::connect(addr)?;
     c.send(&Envelope::new("topic", "list"))?;
@@ -239,6 +240,22 @@ pub fn topics(addr: SocketAddr, out: &mut impl Write) -> Result<(), ClientError>
     )?;
     for t in topics.as_array().into_iter().flatten() {
         let name = t["name"].as_str().unwrap_or("?");
+        let limit = |v: &serde_json::Value, unit: &str| {
+            v.as_u64()
+                .map_or("none".to_string(), |n| format!("{n} {unit}"))
+        };
+        writeln!(
+            out,
+            "{:<24} routing {}, fsync {}{}, retention {} / {}",
+            name,
+            t["routing"].as_str().unwrap_or("?"),
+            t["fsync"].as_str().unwrap_or("?"),
+            t["fsync_interval_ms"]
+                .as_u64()
+                .map_or(String::new(), |ms| format!(" every {ms} ms")),
+            limit(&t["retention_ms"], "ms"),
+            limit(&t["retention_bytes"], "bytes"),
+        )?;
         for (p, part) in t["partitions"].as_array().into_iter().flatten().enumerate() {
             writeln!(
                 out,

@@ -92,6 +92,11 @@ fn the_pub_sub_and_topics_commands() {
         text.contains("cli") && text.contains("group g partition 0: committed 3, lag 0"),
         "{text}"
     );
+    assert!(
+        text.lines().any(|l| l.starts_with("cli ")
+            && l.ends_with("routing round_robin, fsync always, retention none / none")),
+        "{text}"
+    );
     broker.kill().unwrap();
     broker.wait().unwrap();
 }

@@ -72,6 +72,23 @@ async fn a_created_topic_keeps_its_options_across_a_restart() {
     let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
     let mut c = Client::connect(b.local_addr()).await;
     assert_eq!(routing_listed(&mut c, "orders").await, "key_hash");
+    c.send(&env("list", &[], b"")).await;
+    let list: serde_json::Value = serde_json::from_slice(&c.next().await.payload).unwrap();
+    let t = &list[0];
+    assert_eq!(
+        (
+            &t["fsync"],
+            &t["fsync_interval_ms"],
+            &t["retention_ms"],
+            &t["retention_bytes"]
+        ),
+        (
+            &serde_json::json!("interval"),
+            &serde_json::json!(250),
+            &serde_json::json!(60000),
+            &serde_json::Value::Null
+        )
+    );
     for id in 3..7 {
         assert_eq!(
             partition_of_key(&mut c, "orders", "customer-7", &id.to_string()).await,

@@ -108,6 +108,13 @@ pub struct SubscribeTopic {
 pub struct TopicInfo {
     pub name: String,
     pub routing: Routing,
+    /// The fsync policy in force (`always`, `interval`, `never`), with its period.
+    pub fsync: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fsync_interval_ms: Option<u64>,
+    /// The retention in force: the topic's own, else the `[storage]` default.
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
     pub partitions: Vec<PartitionStatus>,
     /// Committed offsets per consumer group and partition.
     pub groups: std::collections::HashMap<String, BTreeMap<u32, u64>>,
@@ -423,28 +430,32 @@ impl Handler<ListTopics> for TopicRegistry {
             .topics
             .values()
             .map(|t| {
-                let groups = groups::committed_of(&self.committed, &t.spec.name);
-                (
-                    t.spec.name.clone(),
-                    t.spec.routing,
-                    t.partitions.clone(),
-                    groups,
-                )
+                let (fsync, fsync_interval_ms) = match t.spec.fsync.unwrap_or(self.settings.fsync) {
+                    FsyncPolicy::Always => ("always", None),
+                    FsyncPolicy::Never => ("never", None),
+                    FsyncPolicy::Interval(d) => ("interval", Some(d.as_millis() as u64)),
+                };
+                let info = TopicInfo {
+                    name: t.spec.name.clone(),
+                    routing: t.spec.routing,
+                    fsync,
+                    fsync_interval_ms,
+                    retention_ms: t.spec.retention_ms.or(self.settings.retention_ms),
+                    retention_bytes: t.spec.retention_bytes.or(self.settings.retention_bytes),
+                    partitions: Vec::new(),
+                    groups: groups::committed_of(&self.committed, &t.spec.name),
+                };
+                (info, t.partitions.clone())
             })
             .collect();
         Box::pin(async move {
             let mut out = Vec::with_capacity(topics.len());
-            for (name, routing, parts, groups) in topics {
-                let mut partitions = Vec::with_capacity(parts.len());
+            for (mut info, parts) in topics {
                 for p in parts {
-                    partitions.push(p.send(GetPartitionStatus).await.unwrap_or_default());
+                    info.partitions
+                        .push(p.send(GetPartitionStatus).await.unwrap_or_default());
                 }
-                out.push(TopicInfo {
-                    name,
-                    routing,
-                    partitions,
-                    groups,
-                });
+                out.push(info);
             }
             out
         })
