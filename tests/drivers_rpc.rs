@@ -348,7 +348,7 @@ async fn events_fire_rules_reach_subscribers_and_the_eventbus_topic() {
     .unwrap();
     let line = listing
         .lines()
-        .find(|l| l.starts_with("eventbus "))
+        .find(|l| l.starts_with("eventbus ") && l.split_whitespace().nth(1) == Some("0"))
         .expect(&listing);
     let cols: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(cols[3], "2", "{line}");
