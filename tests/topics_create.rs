@@ -189,3 +189,45 @@ async fn the_fsync_option_decides_whether_an_ack_waits_for_a_sync() {
         b.run_until(async {}).await;
     }
 }
+
+/// The gateway's `POST /v1/topics` takes the same options as `topic create`.
+#[actix_rt::test]
+async fn the_http_gateway_creates_topics_with_the_same_options() {
+    use common::http::{get, post_json};
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&config(
+        dir.path(),
+        "[gateway]\nhttp_bind = \"127.0.0.1:0\"\ngrpc_bind = \"127.0.0.1:0\"",
+    ))
+    .await
+    .unwrap();
+    let h = b.gateway().http.unwrap();
+    let body = serde_json::json!({"name": "audit", "partitions": 2, "routing": "key_hash",
+        "fsync": "always", "retention_bytes": 1048576});
+    let r = post_json(h, "/v1/topics", &body).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let t = get(h, "/v1/topics").await.json()["topics"][0].clone();
+    assert_eq!(
+        (&t["name"], &t["routing"], &t["fsync"], &t["retention_bytes"]),
+        (
+            &serde_json::json!("audit"),
+            &serde_json::json!("key_hash"),
+            &serde_json::json!("always"),
+            &serde_json::json!(1048576)
+        )
+    );
+    for (bad, says) in [
+        (
+            serde_json::json!({"name": "x", "fsync": "sometimes"}),
+            "unknown fsync",
+        ),
+        (
+            serde_json::json!({"name": "x", "routing": "random"}),
+            "unknown routing",
+        ),
+    ] {
+        let r = post_json(h, "/v1/topics", &bad).await;
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains(says), "{}", r.text());
+    }
+}

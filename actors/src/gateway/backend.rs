@@ -19,8 +19,22 @@ use crate::topic::partition::Fetch;
 use crate::topic::registry::{
     CreateTopic, ListTopics, PartitionOf, Publish, Published, TopicInfo, TopicsSlot,
 };
-use crate::topic::{Routing, TopicRegistry};
+use crate::topic::{wire, TopicRegistry};
 use crate::tree::{ActorTree, TreeNode};
+
+/// A topic to create, as HTTP and gRPC clients name its options (the `topic create`
+/// labels); what is left out takes the defaults.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: Option<u32>,
+    pub routing: Option<String>,
+    pub fsync: Option<String>,
+    pub fsync_interval_ms: Option<u64>,
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+}
 
 /// Most records one fetch returns.
 pub const FETCH_MAX: u32 = 10_000;
@@ -178,35 +192,24 @@ impl Backend {
             .await
     }
 
-    pub async fn create_topic(
-        &self,
-        name: String,
-        partitions: Option<u32>,
-        routing: Option<String>,
-    ) -> Result<(), ApiError> {
-        let routing = match routing.as_deref() {
-            None => None,
-            Some("round_robin") => Some(Routing::RoundRobin),
-            Some("key_hash") => Some(Routing::KeyHash),
-            Some("explicit") => Some(Routing::Explicit),
-            Some(o) => {
-                return Err(ApiError::invalid(format!(
-                    "routing must be round_robin, key_hash or explicit, not `{o}`"
-                )))
-            }
+    pub async fn create_topic(&self, t: NewTopic) -> Result<(), ApiError> {
+        let create = CreateTopic {
+            routing: t
+                .routing
+                .as_deref()
+                .map(wire::parse_routing)
+                .transpose()
+                .map_err(ApiError::invalid)?,
+            fsync: wire::parse_fsync(t.fsync.as_deref(), t.fsync_interval_ms)
+                .map_err(ApiError::invalid)?,
+            name: t.name,
+            partitions: t.partitions,
+            retention_ms: t.retention_ms,
+            retention_bytes: t.retention_bytes,
         };
         let reg = self.registry()?;
-        self.bounded(async move {
-            reg.send(CreateTopic {
-                name,
-                partitions,
-                routing,
-                ..Default::default()
-            })
-            .await?
-            .map_err(ApiError::invalid)
-        })
-        .await
+        self.bounded(async move { reg.send(create).await?.map_err(ApiError::invalid) })
+            .await
     }
 
     pub async fn call_driver(

@@ -14,7 +14,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 use tracing::{info_span, Instrument};
 
-use super::backend::Backend;
+use super::backend::{Backend, NewTopic};
 use super::pb::broker_server::{Broker, BrokerServer};
 use super::pb::*;
 use super::stream::Delivered;
@@ -168,7 +168,12 @@ impl Broker for Service {
         call!("CreateTopic", req, {
             let r = req.get_ref().clone();
             self.backend
-                .create_topic(r.name, r.partitions, r.routing)
+                .create_topic(NewTopic {
+                    name: r.name,
+                    partitions: r.partitions,
+                    routing: r.routing,
+                    ..NewTopic::default()
+                })
                 .await?;
             Ok::<_, Status>(CreateTopicReply {})
         })

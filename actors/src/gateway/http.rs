@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::{info_span, Instrument};
 
-use super::backend::Backend;
+use super::backend::{Backend, NewTopic};
 use super::error::{ApiError, ErrorKind};
 use super::{metrics, record_json, PAGE};
 
@@ -165,23 +165,14 @@ async fn list_topics(st: web::Data<State>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(json!({"topics": st.backend.list_topics().await?})))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateBody {
-    name: String,
-    partitions: Option<u32>,
-    routing: Option<String>,
-}
-
 async fn create_topic(
     st: web::Data<State>,
-    body: web::Json<CreateBody>,
+    body: web::Json<NewTopic>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    st.backend
-        .create_topic(b.name.clone(), b.partitions, b.routing)
-        .await?;
-    Ok(HttpResponse::Created().json(json!({"name": b.name})))
+    let name = b.name.clone();
+    st.backend.create_topic(b).await?;
+    Ok(HttpResponse::Created().json(json!({"name": name})))
 }
 
 #[derive(Deserialize, Default)]

@@ -149,27 +149,36 @@ pub fn error(id: Option<&Bytes>, why: &str) -> Envelope {
 
 /// The optional `routing` label of `topic create`.
 pub fn routing(env: &Envelope) -> Result<Option<Routing>, String> {
-    match env.labels.get_str("routing") {
-        None => Ok(None),
-        Some("round_robin") => Ok(Some(Routing::RoundRobin)),
-        Some("key_hash") => Ok(Some(Routing::KeyHash)),
-        Some("explicit") => Ok(Some(Routing::Explicit)),
-        Some(other) => Err(format!(
+    env.labels.get_str("routing").map(parse_routing).transpose()
+}
+
+/// A routing by its name in the protocol and the config.
+pub fn parse_routing(name: &str) -> Result<Routing, String> {
+    match name {
+        "round_robin" => Ok(Routing::RoundRobin),
+        "key_hash" => Ok(Routing::KeyHash),
+        "explicit" => Ok(Routing::Explicit),
+        other => Err(format!(
             "unknown routing `{other}` (round_robin, key_hash or explicit)"
         )),
     }
 }
 
-/// The optional `fsync` label of `topic create` (`always`, `never`, or `interval` with
-/// `fsync_interval_ms`, 1000 when left out).
-pub fn fsync(env: &Envelope) -> Result<Option<FsyncPolicy>, String> {
-    let interval = number(&env.labels, "fsync_interval_ms")?;
-    match env.labels.get_str("fsync") {
-        None if interval.is_some() => Err("fsync_interval_ms needs fsync = interval".into()),
+/// An fsync option by its name, with `fsync_interval_ms` (1000 when left out), which
+/// only `interval` takes.
+pub fn parse_fsync(
+    name: Option<&str>,
+    interval_ms: Option<u64>,
+) -> Result<Option<FsyncPolicy>, String> {
+    match name {
+        None if interval_ms.is_some() => Err("fsync_interval_ms needs fsync = interval".into()),
         None => Ok(None),
+        Some("always") | Some("never") if interval_ms.is_some() => {
+            Err("fsync_interval_ms needs fsync = interval".into())
+        }
         Some("always") => Ok(Some(FsyncPolicy::Always)),
         Some("never") => Ok(Some(FsyncPolicy::Never)),
-        Some("interval") => match interval.unwrap_or(1000) {
+        Some("interval") => match interval_ms.unwrap_or(1000) {
             ms @ 1..=3_600_000 => Ok(Some(FsyncPolicy::Interval(Duration::from_millis(ms)))),
             ms => Err(format!("fsync_interval_ms must be 1 to 3600000, not {ms}")),
         },
@@ -177,6 +186,15 @@ pub fn fsync(env: &Envelope) -> Result<Option<FsyncPolicy>, String> {
             "unknown fsync `{other}` (always, interval or never)"
         )),
     }
+}
+
+/// The optional `fsync` label of `topic create` (`always`, `never`, or `interval` with
+/// `fsync_interval_ms`, 1000 when left out).
+pub fn fsync(env: &Envelope) -> Result<Option<FsyncPolicy>, String> {
+    parse_fsync(
+        env.labels.get_str("fsync"),
+        number(&env.labels, "fsync_interval_ms")?,
+    )
 }
 
 /// The optional `retention_ms` and `retention_bytes` labels of `topic create`.
