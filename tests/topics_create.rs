@@ -208,7 +208,12 @@ async fn the_http_gateway_creates_topics_with_the_same_options() {
     assert_eq!(r.status, 201, "{}", r.text());
     let t = get(h, "/v1/topics").await.json()["topics"][0].clone();
     assert_eq!(
-        (&t["name"], &t["routing"], &t["fsync"], &t["retention_bytes"]),
+        (
+            &t["name"],
+            &t["routing"],
+            &t["fsync"],
+            &t["retention_bytes"]
+        ),
         (
             &serde_json::json!("audit"),
             &serde_json::json!("key_hash"),
