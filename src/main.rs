@@ -130,6 +130,9 @@ struct TopicArgs {
     /// Records per second each consumer reads: a slow subscriber [default: no pacing]
     #[arg(long)]
     consume_rate: Option<u64>,
+    /// Records per `topic deliver` the consumers ask for (the subscribe `batch` label)
+    #[arg(long, default_value_t = 1)]
+    deliver_batch: u64,
     /// The fsync option of the topic when the bench creates it [default: the broker's]
     #[arg(long, value_parser = ["always", "interval", "never"])]
     fsync: Option<String>,
@@ -295,6 +298,7 @@ fn bench_topics(
             rate: a.rate,
             credit: a.credit,
             consume_rate: a.consume_rate,
+            deliver_batch: a.deliver_batch.max(1),
             fsync: a.fsync.clone(),
             broker_pid: a.broker_pid,
             progress: !a.quiet,

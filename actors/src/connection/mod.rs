@@ -48,6 +48,8 @@ pub(crate) struct SubState {
     group: Option<String>,
     /// Credit granted to each partition when it is assigned.
     credit: u64,
+    /// Records per `topic deliver` (the `batch` label; 1: one envelope per record).
+    batch: usize,
     /// The partitions it reads now.
     partitions: Vec<(u32, Addr<Partition>)>,
     /// `topic subscribed` has been sent; an assignment before it waits here.

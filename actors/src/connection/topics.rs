@@ -9,6 +9,7 @@ use switchyard_codecs::number::parse_u64;
 use switchyard_codecs::Envelope;
 
 use super::{Connection, SubState};
+use crate::topic::deliver_batch::{encode_deliver_batches, MAX_DELIVER_BATCH};
 use crate::topic::registry::groups::{Assignment, Commit, JoinGroup, LeaveGroup};
 use crate::topic::registry::{CreateTopic, ListTopics, SubscribeTopic, TopicRegistry};
 use crate::topic::subscribers::{Credit, Deliveries, StartAt, SubKey, Unsubscribe};
@@ -183,6 +184,10 @@ impl Connection {
             return Err(format!("subscription `{sub}` exists on this connection"));
         }
         let credit = num(env, "credit")?.unwrap_or(DEFAULT_CREDIT);
+        let batch = match num(env, "batch")?.unwrap_or(1) {
+            b @ 1..=MAX_DELIVER_BATCH => b as usize,
+            b => return Err(format!("batch must be 1 to {MAX_DELIVER_BATCH}, not {b}")),
+        };
         let key = SubKey {
             conn: self.id,
             sub: sub.clone(),
@@ -193,6 +198,7 @@ impl Connection {
             SubState {
                 group: group.clone(),
                 credit,
+                batch,
                 partitions: Vec::new(),
                 confirmed: false,
                 early: None,
@@ -378,7 +384,8 @@ impl Connection {
 impl Handler<Deliveries> for Connection {
     type Result = ();
 
-    /// Each record becomes a `topic deliver`; all of them leave in one write.
+    /// Each record becomes a `topic deliver`, or each run of up to `batch` records of a
+    /// subscription made with `batch`; all of them leave in one write.
     fn handle(&mut self, d: Deliveries, ctx: &mut Self::Context) {
         let mut buf = BytesMut::with_capacity(
             d.records
@@ -386,9 +393,15 @@ impl Handler<Deliveries> for Connection {
                 .map(|r| r.value.len() + 96 + d.sub.len() + d.topic.len())
                 .sum(),
         );
-        wire::encode_deliveries(&mut buf, &d.sub, &d.topic, d.partition, &d.records);
+        let batch = self.subs.get(&d.sub).map_or(1, |s| s.batch);
+        let frames = if batch > 1 {
+            encode_deliver_batches(&mut buf, &d.sub, &d.topic, d.partition, &d.records, batch)
+        } else {
+            wire::encode_deliveries(&mut buf, &d.sub, &d.topic, d.partition, &d.records);
+            d.records.len()
+        };
         crate::stats::BrokerStats::add(&self.stats.records_delivered, d.records.len() as u64);
-        let extra = (d.records.len() as u64).saturating_sub(1);
+        let extra = (frames as u64).saturating_sub(1);
         crate::stats::BrokerStats::add(&self.stats.frames_out, extra);
         self.reply(&buf, ctx);
         self.flush(ctx);

@@ -5,7 +5,9 @@
 //! - [`registry`]: [`TopicRegistry`], the topics, auto-creation and routing.
 //! - [`subscribers`]: a partition's subscribers and their credit.
 //! - [`wire`]: the `topic` channel's envelopes, in and out.
+//! - [`deliver_batch`]: deliveries of many records per envelope, and reading them back.
 
+pub mod deliver_batch;
 pub mod partition;
 pub mod registry;
 pub mod subscribers;

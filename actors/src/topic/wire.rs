@@ -259,13 +259,20 @@ mod tests {
 /// left out rather than allowed to replace them.
 const DELIVER_OWN: &[&str] = &["sub", "topic", "partition", "offset", "timestamp", "key"];
 
-fn put_label(buf: &mut BytesMut, name: &str, value: &[u8]) {
+pub(crate) fn put_label(buf: &mut BytesMut, name: &str, value: &[u8]) {
     let mut n = itoa::Buffer::new();
     buf.extend_from_slice(name.as_bytes());
     buf.extend_from_slice(b" ");
     buf.extend_from_slice(n.format(value.len()).as_bytes());
     buf.extend_from_slice(b"\n");
     buf.extend_from_slice(value);
+}
+
+/// A record's stored labels as a delivery carries them: not those the delivery sets.
+pub(crate) fn deliver_labels(
+    r: &switchyard_codecs::record::Record,
+) -> impl Iterator<Item = (&str, &Bytes)> {
+    r.labels.iter().filter(|(k, _)| !DELIVER_OWN.contains(k))
 }
 
 /// Appends `topic deliver` envelopes for `records` to `buf`, byte for byte what
@@ -284,7 +291,7 @@ pub fn encode_deliveries(
     put_label(&mut shared, "topic", topic.as_bytes());
     put_label(&mut shared, "partition", n.format(partition).as_bytes());
     for r in records {
-        let stored = || r.labels.iter().filter(|(k, _)| !DELIVER_OWN.contains(k));
+        let stored = || deliver_labels(r);
         let count = 5 + usize::from(r.key.is_some()) + stored().count();
         buf.extend_from_slice(b"topic deliver ");
         buf.extend_from_slice(n.format(count).as_bytes());

@@ -12,6 +12,7 @@ use switchyard_codecs::Envelope;
 
 use super::{encode, now_ns, read_loop, Mode, Options, Shared};
 use crate::bench::histogram::Histogram;
+use switchyard_actors::topic::deliver_batch::deliver_items;
 
 /// The credit a consumer grants when `--credit` is not given: a window's worth of
 /// publishes, at least 10000 records. Less leaves the broker waiting for grants at high
@@ -44,7 +45,8 @@ pub(super) fn consume(
             .with_label("topic", o.topic.clone())
             .with_label("sub", "bench")
             .with_label("from", from)
-            .with_label("credit", credit.to_string()),
+            .with_label("credit", credit.to_string())
+            .with_label("batch", o.deliver_batch.to_string()),
         &mut out,
     );
     s.write_all(&out).map_err(|e| e.to_string())?;
@@ -72,12 +74,22 @@ pub(super) fn consume(
                 ready.wait();
             }
             if e.is("topic", "deliver") {
-                if e.payload.len() >= 8 {
-                    let ts = u64::from_be_bytes(e.payload[..8].try_into().unwrap_or([0; 8]));
-                    local.record(now_ns(t0).saturating_sub(ts) / 1000);
+                let items = match deliver_items(&e) {
+                    Ok(items) => items,
+                    Err(why) => {
+                        shared.fail(format!("a delivery could not be read: {why}"));
+                        return false;
+                    }
+                };
+                let now = now_ns(t0);
+                for item in &items {
+                    if let Some(sent) = item.value.get(..8) {
+                        let ts = u64::from_be_bytes(sent.try_into().unwrap_or([0; 8]));
+                        local.record(now.saturating_sub(ts) / 1000);
+                    }
                 }
-                got += 1;
-                since += 1;
+                got += items.len() as u64;
+                since += items.len() as u64;
                 // A slow subscriber: hold each record until its turn at `consume_rate`.
                 if let Some(rate) = o.consume_rate {
                     let start = *paced_from.get_or_insert_with(Instant::now);

@@ -50,6 +50,8 @@ pub struct Options {
     pub credit: Option<u64>,
     /// Records per second each consumer reads; `None`: as fast as they come.
     pub consume_rate: Option<u64>,
+    /// Records per `topic deliver` the consumers ask for (1: one envelope each).
+    pub deliver_batch: u64,
     /// The topic's `fsync` option when the bench creates it.
     pub fsync: Option<String>,
     /// The broker's pid, to sample its resident memory during the run.
@@ -217,8 +219,9 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<(), String> {
             .map_or(String::new(), |f| format!(", topic fsync {f}")),
         if consumers > 0 {
             format!(
-                ", credit {}",
-                o.credit.unwrap_or_else(|| consume::default_credit(o))
+                ", credit {}, {} per deliver",
+                o.credit.unwrap_or_else(|| consume::default_credit(o)),
+                o.deliver_batch
             )
         } else {
             String::new()
