@@ -236,3 +236,43 @@ async fn the_http_gateway_creates_topics_with_the_same_options() {
         assert!(r.text().contains(says), "{}", r.text());
     }
 }
+
+/// Creating a topic again is fine with the same options or none; an option that
+/// differs from the existing topic's is an error naming both.
+#[actix_rt::test]
+async fn creating_an_existing_topic_with_other_options_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
+    let mut c = Client::connect(b.local_addr()).await;
+    let first = [
+        ("topic", "t"),
+        ("partitions", "2"),
+        ("routing", "key_hash"),
+        ("fsync", "always"),
+    ];
+    for labels in [&first[..], &first[..], &[("topic", "t")][..]] {
+        c.send(&env("create", labels, b"")).await;
+        let e = c.next().await;
+        assert!(e.is("topic", "created"), "{labels:?}: {e:?}");
+    }
+    for (option, value, says) in [
+        (
+            "routing",
+            "round_robin",
+            "exists with routing key_hash, not round_robin",
+        ),
+        ("fsync", "never", "exists with fsync always, not never"),
+        ("partitions", "3", "exists with partitions 2, not 3"),
+        (
+            "retention_ms",
+            "1000",
+            "exists with retention_ms the default, not 1000",
+        ),
+    ] {
+        c.send(&env("create", &[("topic", "t"), (option, value)], b""))
+            .await;
+        let e = c.next().await;
+        assert!(e.is("topic", "error"), "{e:?}");
+        assert!(label(&e, "error").contains(says), "{e:?}");
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use super::{Routing, TopicSpec};
+use super::{CreateTopic, Routing, TopicSpec};
 use crate::topic::partition::FsyncPolicy;
 
 const FILE: &str = "topic.json";
@@ -65,6 +65,64 @@ impl Meta {
             retention_ms: self.retention_ms,
             retention_bytes: self.retention_bytes,
         })
+    }
+}
+
+/// Why creating `c` again conflicts with the existing topic `spec`: an option the
+/// request names that differs. Creating a topic again with the same options, or none,
+/// is fine.
+pub(super) fn conflict(spec: &TopicSpec, c: &CreateTopic) -> Option<String> {
+    let differs = |what: &str, has: String, asked: String| {
+        Some(format!(
+            "topic `{}` exists with {what} {has}, not {asked}",
+            spec.name
+        ))
+    };
+    if let Some(p) = c.partitions.filter(|&p| p != spec.partitions) {
+        return differs("partitions", spec.partitions.to_string(), p.to_string());
+    }
+    if let Some(r) = c.routing.filter(|&r| r != spec.routing) {
+        return differs(
+            "routing",
+            routing_name(spec.routing).into(),
+            routing_name(r).into(),
+        );
+    }
+    if let Some(f) = c.fsync.filter(|&f| Some(f) != spec.fsync) {
+        let has = spec.fsync.map_or("the default".to_string(), fsync_name);
+        return differs("fsync", has, fsync_name(f));
+    }
+    if let Some(ms) = c.retention_ms.filter(|&ms| Some(ms) != spec.retention_ms) {
+        let has = spec
+            .retention_ms
+            .map_or("the default".to_string(), |v| v.to_string());
+        return differs("retention_ms", has, ms.to_string());
+    }
+    if let Some(b) = c
+        .retention_bytes
+        .filter(|&b| Some(b) != spec.retention_bytes)
+    {
+        let has = spec
+            .retention_bytes
+            .map_or("the default".to_string(), |v| v.to_string());
+        return differs("retention_bytes", has, b.to_string());
+    }
+    None
+}
+
+fn routing_name(r: Routing) -> &'static str {
+    match r {
+        Routing::RoundRobin => "round_robin",
+        Routing::KeyHash => "key_hash",
+        Routing::Explicit => "explicit",
+    }
+}
+
+fn fsync_name(f: FsyncPolicy) -> String {
+    match f {
+        FsyncPolicy::Always => "always".into(),
+        FsyncPolicy::Never => "never".into(),
+        FsyncPolicy::Interval(d) => format!("interval ({} ms)", d.as_millis()),
     }
 }
 

@@ -417,6 +417,9 @@ impl Handler<CreateTopic> for TopicRegistry {
     type Result = Result<(), String>;
 
     fn handle(&mut self, c: CreateTopic, _: &mut Self::Context) -> Self::Result {
+        if let Some(t) = self.topics.get(&c.name) {
+            return meta::conflict(&t.spec, &c).map_or(Ok(()), Err);
+        }
         let spec = self.topic_spec(c);
         self.create(spec)
     }
