@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub mod drivers;
+pub mod gateway;
 pub mod http;
 pub mod topics;
 

@@ -172,7 +172,10 @@ impl Broker for Service {
                     name: r.name,
                     partitions: r.partitions,
                     routing: r.routing,
-                    ..NewTopic::default()
+                    fsync: r.fsync,
+                    fsync_interval_ms: r.fsync_interval_ms,
+                    retention_ms: r.retention_ms,
+                    retention_bytes: r.retention_bytes,
                 })
                 .await?;
             Ok::<_, Status>(CreateTopicReply {})
