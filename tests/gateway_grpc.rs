@@ -65,6 +65,7 @@ async fn every_operation_over_grpc() {
         .unwrap()
         .into_inner();
     assert_eq!(l.topics[0].name, "events");
+    assert_eq!(l.topics[0].fsync, "never");
     assert_eq!(l.topics[0].partitions[0].next_offset, 2);
     let r = c
         .call_driver(CallDriverRequest {

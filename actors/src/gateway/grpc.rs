@@ -143,6 +143,10 @@ impl Broker for Service {
                             .ok()
                             .and_then(|v| v.as_str().map(str::to_string))
                             .unwrap_or_default(),
+                        fsync: t.fsync.to_string(),
+                        fsync_interval_ms: t.fsync_interval_ms,
+                        retention_ms: t.retention_ms,
+                        retention_bytes: t.retention_bytes,
                         partitions: t
                             .partitions
                             .iter()
