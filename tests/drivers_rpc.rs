@@ -172,7 +172,7 @@ async fn tcp_client_calls_drivers_and_the_broker() {
             br#"{"topic":"nope"}"#,
         )
         .await;
-    assert_eq!(r.labels.get_str("error"), Some("no topic nope"));
+    assert_eq!(r.labels.get_str("error"), Some("unknown topic `nope`"));
     let stats = b.driver_stats().await;
     assert_eq!(stats.rpc.unroutable, 1);
     b.run_until(async {}).await;

@@ -51,7 +51,7 @@ impl Connection {
                             for (res, (id, topic)) in results.into_iter().zip(answers) {
                                 let reply = match res {
                                     Ok(p) => id.as_ref().map(|id| wire::ack(id, &topic, &p)),
-                                    Err(why) => Some(wire::error(id.as_ref(), &why)),
+                                    Err(why) => Some(wire::error(id.as_ref(), &why.to_string())),
                                 };
                                 if let Some(reply) = reply {
                                     act.send_envelope(&reply, ctx);

@@ -28,8 +28,9 @@ fn num(env: &Envelope, name: &str) -> Result<Option<u64>, String> {
         .transpose()
 }
 
-fn flat<T>(r: Result<Result<T, String>, MailboxError>) -> Result<T, String> {
-    r.map_err(|e| e.to_string()).and_then(|r| r)
+fn flat<T, E: std::fmt::Display>(r: Result<Result<T, E>, MailboxError>) -> Result<T, String> {
+    r.map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
 }
 
 impl Connection {

@@ -98,7 +98,8 @@ fn publish(reg: Addr<crate::topic::TopicRegistry>, params: Bytes) -> Answer {
                 }],
             })
             .await
-            .map_err(|e| e.to_string())??;
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         let out = json!({"partition": done.partition, "offset": done.first_offset});
         Ok(Bytes::from(out.to_string()))
     })
@@ -115,7 +116,8 @@ fn fetch(reg: Addr<crate::topic::TopicRegistry>, params: Bytes) -> Answer {
                 partition: p.partition,
             })
             .await
-            .map_err(|e| e.to_string())??;
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         let records = part
             .send(Fetch {
                 from: p.from,

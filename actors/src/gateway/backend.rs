@@ -19,7 +19,7 @@ use crate::topic::partition::Fetch;
 use crate::topic::registry::{
     CreateTopic, ListTopics, PartitionOf, Publish, Published, TopicInfo, TopicsSlot,
 };
-use crate::topic::{wire, TopicRegistry};
+use crate::topic::{wire, TopicError, TopicRegistry};
 use crate::tree::{ActorTree, TreeNode};
 
 /// A topic to create, as HTTP and gRPC clients name its options (the `topic create`
@@ -153,7 +153,7 @@ impl Backend {
                 records,
             })
             .await?
-            .map_err(ApiError::from_actor)
+            .map_err(ApiError::from)
         })
         .await
     }
@@ -168,17 +168,14 @@ impl Backend {
         let reg = self.registry()?;
         let max = if max == 0 { 100 } else { max.min(FETCH_MAX) } as usize;
         self.bounded(async move {
-            let part = reg
-                .send(PartitionOf { topic, partition })
-                .await?
-                .map_err(ApiError::from_actor)?;
+            let part = reg.send(PartitionOf { topic, partition }).await??;
             let mut records = part
                 .send(Fetch {
                     from,
                     max_bytes: 4 << 20,
                 })
                 .await?
-                .map_err(ApiError::from_actor)?;
+                .map_err(|e| ApiError::from(TopicError::Partition(e)))?;
             records.truncate(max);
             let next = records.last().map_or(from, |r| r.offset + 1);
             Ok((records, next))
@@ -208,7 +205,7 @@ impl Backend {
             retention_bytes: t.retention_bytes,
         };
         let reg = self.registry()?;
-        self.bounded(async move { reg.send(create).await?.map_err(ApiError::invalid) })
+        self.bounded(async move { Ok(reg.send(create).await??) })
             .await
     }
 
@@ -273,7 +270,7 @@ impl Backend {
                 start,
             })
             .await?
-            .map_err(ApiError::from_actor)
+            .map_err(ApiError::from)
         })
         .await?;
         Ok(rx)

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::topic::TopicError;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
@@ -34,19 +36,22 @@ impl ApiError {
         Self::new(ErrorKind::InvalidArgument, message)
     }
 
-    /// Reads an error message from the actors and picks its kind.
+    /// Reads an error message from the driver host (its errors are text, as they
+    /// cross the dipper wire) and picks its kind. Topic errors are typed: see
+    /// `From<TopicError>`.
     pub fn from_actor(message: String) -> Self {
         let m = message.as_str();
-        let kind = if m.starts_with("unknown topic")
-            || m.starts_with("no topic")
-            || m.contains("is not loaded")
-            || m.contains("has no partition")
-            || m.contains("partitions") && m.starts_with("topic ")
-        {
+        let kind = if m.contains("is not loaded") {
             ErrorKind::NotFound
         } else if m == "timeout" {
             ErrorKind::DeadlineExceeded
-        } else if m.contains("not alive") || m.contains("not running") || m.contains("restarted") {
+        } else if m.contains("not alive")
+            || m.contains("not running")
+            || m.contains("restarted")
+            || m.contains("stopped")
+            || m.contains("shutting down")
+            || (m.starts_with("driver ") && m.contains(" is "))
+        {
             ErrorKind::Unavailable
         } else if m.starts_with("invalid") || m.contains("expected") || m.contains("must") {
             ErrorKind::InvalidArgument
@@ -84,6 +89,23 @@ impl ApiError {
 impl From<ApiError> for tonic::Status {
     fn from(e: ApiError) -> Self {
         tonic::Status::new(e.grpc_code(), e.message)
+    }
+}
+
+impl From<TopicError> for ApiError {
+    fn from(e: TopicError) -> Self {
+        let kind = match &e {
+            TopicError::AutoCreateOff { .. }
+            | TopicError::UnknownTopic { .. }
+            | TopicError::NoPartition { .. } => ErrorKind::NotFound,
+            TopicError::PartitionRequired { .. }
+            | TopicError::InvalidName { .. }
+            | TopicError::PartitionCount { .. }
+            | TopicError::Conflict { .. } => ErrorKind::InvalidArgument,
+            TopicError::Partition(_) => ErrorKind::Failed,
+            TopicError::Unavailable(_) => ErrorKind::Unavailable,
+        };
+        ApiError::new(kind, e.to_string())
     }
 }
 

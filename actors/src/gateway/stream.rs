@@ -20,7 +20,7 @@ use crate::stats::BrokerStats;
 use crate::topic::registry::groups::{Assignment, Commit, JoinGroup, LeaveGroup};
 use crate::topic::registry::SubscribeTopic;
 use crate::topic::subscribers::{Credit, Deliveries, StartAt, SubKey, Unsubscribe};
-use crate::topic::{Partition, TopicRegistry};
+use crate::topic::{Partition, TopicError, TopicRegistry};
 
 /// One record for the client.
 #[derive(Debug, Clone)]
@@ -32,7 +32,7 @@ pub struct Delivered {
 
 /// Subscribes (or joins the group); answered once the partitions are attached.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), TopicError>")]
 pub struct Open {
     pub registry: Addr<TopicRegistry>,
     pub start: StartAt,
@@ -184,7 +184,7 @@ impl Actor for StreamSink {
 }
 
 impl Handler<Open> for StreamSink {
-    type Result = ResponseActFuture<Self, Result<(), String>>;
+    type Result = ResponseActFuture<Self, Result<(), TopicError>>;
 
     fn handle(&mut self, o: Open, ctx: &mut Self::Context) -> Self::Result {
         self.registry = Some(o.registry.clone());
@@ -201,7 +201,7 @@ impl Handler<Open> for StreamSink {
                     notify,
                     start: o.start,
                 });
-                Box::pin(async move { f.await.map_err(|e| e.to_string())?.map(|()| Vec::new()) })
+                Box::pin(async move { f.await?.map(|()| Vec::new()) })
                     as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
             }
             None => {
@@ -214,14 +214,14 @@ impl Handler<Open> for StreamSink {
                     credit: STREAM_WINDOW,
                 });
                 Box::pin(async move {
-                    let parts = f.await.map_err(|e| e.to_string())??;
+                    let parts = f.await??;
                     Ok(parts.into_iter().map(|(p, _, a)| (p, a)).collect())
                 })
             }
         };
         Box::pin(
             fut.into_actor(self)
-                .map(|r: Result<Vec<_>, String>, act, ctx| match r {
+                .map(|r: Result<Vec<_>, TopicError>, act, ctx| match r {
                     Ok(parts) => {
                         if act.group.is_none() {
                             act.partitions = parts;

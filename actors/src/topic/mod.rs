@@ -6,12 +6,15 @@
 //! - [`subscribers`]: a partition's subscribers and their credit.
 //! - [`wire`]: the `topic` channel's envelopes, in and out.
 //! - [`deliver_batch`]: deliveries of many records per envelope, and reading them back.
+//! - [`error`]: [`TopicError`], why a topic request failed.
 
 pub mod deliver_batch;
+pub mod error;
 pub mod partition;
 pub mod registry;
 pub mod subscribers;
 pub mod wire;
 
+pub use error::TopicError;
 pub use partition::{Appended, FsyncPolicy, Partition, PartitionStatus};
 pub use registry::{Routing, TopicRegistry, TopicSettings, TopicSpec};

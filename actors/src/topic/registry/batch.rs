@@ -7,11 +7,11 @@ use actix::prelude::*;
 use super::{Publish, Published, TopicRegistry};
 use crate::storage::log::Append;
 use crate::topic::partition::AppendBatch;
-use crate::topic::Partition;
+use crate::topic::{Partition, TopicError};
 
 /// Publishes in the order they arrived; answered in the same order.
 #[derive(Debug, Message)]
-#[rtype(result = "Vec<Result<Published, String>>")]
+#[rtype(result = "Vec<Result<Published, TopicError>>")]
 pub struct PublishMany(pub Vec<Publish>);
 
 struct Group {
@@ -23,10 +23,10 @@ struct Group {
 }
 
 impl Handler<PublishMany> for TopicRegistry {
-    type Result = ResponseFuture<Vec<Result<Published, String>>>;
+    type Result = ResponseFuture<Vec<Result<Published, TopicError>>>;
 
     fn handle(&mut self, PublishMany(all): PublishMany, _: &mut Self::Context) -> Self::Result {
-        let mut results: Vec<Option<Result<Published, String>>> = Vec::with_capacity(all.len());
+        let mut results: Vec<Option<Result<Published, TopicError>>> = Vec::with_capacity(all.len());
         results.resize_with(all.len(), || None);
         let mut groups: Vec<Group> = Vec::new();
         for (i, p) in all.into_iter().enumerate() {
@@ -59,7 +59,8 @@ impl Handler<PublishMany> for TopicRegistry {
             .collect();
         Box::pin(async move {
             for (partition, items, reply) in sent {
-                match reply.await.map_err(|e| e.to_string()).and_then(|r| r) {
+                let reply = reply.await.map_err(TopicError::from);
+                match reply.and_then(|r| r.map_err(TopicError::Partition)) {
                     Ok(range) => {
                         let mut next = range.start;
                         for (i, n) in items {
@@ -80,7 +81,7 @@ impl Handler<PublishMany> for TopicRegistry {
             }
             results
                 .into_iter()
-                .map(|r| r.unwrap_or_else(|| Err("publish lost".into())))
+                .map(|r| r.unwrap_or_else(|| Err(TopicError::Unavailable("publish lost".into()))))
                 .collect()
         })
     }

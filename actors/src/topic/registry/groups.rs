@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use super::TopicRegistry;
 use crate::topic::partition::Partition;
 use crate::topic::subscribers::{Deliveries, StartAt, SubKey, Subscribe, Unsubscribe};
+use crate::topic::TopicError;
 
 /// The partitions a group member reads now.
 #[derive(Debug, Message)]
@@ -23,7 +24,7 @@ pub struct Assignment {
 }
 
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), TopicError>")]
 pub struct JoinGroup {
     pub group: String,
     pub topic: String,
@@ -42,7 +43,7 @@ pub struct LeaveGroup {
 
 /// Records that `group` has processed `topic`/`partition` below `offset`.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), TopicError>")]
 pub struct Commit {
     pub group: String,
     pub topic: String,
@@ -146,11 +147,11 @@ impl TopicRegistry {
 }
 
 impl Handler<JoinGroup> for TopicRegistry {
-    type Result = Result<(), String>;
+    type Result = Result<(), TopicError>;
 
     fn handle(&mut self, j: JoinGroup, _: &mut Self::Context) -> Self::Result {
         if !self.topics.contains_key(&j.topic) {
-            return Err(format!("unknown topic `{}`", j.topic));
+            return Err(TopicError::UnknownTopic { topic: j.topic });
         }
         let gkey = (j.group.clone(), j.topic.clone());
         let g = self.groups.entry(gkey.clone()).or_default();
@@ -198,17 +199,18 @@ impl Handler<LeaveGroup> for TopicRegistry {
 }
 
 impl Handler<Commit> for TopicRegistry {
-    type Result = Result<(), String>;
+    type Result = Result<(), TopicError>;
 
     fn handle(&mut self, c: Commit, _: &mut Self::Context) -> Self::Result {
         let Some(t) = self.topics.get(&c.topic) else {
-            return Err(format!("unknown topic `{}`", c.topic));
+            return Err(TopicError::UnknownTopic { topic: c.topic });
         };
         if c.partition as usize >= t.partitions.len() {
-            return Err(format!(
-                "topic `{}` has no partition {}",
-                c.topic, c.partition
-            ));
+            return Err(TopicError::NoPartition {
+                topic: c.topic,
+                partition: c.partition,
+                partitions: t.partitions.len(),
+            });
         }
         let groups = self.committed.entry(c.topic.clone()).or_default();
         groups
@@ -216,7 +218,7 @@ impl Handler<Commit> for TopicRegistry {
             .or_default()
             .insert(c.partition, c.offset);
         store_committed(&self.settings.dir.join(&c.topic), groups)
-            .map_err(|e| format!("cannot store the commit: {e}"))
+            .map_err(|e| TopicError::Partition(format!("cannot store the commit: {e}")))
     }
 }
 

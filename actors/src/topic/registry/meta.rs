@@ -11,6 +11,7 @@ use tracing::warn;
 
 use super::{CreateTopic, Routing, TopicSpec};
 use crate::topic::partition::FsyncPolicy;
+use crate::topic::TopicError;
 
 const FILE: &str = "topic.json";
 
@@ -71,12 +72,14 @@ impl Meta {
 /// Why creating `c` again conflicts with the existing topic `spec`: an option the
 /// request names that differs. Creating a topic again with the same options, or none,
 /// is fine.
-pub(super) fn conflict(spec: &TopicSpec, c: &CreateTopic) -> Option<String> {
-    let differs = |what: &str, has: String, asked: String| {
-        Some(format!(
-            "topic `{}` exists with {what} {has}, not {asked}",
-            spec.name
-        ))
+pub(super) fn conflict(spec: &TopicSpec, c: &CreateTopic) -> Option<TopicError> {
+    let differs = |what: &'static str, has: String, asked: String| {
+        Some(TopicError::Conflict {
+            topic: spec.name.clone(),
+            what,
+            has,
+            asked,
+        })
     };
     if let Some(p) = c.partitions.filter(|&p| p != spec.partitions) {
         return differs("partitions", spec.partitions.to_string(), p.to_string());

@@ -18,6 +18,7 @@ use super::partition::{
     AppendBatch, ApplyRetention, FsyncPolicy, GetPartitionStatus, Partition, PartitionStatus,
 };
 use super::subscribers::{Deliveries, StartAt, SubKey, Subscribe};
+use super::TopicError;
 use crate::storage::log::Append;
 use crate::storage::{LogConfig, PartitionLog};
 use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
@@ -63,7 +64,7 @@ pub struct TopicSettings {
 /// Publishes a batch to a topic; answered once it is as durable as the topic's fsync
 /// policy asks.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Published, String>")]
+#[rtype(result = "Result<Published, TopicError>")]
 pub struct Publish {
     pub topic: String,
     pub key: Option<Bytes>,
@@ -81,7 +82,7 @@ pub struct Published {
 /// Creates a topic (an existing one with the same partition count is fine). The
 /// options of a topic the config does not name are kept in its `topic.json`.
 #[derive(Debug, Default, Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), TopicError>")]
 pub struct CreateTopic {
     pub name: String,
     pub partitions: Option<u32>,
@@ -94,7 +95,7 @@ pub struct CreateTopic {
 /// Subscribes to one partition of a topic, or all of them; answered with the
 /// partitions and the offsets the subscription starts at.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<(u32, u64, Addr<Partition>)>, String>")]
+#[rtype(result = "Result<Vec<(u32, u64, Addr<Partition>)>, TopicError>")]
 pub struct SubscribeTopic {
     pub topic: String,
     pub partition: Option<u32>,
@@ -176,7 +177,7 @@ impl TopicRegistry {
             };
             reg.open_existing()?;
             for spec in settings.topics.clone() {
-                reg.create(spec)?;
+                reg.create(spec).map_err(|e| e.to_string())?;
             }
             let addr = reg.start();
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr.clone());
@@ -228,39 +229,37 @@ impl TopicRegistry {
                 }),
             };
             spec.partitions = spec.partitions.max(on_disk as u32);
-            self.create(spec)?;
+            self.create(spec).map_err(|e| e.to_string())?;
         }
         Ok(())
     }
 
-    fn create(&mut self, spec: TopicSpec) -> Result<(), String> {
+    fn create(&mut self, spec: TopicSpec) -> Result<(), TopicError> {
         if let Some(t) = self.topics.get(&spec.name) {
             return if t.spec.partitions == spec.partitions {
                 Ok(())
             } else {
-                Err(format!(
-                    "topic {} exists with {} partitions",
-                    spec.name, t.spec.partitions
-                ))
+                Err(TopicError::Conflict {
+                    topic: spec.name,
+                    what: "partitions",
+                    has: t.spec.partitions.to_string(),
+                    asked: spec.partitions.to_string(),
+                })
             };
         }
         if !valid_name(&spec.name) {
-            return Err(format!(
-                "invalid topic name `{}`: 1 to 128 of A-Z a-z 0-9 . _ -",
-                spec.name
-            ));
+            return Err(TopicError::InvalidName { name: spec.name });
         }
         if spec.partitions == 0 || spec.partitions > 4096 {
-            return Err(format!(
-                "a topic has 1 to 4096 partitions, not {}",
-                spec.partitions
-            ));
+            return Err(TopicError::PartitionCount {
+                count: spec.partitions,
+            });
         }
         let mut partitions = Vec::with_capacity(spec.partitions as usize);
         for p in 0..spec.partitions {
             let dir = self.settings.dir.join(&spec.name).join(p.to_string());
-            let (log, rec) =
-                PartitionLog::open(&dir, self.settings.log).map_err(|e| e.to_string())?;
+            let (log, rec) = PartitionLog::open(&dir, self.settings.log)
+                .map_err(|e| TopicError::Partition(e.to_string()))?;
             if rec.truncated_bytes > 0 {
                 warn!(topic = %spec.name, partition = p, truncated_bytes = rec.truncated_bytes, "partition recovered a torn tail");
             }
@@ -294,10 +293,12 @@ impl TopicRegistry {
         Ok(())
     }
 
-    fn route(&mut self, p: &Publish) -> Result<(u32, Addr<Partition>), String> {
+    fn route(&mut self, p: &Publish) -> Result<(u32, Addr<Partition>), TopicError> {
         if !self.topics.contains_key(&p.topic) {
             if !self.settings.auto_create {
-                return Err(format!("unknown topic `{}` (auto-create is off)", p.topic));
+                return Err(TopicError::AutoCreateOff {
+                    topic: p.topic.clone(),
+                });
             }
             let spec = self.topic_spec(CreateTopic {
                 name: p.topic.clone(),
@@ -305,21 +306,26 @@ impl TopicRegistry {
             });
             self.create(spec)?;
         }
-        let t = self.topics.get_mut(&p.topic).ok_or("topic vanished")?;
+        let t = self
+            .topics
+            .get_mut(&p.topic)
+            .ok_or_else(|| TopicError::UnknownTopic {
+                topic: p.topic.clone(),
+            })?;
         let n = t.partitions.len() as u64;
         let i = match (p.partition, t.spec.routing, &p.key) {
             (Some(i), _, _) if u64::from(i) < n => u64::from(i),
             (Some(i), _, _) => {
-                return Err(format!(
-                    "topic `{}` has no partition {i} (it has {n})",
-                    p.topic
-                ))
+                return Err(TopicError::NoPartition {
+                    topic: p.topic.clone(),
+                    partition: i,
+                    partitions: n as usize,
+                })
             }
             (None, Routing::Explicit, _) => {
-                return Err(format!(
-                    "topic `{}` routes explicitly: a partition is required",
-                    p.topic
-                ))
+                return Err(TopicError::PartitionRequired {
+                    topic: p.topic.clone(),
+                })
             }
             (None, Routing::KeyHash, Some(k)) => fnv1a(k) % n,
             (None, _, _) => {
@@ -357,7 +363,7 @@ impl Actor for TopicRegistry {
 }
 
 impl Handler<Publish> for TopicRegistry {
-    type Result = ResponseFuture<Result<Published, String>>;
+    type Result = ResponseFuture<Result<Published, TopicError>>;
 
     fn handle(&mut self, p: Publish, _: &mut Self::Context) -> Self::Result {
         let routed = self.route(&p);
@@ -365,8 +371,8 @@ impl Handler<Publish> for TopicRegistry {
             let (partition, addr) = routed?;
             let range = addr
                 .send(AppendBatch(p.records))
-                .await
-                .map_err(|e| e.to_string())??;
+                .await?
+                .map_err(TopicError::Partition)?;
             Ok(Published {
                 partition,
                 first_offset: range.start,
@@ -377,17 +383,23 @@ impl Handler<Publish> for TopicRegistry {
 }
 
 impl Handler<SubscribeTopic> for TopicRegistry {
-    type Result = ResponseFuture<Result<Vec<(u32, u64, Addr<Partition>)>, String>>;
+    type Result = ResponseFuture<Result<Vec<(u32, u64, Addr<Partition>)>, TopicError>>;
 
     fn handle(&mut self, s: SubscribeTopic, _: &mut Self::Context) -> Self::Result {
-        let targets: Result<Vec<(u32, Addr<Partition>)>, String> = match self.topics.get(&s.topic) {
-            None => Err(format!("unknown topic `{}`", s.topic)),
+        let targets = match self.topics.get(&s.topic) {
+            None => Err(TopicError::UnknownTopic {
+                topic: s.topic.clone(),
+            }),
             Some(t) => match s.partition {
                 Some(p) => t
                     .partitions
                     .get(p as usize)
                     .map(|a| vec![(p, a.clone())])
-                    .ok_or_else(|| format!("topic `{}` has no partition {p}", s.topic)),
+                    .ok_or_else(|| TopicError::NoPartition {
+                        topic: s.topic.clone(),
+                        partition: p,
+                        partitions: t.partitions.len(),
+                    }),
                 None => Ok(t
                     .partitions
                     .iter()
@@ -405,7 +417,7 @@ impl Handler<SubscribeTopic> for TopicRegistry {
                     start: s.start,
                     credit: s.credit,
                 };
-                let start = addr.send(sub).await.map_err(|e| e.to_string())??;
+                let start = addr.send(sub).await?.map_err(TopicError::Partition)?;
                 out.push((p, start, addr));
             }
             Ok(out)
@@ -414,7 +426,7 @@ impl Handler<SubscribeTopic> for TopicRegistry {
 }
 
 impl Handler<CreateTopic> for TopicRegistry {
-    type Result = Result<(), String>;
+    type Result = Result<(), TopicError>;
 
     fn handle(&mut self, c: CreateTopic, _: &mut Self::Context) -> Self::Result {
         if let Some(t) = self.topics.get(&c.name) {
@@ -475,23 +487,29 @@ impl Handler<Shutdown> for TopicRegistry {
 
 /// The actor of one partition, for reads.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Addr<Partition>, String>")]
+#[rtype(result = "Result<Addr<Partition>, TopicError>")]
 pub struct PartitionOf {
     pub topic: String,
     pub partition: u32,
 }
 
 impl Handler<PartitionOf> for TopicRegistry {
-    type Result = Result<Addr<Partition>, String>;
+    type Result = Result<Addr<Partition>, TopicError>;
 
     fn handle(&mut self, m: PartitionOf, _: &mut Self::Context) -> Self::Result {
         let t = self
             .topics
             .get(&m.topic)
-            .ok_or_else(|| format!("no topic {}", m.topic))?;
+            .ok_or_else(|| TopicError::UnknownTopic {
+                topic: m.topic.clone(),
+            })?;
         t.partitions
             .get(m.partition as usize)
             .cloned()
-            .ok_or_else(|| format!("topic {} has {} partitions", m.topic, t.partitions.len()))
+            .ok_or_else(|| TopicError::NoPartition {
+                topic: m.topic.clone(),
+                partition: m.partition,
+                partitions: t.partitions.len(),
+            })
     }
 }
