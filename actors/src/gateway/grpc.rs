@@ -139,10 +139,7 @@ impl Broker for Service {
                     .into_iter()
                     .map(|t| TopicInfo {
                         name: t.name,
-                        routing: serde_json::to_value(t.routing)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default(),
+                        routing: t.routing.name().to_string(),
                         fsync: t.fsync.to_string(),
                         fsync_interval_ms: t.fsync_interval_ms,
                         retention_ms: t.retention_ms,

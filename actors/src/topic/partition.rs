@@ -30,6 +30,25 @@ pub enum FsyncPolicy {
     Never,
 }
 
+impl FsyncPolicy {
+    /// Its name in the config and the protocol: `always`, `interval` or `never`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::Interval(_) => "interval",
+            FsyncPolicy::Never => "never",
+        }
+    }
+
+    /// The period of `interval`, in milliseconds.
+    pub fn interval_ms(self) -> Option<u64> {
+        match self {
+            FsyncPolicy::Interval(d) => Some(d.as_millis() as u64),
+            _ => None,
+        }
+    }
+}
+
 /// The offsets a batch got, once it is as durable as the policy asks.
 pub type Appended = Result<Range<u64>, String>;
 

@@ -32,17 +32,11 @@ struct Meta {
 
 impl Meta {
     fn of(spec: &TopicSpec) -> Meta {
-        let (fsync, interval) = match spec.fsync {
-            None => (None, None),
-            Some(FsyncPolicy::Always) => (Some("always"), None),
-            Some(FsyncPolicy::Never) => (Some("never"), None),
-            Some(FsyncPolicy::Interval(d)) => (Some("interval"), Some(d.as_millis() as u64)),
-        };
         Meta {
             partitions: spec.partitions,
             routing: spec.routing,
-            fsync: fsync.map(str::to_string),
-            fsync_interval_ms: interval,
+            fsync: spec.fsync.map(|f| f.name().to_string()),
+            fsync_interval_ms: spec.fsync.and_then(FsyncPolicy::interval_ms),
             retention_ms: spec.retention_ms,
             retention_bytes: spec.retention_bytes,
         }
@@ -85,15 +79,15 @@ pub(super) fn conflict(spec: &TopicSpec, c: &CreateTopic) -> Option<TopicError> 
         return differs("partitions", spec.partitions.to_string(), p.to_string());
     }
     if let Some(r) = c.routing.filter(|&r| r != spec.routing) {
-        return differs(
-            "routing",
-            routing_name(spec.routing).into(),
-            routing_name(r).into(),
-        );
+        return differs("routing", spec.routing.name().into(), r.name().into());
     }
     if let Some(f) = c.fsync.filter(|&f| Some(f) != spec.fsync) {
-        let has = spec.fsync.map_or("the default".to_string(), fsync_name);
-        return differs("fsync", has, fsync_name(f));
+        let name = |f: FsyncPolicy| match f.interval_ms() {
+            Some(ms) => format!("interval ({ms} ms)"),
+            None => f.name().to_string(),
+        };
+        let has = spec.fsync.map_or("the default".to_string(), name);
+        return differs("fsync", has, name(f));
     }
     if let Some(ms) = c.retention_ms.filter(|&ms| Some(ms) != spec.retention_ms) {
         let has = spec
@@ -111,22 +105,6 @@ pub(super) fn conflict(spec: &TopicSpec, c: &CreateTopic) -> Option<TopicError> 
         return differs("retention_bytes", has, b.to_string());
     }
     None
-}
-
-fn routing_name(r: Routing) -> &'static str {
-    match r {
-        Routing::RoundRobin => "round_robin",
-        Routing::KeyHash => "key_hash",
-        Routing::Explicit => "explicit",
-    }
-}
-
-fn fsync_name(f: FsyncPolicy) -> String {
-    match f {
-        FsyncPolicy::Always => "always".into(),
-        FsyncPolicy::Never => "never".into(),
-        FsyncPolicy::Interval(d) => format!("interval ({} ms)", d.as_millis()),
-    }
 }
 
 /// The spec stored for the topic in `topic_dir`; `None` when there is none or it is

@@ -1,9 +1,17 @@
 //! [`TopicRegistry`]: the topics, their partitions, where a publish goes, and the
-//! consumer groups ([`groups`]).
+//! consumer groups.
+//!
+//! - [`batch`]: the publishes of one socket read, routed together.
+//! - [`groups`]: consumer groups, rebalancing and committed offsets.
+//! - `lookup`: the topic listing and a partition's actor for reads.
+//! - `meta`: a topic's options in its `topic.json`, and create conflicts.
 
 pub mod batch;
 pub mod groups;
+mod lookup;
 mod meta;
+
+pub use lookup::{ListTopics, PartitionOf, TopicInfo};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,9 +22,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::partition::{
-    AppendBatch, ApplyRetention, FsyncPolicy, GetPartitionStatus, Partition, PartitionStatus,
-};
+use super::partition::{AppendBatch, ApplyRetention, FsyncPolicy, Partition};
 use super::subscribers::{Deliveries, StartAt, SubKey, Subscribe};
 use super::TopicError;
 use crate::storage::log::Append;
@@ -35,6 +41,17 @@ pub enum Routing {
     KeyHash,
     /// The publisher names the partition.
     Explicit,
+}
+
+impl Routing {
+    /// Its name in the config and the protocol.
+    pub fn name(self) -> &'static str {
+        match self {
+            Routing::RoundRobin => "round_robin",
+            Routing::KeyHash => "key_hash",
+            Routing::Explicit => "explicit",
+        }
+    }
 }
 
 /// One configured topic.
@@ -104,26 +121,6 @@ pub struct SubscribeTopic {
     pub start: StartAt,
     pub credit: u64,
 }
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct TopicInfo {
-    pub name: String,
-    pub routing: Routing,
-    /// The fsync policy in force (`always`, `interval`, `never`), with its period.
-    pub fsync: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fsync_interval_ms: Option<u64>,
-    /// The retention in force: the topic's own, else the `[storage]` default.
-    pub retention_ms: Option<u64>,
-    pub retention_bytes: Option<u64>,
-    pub partitions: Vec<PartitionStatus>,
-    /// Committed offsets per consumer group and partition.
-    pub groups: std::collections::HashMap<String, BTreeMap<u32, u64>>,
-}
-
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<TopicInfo>")]
-pub struct ListTopics;
 
 #[derive(Debug)]
 struct Topic {
@@ -437,79 +434,10 @@ impl Handler<CreateTopic> for TopicRegistry {
     }
 }
 
-impl Handler<ListTopics> for TopicRegistry {
-    type Result = ResponseFuture<Vec<TopicInfo>>;
-
-    fn handle(&mut self, _: ListTopics, _: &mut Self::Context) -> Self::Result {
-        let topics: Vec<_> = self
-            .topics
-            .values()
-            .map(|t| {
-                let (fsync, fsync_interval_ms) = match t.spec.fsync.unwrap_or(self.settings.fsync) {
-                    FsyncPolicy::Always => ("always", None),
-                    FsyncPolicy::Never => ("never", None),
-                    FsyncPolicy::Interval(d) => ("interval", Some(d.as_millis() as u64)),
-                };
-                let info = TopicInfo {
-                    name: t.spec.name.clone(),
-                    routing: t.spec.routing,
-                    fsync,
-                    fsync_interval_ms,
-                    retention_ms: t.spec.retention_ms.or(self.settings.retention_ms),
-                    retention_bytes: t.spec.retention_bytes.or(self.settings.retention_bytes),
-                    partitions: Vec::new(),
-                    groups: groups::committed_of(&self.committed, &t.spec.name),
-                };
-                (info, t.partitions.clone())
-            })
-            .collect();
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(topics.len());
-            for (mut info, parts) in topics {
-                for p in parts {
-                    info.partitions
-                        .push(p.send(GetPartitionStatus).await.unwrap_or_default());
-                }
-                out.push(info);
-            }
-            out
-        })
-    }
-}
-
 impl Handler<Shutdown> for TopicRegistry {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
         ctx.stop();
-    }
-}
-
-/// The actor of one partition, for reads.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Addr<Partition>, TopicError>")]
-pub struct PartitionOf {
-    pub topic: String,
-    pub partition: u32,
-}
-
-impl Handler<PartitionOf> for TopicRegistry {
-    type Result = Result<Addr<Partition>, TopicError>;
-
-    fn handle(&mut self, m: PartitionOf, _: &mut Self::Context) -> Self::Result {
-        let t = self
-            .topics
-            .get(&m.topic)
-            .ok_or_else(|| TopicError::UnknownTopic {
-                topic: m.topic.clone(),
-            })?;
-        t.partitions
-            .get(m.partition as usize)
-            .cloned()
-            .ok_or_else(|| TopicError::NoPartition {
-                topic: m.topic.clone(),
-                partition: m.partition,
-                partitions: t.partitions.len(),
-            })
     }
 }
