@@ -150,9 +150,7 @@ impl Handler<JoinGroup> for TopicRegistry {
     type Result = Result<(), TopicError>;
 
     fn handle(&mut self, j: JoinGroup, _: &mut Self::Context) -> Self::Result {
-        if !self.topics.contains_key(&j.topic) {
-            return Err(TopicError::UnknownTopic { topic: j.topic });
-        }
+        self.topic(&j.topic)?;
         let gkey = (j.group.clone(), j.topic.clone());
         let g = self.groups.entry(gkey.clone()).or_default();
         g.members.push(Member {
@@ -202,16 +200,7 @@ impl Handler<Commit> for TopicRegistry {
     type Result = Result<(), TopicError>;
 
     fn handle(&mut self, c: Commit, _: &mut Self::Context) -> Self::Result {
-        let Some(t) = self.topics.get(&c.topic) else {
-            return Err(TopicError::UnknownTopic { topic: c.topic });
-        };
-        if c.partition as usize >= t.partitions.len() {
-            return Err(TopicError::NoPartition {
-                topic: c.topic,
-                partition: c.partition,
-                partitions: t.partitions.len(),
-            });
-        }
+        self.topic(&c.topic)?.partition(c.partition)?;
         let groups = self.committed.entry(c.topic.clone()).or_default();
         groups
             .entry(c.group.clone())

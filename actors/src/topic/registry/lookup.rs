@@ -78,19 +78,6 @@ impl Handler<PartitionOf> for TopicRegistry {
     type Result = Result<Addr<Partition>, TopicError>;
 
     fn handle(&mut self, m: PartitionOf, _: &mut Self::Context) -> Self::Result {
-        let t = self
-            .topics
-            .get(&m.topic)
-            .ok_or_else(|| TopicError::UnknownTopic {
-                topic: m.topic.clone(),
-            })?;
-        t.partitions
-            .get(m.partition as usize)
-            .cloned()
-            .ok_or_else(|| TopicError::NoPartition {
-                topic: m.topic.clone(),
-                partition: m.partition,
-                partitions: t.partitions.len(),
-            })
+        self.topic(&m.topic)?.partition(m.partition)
     }
 }

@@ -129,6 +129,20 @@ struct Topic {
     next: u64,
 }
 
+impl Topic {
+    /// The actor of partition `p`, or why there is none.
+    fn partition(&self, p: u32) -> Result<Addr<Partition>, TopicError> {
+        self.partitions
+            .get(p as usize)
+            .cloned()
+            .ok_or_else(|| TopicError::NoPartition {
+                topic: self.spec.name.clone(),
+                partition: p,
+                partitions: self.partitions.len(),
+            })
+    }
+}
+
 #[derive(Debug)]
 pub struct TopicRegistry {
     settings: TopicSettings,
@@ -290,6 +304,15 @@ impl TopicRegistry {
         Ok(())
     }
 
+    /// The topic named `name`, or why there is none.
+    fn topic(&self, name: &str) -> Result<&Topic, TopicError> {
+        self.topics
+            .get(name)
+            .ok_or_else(|| TopicError::UnknownTopic {
+                topic: name.to_string(),
+            })
+    }
+
     fn route(&mut self, p: &Publish) -> Result<(u32, Addr<Partition>), TopicError> {
         if !self.topics.contains_key(&p.topic) {
             if !self.settings.auto_create {
@@ -383,28 +406,15 @@ impl Handler<SubscribeTopic> for TopicRegistry {
     type Result = ResponseFuture<Result<Vec<(u32, u64, Addr<Partition>)>, TopicError>>;
 
     fn handle(&mut self, s: SubscribeTopic, _: &mut Self::Context) -> Self::Result {
-        let targets = match self.topics.get(&s.topic) {
-            None => Err(TopicError::UnknownTopic {
-                topic: s.topic.clone(),
-            }),
-            Some(t) => match s.partition {
-                Some(p) => t
-                    .partitions
-                    .get(p as usize)
-                    .map(|a| vec![(p, a.clone())])
-                    .ok_or_else(|| TopicError::NoPartition {
-                        topic: s.topic.clone(),
-                        partition: p,
-                        partitions: t.partitions.len(),
-                    }),
-                None => Ok(t
-                    .partitions
-                    .iter()
-                    .enumerate()
-                    .map(|(i, a)| (i as u32, a.clone()))
-                    .collect()),
-            },
-        };
+        let targets = self.topic(&s.topic).and_then(|t| match s.partition {
+            Some(p) => t.partition(p).map(|a| vec![(p, a)]),
+            None => Ok(t
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (i as u32, a.clone()))
+                .collect()),
+        });
         Box::pin(async move {
             let mut out = Vec::new();
             for (p, addr) in targets? {
