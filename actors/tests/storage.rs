@@ -133,7 +133,7 @@ fn a_torn_tail_is_cut_back_to_the_last_whole_record() {
 }
 
 #[test]
-fn a_corrupt_record_in_the_tail_is_cut_with_everything_after_it() {
+fn a_corrupt_record_followed_by_valid_ones_is_reported_not_cut() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
     log.append(&(0..10).map(|i| msg(i, 5)).collect::<Vec<_>>())
@@ -144,9 +144,18 @@ fn a_corrupt_record_in_the_tail_is_cut_with_everything_after_it() {
     let seventh = data.len() * 7 / 10 + 30;
     data[seventh] ^= 0xff;
     std::fs::write(&file, &data).unwrap();
-    let (log, rec) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
-    assert!(rec.next_offset < 10 && rec.next_offset >= 6, "{rec:?}");
-    assert_eq!(values(&log, 0).len() as u64, rec.next_offset);
+    let (mut log, rec) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(rec.next_offset, 10, "{rec:?}");
+    assert_eq!(rec.truncated_bytes, 0);
+    assert_eq!(rec.damage.len(), 1, "{rec:?}");
+    let d = &rec.damage[0];
+    assert_eq!((d.first, d.next), (7, 8));
+    assert_eq!(values(&log, 0).len(), 7, "reads stop before the damage");
+    let err = log.read(7, usize::MAX).unwrap_err().to_string();
+    assert!(err.contains("offsets 7 to 7 are unreadable"), "{err}");
+    assert_eq!(values(&log, 8), vec!["value 000008", "value 000009"]);
+    // The offset of the damaged record is never given again.
+    assert_eq!(log.append(&[msg(10, 6)]).unwrap(), 10..11);
 }
 
 #[test]

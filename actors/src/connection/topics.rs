@@ -405,6 +405,19 @@ impl Handler<Deliveries> for Connection {
         let extra = (frames as u64).saturating_sub(1);
         crate::stats::BrokerStats::add(&self.stats.frames_out, extra);
         self.reply(&buf, ctx);
+        if let Some(u) = d.unreadable {
+            // The partition ended this subscription there; the client may subscribe
+            // again from `last + 1`.
+            let mut e = wire::error(None, &format!("topic {} {}", d.topic, u.reason))
+                .with_label("sub", d.sub.clone())
+                .with_label("topic", d.topic.clone())
+                .with_label("partition", d.partition.to_string())
+                .with_label("first", u.first.to_string());
+            if let Some(last) = u.last {
+                e = e.with_label("last", last.to_string());
+            }
+            self.send_envelope(&e, ctx);
+        }
         self.flush(ctx);
     }
 }

@@ -1,21 +1,31 @@
 //! [`PartitionLog`]: one partition's segments, oldest first; only the last is written.
+//!
+//! A failed write never leaves its bytes behind: the append is undone (the active
+//! segment cut back to its last whole record, segments it opened removed) before the
+//! error is returned, and if that cannot be done the log takes no appends until it can
+//! ([`PartitionLog::mend`]). A failed `fdatasync` is never retried as if it had worked
+//! (the kernel may have dropped the pages it could not write): the log takes no appends
+//! until [`PartitionLog::mend`] has re-read, verified and rewritten (or, for a log whose
+//! acks wait for syncs, cut) what the failed sync covered, and synced that.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use switchyard_codecs::record::{self, Record};
+use switchyard_codecs::record;
 use switchyard_codecs::Labels;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
+use super::faults::{Faults, FileOps};
+use super::scan::Damage;
 use super::segment::{self, io, StorageError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
-    /// A segment is closed and a new one started when the next batch would take it
-    /// past this size (a batch is never split, so one batch may pass it).
+    /// A segment is closed and a new one started before a record that would take it
+    /// past this size; only a single record larger than this makes a larger segment.
     pub segment_bytes: u64,
     /// The largest record accepted or read.
     pub max_record_bytes: usize,
@@ -37,21 +47,38 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
     pub segments: usize,
-    /// Bytes cut from the end of the last segment (a torn or corrupt tail).
+    /// Bytes cut from the end of the last segment (a torn tail: an incomplete or bad
+    /// record with nothing valid after it).
     pub truncated_bytes: u64,
     pub rebuilt_indexes: usize,
     pub next_offset: u64,
+    /// Offsets found unreadable (bad records followed by valid ones, or missing).
+    pub damage: Vec<Damage>,
 }
 
 #[derive(Debug)]
-struct Segment {
-    base: u64,
-    path: PathBuf,
-    file: File,
-    size: u64,
-    index: Vec<(u32, u32)>,
-    last_indexed: Option<u64>,
-    last_timestamp: u64,
+pub(super) struct Segment {
+    pub(super) base: u64,
+    pub(super) path: PathBuf,
+    pub(super) file: File,
+    pub(super) size: u64,
+    pub(super) index: Vec<(u32, u32)>,
+    pub(super) last_indexed: Option<u64>,
+    pub(super) last_timestamp: u64,
+    /// False for a closed segment whose background sync failed.
+    pub(super) synced: bool,
+}
+
+impl Segment {
+    pub(super) fn view(&self) -> segment::View<'_> {
+        segment::View {
+            path: &self.path,
+            file: &self.file,
+            size: self.size,
+            base: self.base,
+            index: &self.index,
+        }
+    }
 }
 
 /// A message to append: what the log does not assign itself.
@@ -61,18 +88,6 @@ pub struct Append {
     pub key: Option<Bytes>,
     pub labels: Labels,
     pub value: Bytes,
-}
-
-#[derive(Debug)]
-pub struct PartitionLog {
-    dir: PathBuf,
-    cfg: LogConfig,
-    /// Oldest first; the last one is active.
-    segments: Vec<Segment>,
-    index_file: File,
-    next_offset: u64,
-    /// Whether a roll waits for the closed segment's `fdatasync` (see [`RollSync`]).
-    roll_sync: RollSync,
 }
 
 /// How a roll makes the closed segment durable.
@@ -87,114 +102,80 @@ pub enum RollSync {
     Background,
 }
 
-impl Segment {
-    fn view(&self) -> segment::View<'_> {
-        segment::View {
-            path: &self.path,
-            file: &self.file,
-            size: self.size,
-            base: self.base,
-            index: &self.index,
-        }
+/// A point of the active segment known to be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncPoint {
+    pub base: u64,
+    pub size: u64,
+    pub next_offset: u64,
+}
+
+/// Why the log takes no appends for now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum LogFault {
+    /// The active segment's files on disk may not match what is in memory (an undo or
+    /// an index write failed): they are cut and rewritten from memory.
+    Repair { reason: String },
+    /// A sync failed: what it covered may not be on disk.
+    Sync { reason: String },
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    pub(super) dir: PathBuf,
+    pub(super) cfg: LogConfig,
+    /// Oldest first; the last one is active.
+    pub(super) segments: Vec<Segment>,
+    /// The active segment's index, opened for append; `None` until a repair reopens it.
+    pub(super) index_file: Option<File>,
+    pub(super) next_offset: u64,
+    pub(super) roll_sync: RollSync,
+    pub(super) ops: FileOps,
+    pub(super) synced: SyncPoint,
+    pub(super) fault: Option<LogFault>,
+    /// Closed segments whose background sync failed, reported by the syncing thread.
+    pub(super) sync_failures: Arc<Mutex<Vec<(u64, String)>>>,
+    /// Unreadable ranges known so far (found at open or by reads), by first offset.
+    pub(super) damage: Mutex<Vec<Damage>>,
+}
+
+/// A duplicated handle on the active segment for an `fdatasync` off the actor, and the
+/// point it makes durable.
+#[derive(Debug)]
+pub struct SyncHandle {
+    file: File,
+    ops: FileOps,
+    pub point: SyncPoint,
+}
+
+impl SyncHandle {
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.ops.sync_data(&self.file)
     }
 }
 
+/// Where an append started, to undo it.
+struct Undo {
+    segments: usize,
+    size: u64,
+    index_len: usize,
+    last_indexed: Option<u64>,
+    last_timestamp: u64,
+}
+
 impl PartitionLog {
-    /// Opens (or creates) the log in `dir`: trusts closed segments whose index is
-    /// sound (rebuilding it otherwise), re-reads the active segment, cuts a torn or
-    /// corrupt tail, and continues the offsets.
+    /// Opens (or creates) the log in `dir`; see [`super::recover`].
     pub fn open(dir: &Path, cfg: LogConfig) -> Result<(PartitionLog, Recovery), StorageError> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let mut bases: Vec<u64> = std::fs::read_dir(dir)
-            .map_err(io(dir))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log")?.parse().ok())
-            .collect();
-        bases.sort_unstable();
-        if bases.is_empty() {
-            bases.push(0);
-        }
-        let mut rec = Recovery {
-            segments: bases.len(),
-            ..Recovery::default()
-        };
-        let mut segments = Vec::with_capacity(bases.len());
-        let last = bases.len() - 1;
-        for (i, &base) in bases.iter().enumerate() {
-            let path = segment::log_path(dir, base);
-            let file = segment::open_log(&path)?;
-            let size = file.metadata().map_err(io(&path))?.len();
-            let idx_path = segment::index_path(dir, base);
-            let stored = segment::read_index(&idx_path)
-                .filter(|ix| ix.last().is_none_or(|(_, p)| u64::from(*p) < size));
-            let (index, last_timestamp, size) = match stored {
-                Some(ix) if i != last => {
-                    let ts = last_timestamp(&path, &file, size, base, &ix, cfg)?;
-                    (ix, ts, size)
-                }
-                _ => {
-                    let scan =
-                        segment::scan(&path, base, cfg.max_record_bytes, cfg.index_interval_bytes)?;
-                    if scan.valid_len < size {
-                        let cut = size - scan.valid_len;
-                        warn!(path = %path.display(), truncated_bytes = cut, reason = scan.stopped.as_deref().unwrap_or(""), "cutting a torn or corrupt tail");
-                        file.set_len(scan.valid_len).map_err(io(&path))?;
-                        file.sync_all().map_err(io(&path))?;
-                        rec.truncated_bytes += cut;
-                    }
-                    if i != last || segment::read_index(&idx_path).as_ref() != Some(&scan.index) {
-                        segment::write_index(&idx_path, &scan.index)?;
-                        if i != last {
-                            rec.rebuilt_indexes += 1;
-                        }
-                    }
-                    (scan.index, scan.last_timestamp, scan.valid_len)
-                }
-            };
-            segments.push(Segment {
-                base,
-                path,
-                file,
-                size,
-                last_indexed: index.last().map(|(_, p)| u64::from(*p)),
-                index,
-                last_timestamp,
-            });
-        }
-        let active = &segments[last];
-        let next_offset = match active.index.last() {
-            None => active.base,
-            Some(_) => {
-                let recs = segment::read_from(
-                    active.view(),
-                    active.base + u64::from(active.index.last().map_or(0, |e| e.0)),
-                    usize::MAX,
-                    cfg.max_record_bytes,
-                )?;
-                recs.last().map_or(active.base, |r| r.offset + 1)
-            }
-        };
-        let idx_path = segment::index_path(dir, active.base);
-        let index_file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&idx_path)
-            .map_err(io(&idx_path))?;
-        rec.next_offset = next_offset;
-        if rec.truncated_bytes > 0 || rec.rebuilt_indexes > 0 {
-            info!(dir = %dir.display(), next_offset, truncated_bytes = rec.truncated_bytes, rebuilt_indexes = rec.rebuilt_indexes, "partition log recovered");
-        }
-        Ok((
-            PartitionLog {
-                roll_sync: RollSync::default(),
-                dir: dir.to_path_buf(),
-                cfg,
-                segments,
-                index_file,
-                next_offset,
-            },
-            rec,
-        ))
+        super::recover::open(dir, cfg, FileOps::default())
+    }
+
+    /// [`PartitionLog::open`] with faults planted in its file operations (tests).
+    pub fn open_with_faults(
+        dir: &Path,
+        cfg: LogConfig,
+        faults: Arc<Faults>,
+    ) -> Result<(PartitionLog, Recovery), StorageError> {
+        super::recover::open(dir, cfg, FileOps::with_faults(faults))
     }
 
     pub fn next_offset(&self) -> u64 {
@@ -214,16 +195,37 @@ impl PartitionLog {
         self.segments.len()
     }
 
-    fn active(&mut self) -> &mut Segment {
+    /// Why the log takes no appends now, if it does not.
+    pub fn fault(&self) -> Option<String> {
+        self.fault.as_ref().map(|f| match f {
+            LogFault::Repair { reason } => format!("a failed write is being undone: {reason}"),
+            LogFault::Sync { reason } => {
+                format!("recovering from a failed fdatasync: {reason}")
+            }
+        })
+    }
+
+    /// The unreadable ranges known so far.
+    pub fn damage(&self) -> Vec<Damage> {
+        self.damage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(super) fn active(&mut self) -> &mut Segment {
         let last = self.segments.len() - 1;
         &mut self.segments[last]
     }
 
-    /// Appends a batch with one `write(2)` and returns the offsets it got. Not durable
-    /// until [`PartitionLog::sync`].
+    /// Appends a batch and returns the offsets it got; not durable until a sync. A
+    /// batch is written with one `write(2)` per segment it lands in. On an error
+    /// nothing of the batch stays in the log.
     pub fn append(&mut self, batch: &[Append]) -> Result<Range<u64>, StorageError> {
+        self.mend(true)?;
         let first = self.next_offset;
         let mut buf = BytesMut::with_capacity(batch.iter().map(|a| a.value.len() + 48).sum());
+        // (offset, start in buf, timestamp) per record.
         let mut marks = Vec::with_capacity(batch.len());
         for (i, a) in batch.iter().enumerate() {
             let rec = record::RecordRef {
@@ -235,67 +237,249 @@ impl PartitionLog {
             };
             let len = record::encoded_len_ref(&rec);
             if len > self.cfg.max_record_bytes {
-                return Err(StorageError::Corrupt {
-                    path: self.dir.clone(),
-                    position: 0,
-                    reason: format!(
-                        "record of {len} bytes, at most {} allowed",
-                        self.cfg.max_record_bytes
-                    ),
+                return Err(StorageError::RecordTooLarge {
+                    len,
+                    max: self.cfg.max_record_bytes,
                 });
             }
             marks.push((rec.offset, buf.len(), a.timestamp_ms));
-            record::encode_ref(&rec, &mut buf).map_err(|e| StorageError::Corrupt {
-                path: self.dir.clone(),
-                position: 0,
+            record::encode_ref(&rec, &mut buf).map_err(|e| StorageError::Unwritable {
                 reason: e.to_string(),
             })?;
         }
         if buf.is_empty() {
             return Ok(first..first);
         }
-        if self.active().size > 0 && self.active().size + buf.len() as u64 > self.cfg.segment_bytes
-        {
-            self.roll()?;
+        let active = &self.segments[self.segments.len() - 1];
+        let undo = Undo {
+            segments: self.segments.len(),
+            size: active.size,
+            index_len: active.index.len(),
+            last_indexed: active.last_indexed,
+            last_timestamp: active.last_timestamp,
+        };
+        if let Err(e) = self.write_batch(&buf, &marks) {
+            warn!(dir = %self.dir.display(), error = %e, first, "append failed, undoing it");
+            self.undo(undo);
+            return Err(e);
         }
-        let interval = self.cfg.index_interval_bytes;
-        let seg = self.active();
-        let mut new_index = Vec::new();
-        for (offset, at, _) in &marks {
-            let pos = seg.size + *at as u64;
-            if seg.last_indexed.is_none_or(|p| pos - p >= interval) {
-                new_index.push(((offset - seg.base) as u32, pos as u32));
-                seg.last_indexed = Some(pos);
-            }
-        }
-        seg.file.write_all(&buf).map_err(io(&seg.path))?;
-        seg.size += buf.len() as u64;
-        seg.last_timestamp = marks.last().map_or(seg.last_timestamp, |m| m.2);
-        seg.index.extend_from_slice(&new_index);
-        let mut ib = Vec::with_capacity(new_index.len() * 8);
-        for (rel, pos) in &new_index {
-            ib.extend_from_slice(&rel.to_be_bytes());
-            ib.extend_from_slice(&pos.to_be_bytes());
-        }
-        let base = seg.base;
-        self.index_file
-            .write_all(&ib)
-            .map_err(io(&segment::index_path(&self.dir, base)))?;
         self.next_offset = first + batch.len() as u64;
         Ok(first..self.next_offset)
     }
 
-    /// A handle on the active segment's file, so its `fdatasync` can run off the actor
-    /// (the descriptor is duplicated; the data it syncs is the same file's).
-    pub fn sync_handle(&mut self) -> Result<File, StorageError> {
-        let seg = self.active();
-        seg.file.try_clone().map_err(io(&seg.path))
+    /// Writes encoded records, rolling before a record that would pass `segment_bytes`.
+    fn write_batch(&mut self, buf: &[u8], marks: &[(u64, usize, u64)]) -> Result<(), StorageError> {
+        let end_of = |j: usize| marks.get(j + 1).map_or(buf.len(), |m| m.1);
+        let limit = self.cfg.segment_bytes;
+        let mut i = 0;
+        while i < marks.len() {
+            let start = marks[i].1;
+            let size = self.active().size;
+            if size > 0 && size + (end_of(i) - start) as u64 > limit {
+                self.roll(marks[i].0)?;
+            }
+            let size = self.active().size;
+            let mut j = i + 1;
+            while j < marks.len() && size + (end_of(j) - start) as u64 <= limit {
+                j += 1;
+            }
+            let end = end_of(j - 1);
+            let interval = self.cfg.index_interval_bytes;
+            let last = self.segments.len() - 1;
+            let seg = &mut self.segments[last];
+            let mut new_index = Vec::new();
+            let mut last_indexed = seg.last_indexed;
+            for (offset, at, _) in &marks[i..j] {
+                let pos = seg.size + (*at - start) as u64;
+                if last_indexed.is_none_or(|p| pos - p >= interval) {
+                    new_index.push(((offset - seg.base) as u32, pos as u32));
+                    last_indexed = Some(pos);
+                }
+            }
+            self.ops
+                .write_all(&seg.file, &buf[start..end])
+                .map_err(io(&seg.path))?;
+            seg.size += (end - start) as u64;
+            seg.last_timestamp = marks[j - 1].2;
+            seg.last_indexed = last_indexed;
+            seg.index.extend_from_slice(&new_index);
+            if !new_index.is_empty() {
+                let base = seg.base;
+                let mut ib = Vec::with_capacity(new_index.len() * 8);
+                for (rel, pos) in &new_index {
+                    ib.extend_from_slice(&rel.to_be_bytes());
+                    ib.extend_from_slice(&pos.to_be_bytes());
+                }
+                let idx = segment::index_path(&self.dir, base);
+                let file = self
+                    .index_file
+                    .as_ref()
+                    .ok_or_else(|| StorageError::Unwritable {
+                        reason: "index not open".into(),
+                    })?;
+                self.ops.write_all(file, &ib).map_err(io(&idx))?;
+            }
+            i = j;
+        }
+        Ok(())
     }
 
-    /// Makes everything appended so far durable (`fdatasync`).
-    pub fn sync(&mut self) -> Result<(), StorageError> {
+    /// Takes back a failed append: segments it opened are removed, the active one is
+    /// cut back to where the append started. What cannot be done now is left to
+    /// [`PartitionLog::mend`], and no append is taken until then.
+    fn undo(&mut self, u: Undo) {
+        while self.segments.len() > u.segments {
+            let Some(seg) = self.segments.pop() else {
+                break;
+            };
+            let idx = segment::index_path(&self.dir, seg.base);
+            let _ = std::fs::remove_file(&idx);
+            if let Err(e) = std::fs::remove_file(&seg.path) {
+                // A new segment at the same base later must not append after its bytes.
+                if let Err(e2) = self.ops.set_len(&seg.file, 0) {
+                    self.fault = Some(LogFault::Repair {
+                        reason: format!("segment {} not removed: {e}, {e2}", seg.base),
+                    });
+                }
+            }
+            self.index_file = None;
+        }
         let seg = self.active();
-        seg.file.sync_data().map_err(io(&seg.path))
+        seg.size = u.size;
+        seg.index.truncate(u.index_len);
+        seg.last_indexed = u.last_indexed;
+        seg.last_timestamp = u.last_timestamp;
+        if let Err(e) = self.repair_files() {
+            error!(dir = %self.dir.display(), error = %e, "failed append not undone yet; taking no appends");
+            if self.fault.is_none() {
+                self.fault = Some(LogFault::Repair {
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+
+    /// Makes the active segment's files match memory: the log cut to its size, the
+    /// index rewritten, and the index reopened for appends.
+    fn repair_files(&mut self) -> Result<(), StorageError> {
+        let ops = self.ops.clone();
+        let dir = self.dir.clone();
+        let seg = self.active();
+        ops.set_len(&seg.file, seg.size).map_err(io(&seg.path))?;
+        let idx = segment::index_path(&dir, seg.base);
+        segment::write_index(&ops, &idx, &seg.index)?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&idx)
+            .map_err(io(&idx))?;
+        self.index_file = Some(file);
+        Ok(())
+    }
+
+    /// Clears what stops appends, if it can now: a pending repair, a failed sync of
+    /// the active segment or of a closed one. `keep_unsynced`: a failed sync's records
+    /// are rewritten and synced (they may have been acknowledged); otherwise they are
+    /// cut (nobody was told they were stored).
+    pub fn mend(&mut self, keep_unsynced: bool) -> Result<(), StorageError> {
+        let failures: Vec<(u64, String)> =
+            std::mem::take(&mut *self.sync_failures.lock().unwrap_or_else(|p| p.into_inner()));
+        for (base, reason) in failures {
+            if let Some(seg) = self.segments.iter_mut().find(|s| s.base == base) {
+                seg.synced = false;
+            }
+            if self.fault.is_none() {
+                self.fault = Some(LogFault::Sync { reason });
+            }
+        }
+        match self.fault.clone() {
+            None => Ok(()),
+            Some(LogFault::Repair { reason }) => match self.repair_files() {
+                Ok(()) => {
+                    info!(dir = %self.dir.display(), "failed write undone; taking appends again");
+                    self.fault = None;
+                    Ok(())
+                }
+                Err(e) => Err(StorageError::Unwritable {
+                    reason: format!(
+                        "a failed write is being undone: {reason}; {}",
+                        e.client_text()
+                    ),
+                }),
+            },
+            Some(LogFault::Sync { reason }) => match super::resync::resync(self, keep_unsynced) {
+                Ok(()) => {
+                    info!(dir = %self.dir.display(), next_offset = self.next_offset, "log re-verified and synced after a failed fdatasync; taking appends again");
+                    self.fault = None;
+                    Ok(())
+                }
+                Err(e) => Err(StorageError::Unwritable {
+                    reason: format!(
+                        "recovering from a failed fdatasync: {reason}; {}",
+                        e.client_text()
+                    ),
+                }),
+            },
+        }
+    }
+
+    /// A handle to sync the active segment off the actor, and the point it covers.
+    pub fn sync_handle(&mut self) -> Result<SyncHandle, StorageError> {
+        let ops = self.ops.clone();
+        let next_offset = self.next_offset;
+        let seg = self.active();
+        Ok(SyncHandle {
+            file: seg.file.try_clone().map_err(io(&seg.path))?,
+            ops,
+            point: SyncPoint {
+                base: seg.base,
+                size: seg.size,
+                next_offset,
+            },
+        })
+    }
+
+    /// Records the outcome of a [`SyncHandle::sync`]. A failure stops appends until
+    /// [`PartitionLog::mend`]: the data it covered is never taken as durable.
+    pub fn sync_done(&mut self, point: SyncPoint, result: Result<(), String>) {
+        match result {
+            Ok(()) if self.fault.is_none() => {
+                if point.base == self.synced.base && point.size > self.synced.size {
+                    self.synced = point;
+                }
+            }
+            Ok(()) => {}
+            Err(reason) => {
+                error!(dir = %self.dir.display(), error = %reason, "fdatasync failed; taking no appends until the log is re-verified");
+                self.fault = Some(LogFault::Sync { reason });
+            }
+        }
+    }
+
+    /// Makes everything appended so far durable (`fdatasync`), here and now.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.mend(true)?;
+        let h = self.sync_handle()?;
+        let r = h.sync();
+        let path = self.active().path.clone();
+        self.sync_done(h.point, r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        r.map_err(io(&path))
+    }
+
+    /// Syncs the active segment on this thread, for a roll.
+    fn sync_inline(&mut self) -> Result<(), StorageError> {
+        let h = self.sync_handle()?;
+        if let Err(e) = h.sync() {
+            let path = self.active().path.clone();
+            self.sync_done(h.point, Err(e.to_string()));
+            return Err(io(&path)(e));
+        }
+        self.sync_done(h.point, Ok(()));
+        Ok(())
+    }
+
+    /// The point known durable in the active segment.
+    pub fn synced(&self) -> SyncPoint {
+        self.synced
     }
 
     /// How a roll syncs the segment it closes.
@@ -304,19 +488,26 @@ impl PartitionLog {
     }
 
     /// Closes the active segment (synced, now or in the background) and starts a new
-    /// one at the next offset.
-    fn roll(&mut self) -> Result<(), StorageError> {
+    /// one at `base`, the offset of the next record to write.
+    fn roll(&mut self, base: u64) -> Result<(), StorageError> {
         match self.roll_sync {
-            RollSync::Inline => self.sync()?,
+            RollSync::Inline => self.sync_inline()?,
             RollSync::Background => {
+                let failures = self.sync_failures.clone();
+                let ops = self.ops.clone();
                 let seg = self.active();
-                let (file, path) = (
+                let (file, path, base) = (
                     seg.file.try_clone().map_err(io(&seg.path))?,
                     seg.path.clone(),
+                    seg.base,
                 );
                 let job = move || {
-                    if let Err(e) = file.sync_data() {
-                        warn!(path = %path.display(), error = %e, "closed segment not synced");
+                    if let Err(e) = ops.sync_data(&file) {
+                        error!(path = %path.display(), error = %e, "closed segment not synced");
+                        failures
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((base, e.to_string()));
                     }
                 };
                 // Without a thread to spare, the sync happens here rather than not at all.
@@ -325,19 +516,20 @@ impl PartitionLog {
                     .spawn(job)
                 {
                     warn!(error = %e, "no thread for a segment sync");
-                    self.sync()?;
+                    self.sync_inline()?;
                 }
             }
         }
-        let base = self.next_offset;
         let path = segment::log_path(&self.dir, base);
         let file = segment::open_log(&path)?;
         let idx_path = segment::index_path(&self.dir, base);
-        self.index_file = OpenOptions::new()
+        let index_file = OpenOptions::new()
             .create(true)
-            .append(true)
+            .write(true)
+            .truncate(true)
             .open(&idx_path)
             .map_err(io(&idx_path))?;
+        self.index_file = Some(index_file);
         self.segments.push(Segment {
             base,
             path,
@@ -346,120 +538,13 @@ impl PartitionLog {
             index: Vec::new(),
             last_indexed: None,
             last_timestamp: 0,
+            synced: true,
         });
-        Ok(())
-    }
-
-    /// Records at or after `from`, up to about `max_bytes` (at least one record when
-    /// any is there). `from` below the start offset reads from the start.
-    pub fn read(&self, from: u64, max_bytes: usize) -> Result<Vec<Record>, StorageError> {
-        let from = from.max(self.start_offset());
-        let i = self
-            .segments
-            .partition_point(|s| s.base <= from)
-            .saturating_sub(1);
-        let mut out = Vec::new();
-        let mut budget = max_bytes;
-        for seg in &self.segments[i..] {
-            let recs = segment::read_from(seg.view(), from, budget, self.cfg.max_record_bytes)?;
-            let used: usize = recs.iter().map(record::encoded_len).sum();
-            out.extend(recs);
-            budget = budget.saturating_sub(used);
-            if budget == 0 {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Detaches the oldest closed segments that retention removes (older than
-    /// `retention_ms` by their last record, or beyond `retention_bytes` in all), never
-    /// the active one. They are gone from reads at once; the caller deletes their files
-    /// with [`Expired::remove`], off its hot path.
-    pub fn expire(
-        &mut self,
-        now_ms: u64,
-        retention_ms: Option<u64>,
-        retention_bytes: Option<u64>,
-    ) -> Vec<Expired> {
-        let mut out = Vec::new();
-        while self.segments.len() > 1 {
-            let oldest = &self.segments[0];
-            let too_old =
-                retention_ms.is_some_and(|r| now_ms.saturating_sub(oldest.last_timestamp) > r);
-            let too_big = retention_bytes.is_some_and(|r| self.size_bytes() > r);
-            if !too_old && !too_big {
-                break;
-            }
-            let seg = self.segments.remove(0);
-            out.push(Expired {
-                index: segment::index_path(&self.dir, seg.base),
-                path: seg.path,
-                bytes: seg.size,
-                by_age: too_old,
-            });
-        }
-        out
-    }
-
-    /// [`PartitionLog::expire`] with the files deleted here; returns how many went.
-    pub fn apply_retention(
-        &mut self,
-        now_ms: u64,
-        retention_ms: Option<u64>,
-        retention_bytes: Option<u64>,
-    ) -> Result<usize, StorageError> {
-        let expired = self.expire(now_ms, retention_ms, retention_bytes);
-        let n = expired.len();
-        for e in expired {
-            e.remove()?;
-        }
-        Ok(n)
-    }
-}
-
-/// A segment retention took out of a log, its files still to delete.
-#[derive(Debug)]
-pub struct Expired {
-    pub path: PathBuf,
-    pub index: PathBuf,
-    pub bytes: u64,
-    pub by_age: bool,
-}
-
-impl Expired {
-    /// Deletes the segment and its index (an index already gone is fine).
-    pub fn remove(self) -> Result<(), StorageError> {
-        std::fs::remove_file(&self.path).map_err(io(&self.path))?;
-        let _ = std::fs::remove_file(&self.index);
-        info!(path = %self.path.display(), bytes = self.bytes, by_age = self.by_age, "retention: segment deleted");
-        Ok(())
-    }
-}
-
-/// The timestamp of the last record of a closed segment, read from its last index entry.
-fn last_timestamp(
-    path: &Path,
-    file: &File,
-    size: u64,
-    base: u64,
-    index: &[(u32, u32)],
-    cfg: LogConfig,
-) -> Result<u64, StorageError> {
-    let Some((rel, _)) = index.last() else {
-        return Ok(0);
-    };
-    let recs = segment::read_from(
-        segment::View {
-            path,
-            file,
-            size,
+        self.synced = SyncPoint {
             base,
-            index,
-        },
-        base + u64::from(*rel),
-        usize::MAX,
-        cfg.max_record_bytes,
-    )?;
-    Ok(recs.last().map_or(0, |r| r.timestamp_ms))
+            size: 0,
+            next_offset: base,
+        };
+        Ok(())
+    }
 }

@@ -1,14 +1,28 @@
 //! Durable storage: append-only partition logs made of segment files.
 //!
-//! - [`log`]: [`PartitionLog`], one partition's segments: append a batch with one
-//!   `write(2)`, `fdatasync` on demand, read from an offset, recover a torn tail, apply
-//!   retention.
+//! - [`log`]: [`PartitionLog`], one partition's segments: append a batch (undone
+//!   whole when a write fails), `fdatasync` on demand, mend after a fault.
+//! - `read`: reads in offset order; unreadable offsets are reported as a range.
+//! - `recover`: opening a log: torn tails cut, damage and gaps found and kept.
+//! - `resync`: after a failed `fdatasync`, re-read, verify, rewrite, sync.
+//! - [`retention`]: the oldest segments leave by age or size.
+//! - [`scan`]: a segment read whole in bounded memory, with its damage.
 //! - [`segment`]: one segment file and its sparse offset index.
+//! - [`faults`]: the log's file operations, with faults tests can plant.
 //!
 //! The record format itself lives in `switchyard_codecs::record`.
 
+pub mod faults;
 pub mod log;
+mod read;
+mod recover;
+mod resync;
+pub mod retention;
+pub mod scan;
 pub mod segment;
 
-pub use log::{LogConfig, PartitionLog, Recovery, RollSync};
+pub use faults::{Fault, Faults, Op};
+pub use log::{LogConfig, PartitionLog, Recovery, RollSync, SyncHandle, SyncPoint};
+pub use retention::Expired;
+pub use scan::Damage;
 pub use segment::StorageError;

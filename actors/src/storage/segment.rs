@@ -3,12 +3,13 @@
 //! 8 bytes each, one every `index_interval_bytes` of log.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
 use switchyard_codecs::record::{self, Record};
+
+use super::faults::FileOps;
 
 /// A storage failure, with the file it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,32 @@ pub enum StorageError {
         position: u64,
         reason: String,
     },
+    /// Offsets the log cannot serve; a reader may go on after `last`.
+    #[error("offsets {first} to {last} are unreadable ({reason}); read on from {next}", next = last + 1)]
+    Damaged {
+        first: u64,
+        last: u64,
+        reason: String,
+    },
+    /// The log takes no appends until the fault named is mended.
+    #[error("not taking appends: {reason}")]
+    Unwritable { reason: String },
+    /// A record the log refuses to store.
+    #[error("record of {len} bytes, at most {max} allowed")]
+    RecordTooLarge { len: usize, max: usize },
+}
+
+impl StorageError {
+    /// What a client may be told: no server paths (they go to the log only).
+    pub fn client_text(&self) -> String {
+        match self {
+            StorageError::Io { source, .. } => source.to_string(),
+            StorageError::Corrupt {
+                position, reason, ..
+            } => format!("record at byte {position}: {reason}"),
+            other => other.to_string(),
+        }
+    }
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
@@ -51,61 +78,6 @@ pub fn index_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.index"))
 }
 
-/// What a scan of a segment's records found.
-#[derive(Debug, Default)]
-pub struct Scan {
-    /// Bytes of whole, valid records from the start.
-    pub valid_len: u64,
-    pub index: Vec<(u32, u32)>,
-    pub last_offset: Option<u64>,
-    pub last_timestamp: u64,
-    /// Why the scan stopped before the end of the file, if it did.
-    pub stopped: Option<String>,
-}
-
-/// Reads every record of `path` from the start, stopping at the first torn or corrupt
-/// one, and builds the index on the way.
-pub fn scan(
-    path: &Path,
-    base: u64,
-    max_record: usize,
-    interval: u64,
-) -> Result<Scan, StorageError> {
-    let data = std::fs::read(path).map_err(io(path))?;
-    let mut out = Scan::default();
-    let mut pos = 0usize;
-    let mut last_indexed: Option<u64> = None;
-    while pos < data.len() {
-        match record::check(&data[pos..], max_record) {
-            Ok(Some(n)) => {
-                let frame = &data[pos..pos + n];
-                let Some(offset) = record::offset_of(frame) else {
-                    break;
-                };
-                if last_indexed.is_none_or(|p| pos as u64 - p >= interval) {
-                    out.index.push(((offset - base) as u32, pos as u32));
-                    last_indexed = Some(pos as u64);
-                }
-                out.last_offset = Some(offset);
-                out.last_timestamp = frame
-                    .get(16..24)
-                    .map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])));
-                pos += n;
-            }
-            Ok(None) => {
-                out.stopped = Some("torn record at the end".into());
-                break;
-            }
-            Err(e) => {
-                out.stopped = Some(e.to_string());
-                break;
-            }
-        }
-    }
-    out.valid_len = pos as u64;
-    Ok(out)
-}
-
 pub fn read_index(path: &Path) -> Option<Vec<(u32, u32)>> {
     let data = std::fs::read(path).ok()?;
     if data.len() % 8 != 0 {
@@ -123,8 +95,9 @@ pub fn read_index(path: &Path) -> Option<Vec<(u32, u32)>> {
     )
 }
 
-pub fn write_index(path: &Path, index: &[(u32, u32)]) -> Result<File, StorageError> {
-    let mut f = OpenOptions::new()
+/// Replaces the index at `path` with `index`.
+pub fn write_index(ops: &FileOps, path: &Path, index: &[(u32, u32)]) -> Result<File, StorageError> {
+    let f = OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
@@ -135,7 +108,7 @@ pub fn write_index(path: &Path, index: &[(u32, u32)]) -> Result<File, StorageErr
         buf.extend_from_slice(&rel.to_be_bytes());
         buf.extend_from_slice(&pos.to_be_bytes());
     }
-    f.write_all(&buf).map_err(io(path))?;
+    ops.write_all(&f, &buf).map_err(io(path))?;
     Ok(f)
 }
 
@@ -150,13 +123,17 @@ pub struct View<'a> {
 }
 
 /// Reads the records of a segment at or after `from`, starting at the index entry
-/// before it, until `max_bytes` (at least one record).
+/// before it (or at `skip_to`, a record boundary known to lie past damage before
+/// `from`, when that is later), until `max_bytes` (at least one record). A bad record
+/// ends the read: the records before it are returned, and a read that starts at it is
+/// stopped at, with its position and what is wrong with it.
 pub fn read_from(
     seg: View<'_>,
     from: u64,
+    skip_to: u64,
     max_bytes: usize,
     max_record: usize,
-) -> Result<Vec<Record>, StorageError> {
+) -> Result<Read, StorageError> {
     let View {
         path,
         file,
@@ -168,7 +145,8 @@ pub fn read_from(
     let start = match index.partition_point(|(r, _)| u64::from(*r) <= rel) {
         0 => 0,
         i => u64::from(index[i - 1].1),
-    };
+    }
+    .max(skip_to);
     let mut pos = start;
     let mut out = Vec::new();
     let mut taken = 0usize;
@@ -179,42 +157,50 @@ pub fn read_from(
         file.read_exact_at(&mut buf, pos).map_err(io(path))?;
         let buf: Bytes = buf.freeze();
         let mut at = 0usize;
-        let mut progressed = false;
+        let mut bad = None;
         while at < buf.len() && taken < max_bytes {
             match record::check(&buf[at..], max_record) {
-                Ok(Some(n)) => {
-                    let rec = record::parse(buf.slice(at..at + n)).map_err(|e| {
-                        StorageError::Corrupt {
-                            path: path.to_path_buf(),
-                            position: pos + at as u64,
-                            reason: e.to_string(),
+                Ok(Some(n)) => match record::parse(buf.slice(at..at + n)) {
+                    Ok(rec) => {
+                        at += n;
+                        if rec.offset >= from {
+                            taken += n;
+                            out.push(rec);
                         }
-                    })?;
-                    at += n;
-                    progressed = true;
-                    if rec.offset >= from {
-                        taken += n;
-                        out.push(rec);
                     }
+                    Err(e) => {
+                        bad = Some(e.to_string());
+                        break;
+                    }
+                },
+                Ok(None) if at > 0 => break,
+                Ok(None) => {
+                    bad = Some("incomplete record".to_string());
+                    break;
                 }
-                Ok(None) => break,
                 Err(e) => {
-                    return Err(StorageError::Corrupt {
-                        path: path.to_path_buf(),
-                        position: pos + at as u64,
-                        reason: e.to_string(),
-                    })
+                    bad = Some(e.to_string());
+                    break;
                 }
             }
         }
-        if !progressed {
-            return Err(StorageError::Corrupt {
-                path: path.to_path_buf(),
-                position: pos,
-                reason: "record larger than the read window".into(),
+        if let Some(reason) = bad {
+            return Ok(Read {
+                records: out,
+                bad: Some((pos + at as u64, reason)),
             });
         }
         pos += at as u64;
     }
-    Ok(out)
+    Ok(Read {
+        records: out,
+        bad: None,
+    })
+}
+
+/// What [`read_from`] read: whole records, and the bad record it stopped at, if any.
+#[derive(Debug, Default)]
+pub struct Read {
+    pub records: Vec<Record>,
+    pub bad: Option<(u64, String)>,
 }

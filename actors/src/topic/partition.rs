@@ -6,17 +6,18 @@
 //! next one together (group commit), so the sync rate, not the append rate, bounds it.
 
 use std::ops::Range;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use switchyard_codecs::record::Record;
 use tokio::sync::oneshot;
-use tracing::{debug, warn};
+use tracing::{debug, error, info, warn};
 
 use super::subscribers::{Credit, Subscribe, Subscribers, Unsubscribe};
 use crate::storage::log::Append;
-use crate::storage::{PartitionLog, RollSync, StorageError};
+use crate::storage::{LogConfig, PartitionLog, RollSync, StorageError};
 use crate::tree::TreeEntry;
 
 /// When appends become durable.
@@ -65,7 +66,7 @@ pub struct Fetch {
     pub max_bytes: usize,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct PartitionStatus {
     pub start_offset: u64,
     pub next_offset: u64,
@@ -74,6 +75,17 @@ pub struct PartitionStatus {
     pub size_bytes: u64,
     pub segments: usize,
     pub fsyncs: u64,
+    /// `ok`; `unwritable` (takes no appends until a storage fault is mended; reads
+    /// work); `failed` (its log could not be opened; retried).
+    pub state: &'static str,
+    /// Why the state is not `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Unreadable offset ranges known, `[first, last]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<[u64; 2]>,
+    /// Reads (fetches and subscriptions) that reached unreadable records.
+    pub unreadable_reads: u64,
 }
 
 #[derive(Debug, Message)]
@@ -93,7 +105,11 @@ type Waiter = (Range<u64>, oneshot::Sender<Appended>);
 #[derive(Debug)]
 pub struct Partition {
     name: String,
-    log: PartitionLog,
+    /// `None` while the log cannot be opened (see `failed`).
+    log: Option<PartitionLog>,
+    /// Why the log could not be opened, and how to try again.
+    failed: Option<(String, PathBuf, LogConfig)>,
+    unreadable_reads: u64,
     policy: FsyncPolicy,
     /// Appended, waiting for the next sync to start.
     waiting: Vec<Waiter>,
@@ -117,17 +133,16 @@ impl Partition {
     /// The partition `index` of `topic`.
     pub fn new(topic: &str, index: u32, mut log: PartitionLog, policy: FsyncPolicy) -> Self {
         let durable = log.next_offset();
-        log.set_roll_sync(match policy {
-            FsyncPolicy::Always => RollSync::Inline,
-            FsyncPolicy::Interval(_) | FsyncPolicy::Never => RollSync::Background,
-        });
+        log.set_roll_sync(roll_sync(policy));
         Partition {
+            log: Some(log),
+            failed: None,
+            unreadable_reads: 0,
             subs: Subscribers::new(topic.to_string(), index),
             pump_scheduled: false,
             pending: Vec::new(),
             write_scheduled: false,
             name: format!("{topic}/{index}"),
-            log,
             policy,
             waiting: Vec::new(),
             syncing: false,
@@ -137,29 +152,148 @@ impl Partition {
         }
     }
 
+    /// A partition whose log could not be opened: it answers every request with the
+    /// reason, shows it in the tree and the listings, and tries to open it again every
+    /// few seconds (a shortage of file descriptors passes).
+    pub fn failed(
+        topic: &str,
+        index: u32,
+        dir: PathBuf,
+        cfg: LogConfig,
+        policy: FsyncPolicy,
+        reason: String,
+    ) -> Self {
+        Partition {
+            log: None,
+            failed: Some((reason, dir, cfg)),
+            unreadable_reads: 0,
+            subs: Subscribers::new(topic.to_string(), index),
+            pump_scheduled: false,
+            pending: Vec::new(),
+            write_scheduled: false,
+            name: format!("{topic}/{index}"),
+            policy,
+            waiting: Vec::new(),
+            syncing: false,
+            durable: 0,
+            fsyncs: 0,
+            entry: None,
+        }
+    }
+
+    /// The log, or why there is none.
+    fn log(&self) -> Result<&PartitionLog, String> {
+        self.log.as_ref().ok_or_else(|| self.unavailable())
+    }
+
+    fn unavailable(&self) -> String {
+        let why = self.failed.as_ref().map_or("not open", |f| f.0.as_str());
+        format!("partition {} is failed: {why}", self.name)
+    }
+
+    /// Tries to clear a storage fault (or open a failed log) again.
+    fn mend(&mut self, ctx: &mut Context<Self>) {
+        if let Some((_, dir, cfg)) = &self.failed {
+            match PartitionLog::open(dir, *cfg) {
+                Ok((mut log, _)) => {
+                    info!(partition = %self.name, "partition log opened after a failure");
+                    log.set_roll_sync(roll_sync(self.policy));
+                    self.durable = log.next_offset();
+                    self.log = Some(log);
+                    self.failed = None;
+                }
+                Err(e) => {
+                    debug!(partition = %self.name, error = %e, "partition log still cannot be opened");
+                    return;
+                }
+            }
+        }
+        let keep = self.policy != FsyncPolicy::Always;
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        if log.fault().is_none() {
+            // A background sync of a closed segment may have failed meanwhile.
+            if let Err(e) = log.mend(keep) {
+                debug!(partition = %self.name, error = %e, "log not mended yet");
+            }
+            return;
+        }
+        if self.syncing {
+            return;
+        }
+        match log.mend(keep) {
+            Ok(()) => {
+                self.durable = log.synced().next_offset.min(log.next_offset());
+                self.pump(ctx);
+            }
+            Err(e) => debug!(partition = %self.name, error = %e, "log not mended yet"),
+        }
+    }
+
     /// Shows the partition in the actor tree.
     pub fn with_entry(mut self, entry: TreeEntry) -> Self {
+        entry.set_detail(self.detail());
         self.entry = Some(entry);
         self
     }
 
+    /// Its line in the actor tree: offsets, or what is wrong.
+    fn detail(&self) -> String {
+        match &self.log {
+            None => self.unavailable(),
+            Some(log) => {
+                let damaged = log.damage().iter().filter(|d| d.next > d.first).count();
+                let mut s = match log.fault() {
+                    None => format!(
+                        "next {}, {} subscribers",
+                        log.next_offset(),
+                        self.subs.len()
+                    ),
+                    Some(f) => format!("unwritable: {f}; next {}", log.next_offset()),
+                };
+                if damaged > 0 {
+                    s.push_str(&format!(", {damaged} damaged ranges"));
+                }
+                s
+            }
+        }
+    }
+
     fn status(&self) -> PartitionStatus {
+        let Some(log) = &self.log else {
+            return PartitionStatus {
+                state: "failed",
+                error: Some(self.unavailable()),
+                ..PartitionStatus::default()
+            };
+        };
+        let fault = log.fault();
         PartitionStatus {
-            start_offset: self.log.start_offset(),
-            next_offset: self.log.next_offset(),
+            start_offset: log.start_offset(),
+            next_offset: log.next_offset(),
             durable_offset: self.durable,
-            size_bytes: self.log.size_bytes(),
-            segments: self.log.segment_count(),
+            size_bytes: log.size_bytes(),
+            segments: log.segment_count(),
             fsyncs: self.fsyncs,
+            state: if fault.is_some() { "unwritable" } else { "ok" },
+            error: fault,
+            damaged: log
+                .damage()
+                .iter()
+                .filter(|d| d.next > d.first)
+                .map(|d| [d.first, d.next - 1])
+                .collect(),
+            unreadable_reads: self.unreadable_reads + self.subs.unreadable(),
         }
     }
 
     /// Subscribers see what is durable under `fsync = "always"`, everything otherwise.
     fn visible(&self) -> u64 {
-        if self.policy == FsyncPolicy::Always {
-            self.durable
-        } else {
-            self.log.next_offset()
+        match (&self.log, self.policy) {
+            (None, _) => 0,
+            (Some(_), FsyncPolicy::Always) => self.durable,
+            (Some(log), _) => log.next_offset(),
         }
     }
 
@@ -168,7 +302,11 @@ impl Partition {
         if self.subs.is_empty() {
             return;
         }
-        if self.subs.pump(&self.log, self.visible()) && !self.pump_scheduled {
+        let visible = self.visible();
+        let Some(log) = &self.log else {
+            return;
+        };
+        if self.subs.pump(log, visible) && !self.pump_scheduled {
             self.pump_scheduled = true;
             ctx.run_later(Duration::from_millis(5), |act, ctx| {
                 act.pump_scheduled = false;
@@ -180,39 +318,52 @@ impl Partition {
     /// Starts an `fdatasync` covering everything appended so far, unless one runs;
     /// then the waiters that arrived meanwhile go with the next one.
     fn start_sync(&mut self, ctx: &mut Context<Self>) {
-        if self.syncing || (self.waiting.is_empty() && self.durable == self.log.next_offset()) {
+        let Some(log) = self.log.as_mut() else {
+            return self.fail_waiters("partition log is not open");
+        };
+        if self.syncing || (self.waiting.is_empty() && self.durable == log.next_offset()) {
             return;
         }
-        let file = match self.log.sync_handle() {
-            Ok(f) => f,
-            Err(e) => return self.fail_waiters(&e.to_string()),
+        if log.fault().is_some() {
+            return self.fail_waiters("partition log is recovering from a storage fault");
+        }
+        let handle = match log.sync_handle() {
+            Ok(h) => h,
+            Err(e) => return self.fail_waiters(&e.client_text()),
         };
         self.syncing = true;
         let covered = std::mem::take(&mut self.waiting);
-        let upto = self.log.next_offset();
+        let upto = handle.point.next_offset;
+        let point = handle.point;
         let fut = actix::fut::wrap_future::<_, Self>(actix_rt::task::spawn_blocking(move || {
-            file.sync_data()
+            handle.sync()
         }));
         ctx.spawn(fut.map(move |r, act, ctx| {
             act.syncing = false;
             act.fsyncs += 1;
+            let r = match r {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("fdatasync failed: {e}")),
+                Err(e) => Err(format!("fdatasync did not run: {e}")),
+            };
+            if let Some(log) = act.log.as_mut() {
+                log.sync_done(point, r.clone());
+            }
             match r {
-                Ok(Ok(())) => {
+                Ok(()) => {
                     act.durable = act.durable.max(upto);
                     for (range, tx) in covered {
                         let _ = tx.send(Ok(range));
                     }
                 }
-                Ok(Err(e)) => {
-                    warn!(partition = %act.name, error = %e, "fdatasync failed; appends not acknowledged");
-                    for (_, tx) in covered {
-                        let _ = tx.send(Err(format!("fdatasync failed: {e}")));
-                    }
-                }
                 Err(e) => {
+                    // Never retried as if it had worked: no ack until the log is mended.
+                    error!(partition = %act.name, error = %e, "appends not acknowledged; partition takes no appends until its log is re-verified");
                     for (_, tx) in covered {
-                        let _ = tx.send(Err(format!("fdatasync did not run: {e}")));
+                        let _ = tx.send(Err(e.clone()));
                     }
+                    act.fail_waiters(&e);
+                    act.mend(ctx);
                 }
             }
             act.pump(ctx);
@@ -233,13 +384,10 @@ impl Actor for Partition {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1024);
         // The tree shows the offsets as of the last second, not a format per append.
-        ctx.run_interval(Duration::from_secs(1), |act, _| {
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            act.mend(ctx);
             if let Some(e) = &act.entry {
-                e.set_detail(format!(
-                    "next {}, {} subscribers",
-                    act.log.next_offset(),
-                    act.subs.len()
-                ));
+                e.set_detail(act.detail());
             }
         });
         if let FsyncPolicy::Interval(every) = self.policy {
@@ -277,10 +425,13 @@ impl Handler<WritePending> for Partition {
         let counts: Vec<u64> = batches.iter().map(|b| b.len() as u64).collect();
         // Moved, not cloned.
         let all: Vec<Append> = batches.into_iter().flatten().collect();
-        let range = match self.log.append(&all) {
+        let appended = match self.log.as_mut() {
+            Some(log) => log.append(&all).map_err(|e| storage_error(&self.name, e)),
+            None => Err(self.unavailable()),
+        };
+        let range = match appended {
             Ok(r) => r,
             Err(e) => {
-                let e = storage_error(&self.name, e);
                 for tx in senders {
                     let _ = tx.send(Err(e.clone()));
                 }
@@ -310,7 +461,10 @@ impl Handler<Subscribe> for Partition {
     type Result = Result<u64, String>;
 
     fn handle(&mut self, s: Subscribe, ctx: &mut Self::Context) -> Self::Result {
-        let start = self.subs.add(s, &self.log)?;
+        let Some(log) = &self.log else {
+            return Err(self.unavailable());
+        };
+        let start = self.subs.add(s, log)?;
         self.pump(ctx);
         Ok(start)
     }
@@ -337,9 +491,11 @@ impl Handler<Fetch> for Partition {
     type Result = Result<Vec<Record>, String>;
 
     fn handle(&mut self, f: Fetch, _: &mut Self::Context) -> Self::Result {
-        self.log
-            .read(f.from, f.max_bytes)
-            .map_err(|e| storage_error(&self.name, e))
+        let r = self.log()?.read(f.from, f.max_bytes);
+        if let Err(StorageError::Damaged { .. }) = &r {
+            self.unreadable_reads += 1;
+        }
+        r.map_err(|e| storage_error(&self.name, e))
     }
 }
 
@@ -350,7 +506,10 @@ impl Handler<ApplyRetention> for Partition {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let expired = self.log.expire(now_ms, r.retention_ms, r.retention_bytes);
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        let expired = log.expire(now_ms, r.retention_ms, r.retention_bytes);
         if expired.is_empty() {
             return;
         }
@@ -374,7 +533,21 @@ impl Handler<GetPartitionStatus> for Partition {
     }
 }
 
+/// Logs a storage error with its paths, and returns what a client is told: the
+/// partition and the fault, never a server path.
 fn storage_error(name: &str, e: StorageError) -> String {
-    warn!(partition = %name, error = %e, "storage error");
-    e.to_string()
+    match &e {
+        StorageError::Damaged { .. } => {
+            error!(partition = %name, error = %e, "read reached unreadable records")
+        }
+        _ => warn!(partition = %name, error = %e, "storage error"),
+    }
+    format!("partition {name}: {}", e.client_text())
+}
+
+fn roll_sync(policy: FsyncPolicy) -> RollSync {
+    match policy {
+        FsyncPolicy::Always => RollSync::Inline,
+        FsyncPolicy::Interval(_) | FsyncPolicy::Never => RollSync::Background,
+    }
 }

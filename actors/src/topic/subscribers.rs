@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use actix::prelude::*;
 use switchyard_codecs::record::Record;
-use tracing::debug;
+use tracing::error;
 
-use crate::storage::PartitionLog;
+use crate::storage::{PartitionLog, StorageError};
 
 /// Where a new subscription starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,18 @@ pub struct Deliveries {
     pub topic: String,
     pub partition: u32,
     pub records: Vec<Record>,
+    /// The subscription reached records it cannot read and ended on this partition
+    /// (after `records`); the subscriber may subscribe again after them.
+    pub unreadable: Option<Unreadable>,
+}
+
+/// Offsets a subscription could not read, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub first: u64,
+    /// The last offset of the range, when the log knows it.
+    pub last: Option<u64>,
+    pub reason: String,
 }
 
 /// A subscription is named by its connection and the client's `sub` label.
@@ -72,6 +84,8 @@ pub struct Subscribers {
     topic: String,
     partition: u32,
     subs: HashMap<SubKey, Sub>,
+    /// Subscriptions ended by unreadable records.
+    unreadable: u64,
 }
 
 impl Subscribers {
@@ -80,7 +94,13 @@ impl Subscribers {
             topic,
             partition,
             subs: HashMap::new(),
+            unreadable: 0,
         }
+    }
+
+    /// Subscriptions ended by unreadable records so far.
+    pub fn unreadable(&self) -> u64 {
+        self.unreadable
     }
 
     pub fn len(&self) -> usize {
@@ -137,7 +157,29 @@ impl Subscribers {
                 let mut recs = match log.read(s.next, READ_BYTES) {
                     Ok(r) => r,
                     Err(e) => {
-                        debug!(error = %e, "read for a subscriber failed");
+                        // Told, not left waiting in silence: the subscription ends here.
+                        error!(topic = %self.topic, partition = self.partition, sub = %key.sub, offset = s.next, error = %e, "subscriber reached unreadable records");
+                        let (first, last) = match &e {
+                            StorageError::Damaged { first, last, .. } => (*first, Some(*last)),
+                            _ => (s.next, None),
+                        };
+                        let msg = Deliveries {
+                            sub: key.sub.clone(),
+                            topic: self.topic.clone(),
+                            partition: self.partition,
+                            records: Vec::new(),
+                            unreadable: Some(Unreadable {
+                                first,
+                                last,
+                                reason: e.client_text(),
+                            }),
+                        };
+                        if let Err(SendError::Full(_)) = s.to.try_send(msg) {
+                            retry = true;
+                            break;
+                        }
+                        self.unreadable += 1;
+                        gone.push(key.clone());
                         break;
                     }
                 };
@@ -152,6 +194,7 @@ impl Subscribers {
                     topic: self.topic.clone(),
                     partition: self.partition,
                     records: recs,
+                    unreadable: None,
                 };
                 match s.to.try_send(msg) {
                     Ok(()) => {

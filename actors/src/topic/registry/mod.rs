@@ -20,7 +20,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::partition::{AppendBatch, ApplyRetention, FsyncPolicy, Partition};
 use super::subscribers::{Deliveries, StartAt, SubKey, Subscribe};
@@ -188,7 +188,7 @@ impl TopicRegistry {
             };
             reg.open_existing()?;
             for spec in settings.topics.clone() {
-                reg.create(spec).map_err(|e| e.to_string())?;
+                reg.create_at_start(spec).map_err(|e| e.to_string())?;
             }
             let addr = reg.start();
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr.clone());
@@ -240,12 +240,26 @@ impl TopicRegistry {
                 }),
             };
             spec.partitions = spec.partitions.max(on_disk as u32);
-            self.create(spec).map_err(|e| e.to_string())?;
+            // One topic that cannot be served must not keep the others from being.
+            let topic = spec.name.clone();
+            if let Err(e) = self.create_at_start(spec) {
+                error!(topic = %topic, error = %e, "topic not served");
+            }
         }
         Ok(())
     }
 
+    /// [`TopicRegistry::create`] for a topic on disk or in the config: a partition
+    /// whose log cannot be opened is served as failed instead of failing the topic.
+    fn create_at_start(&mut self, spec: TopicSpec) -> Result<(), TopicError> {
+        self.create_as(spec, true)
+    }
+
     fn create(&mut self, spec: TopicSpec) -> Result<(), TopicError> {
+        self.create_as(spec, false)
+    }
+
+    fn create_as(&mut self, spec: TopicSpec, at_start: bool) -> Result<(), TopicError> {
         if let Some(t) = self.topics.get(&spec.name) {
             return if t.spec.partitions == spec.partitions {
                 Ok(())
@@ -266,23 +280,47 @@ impl TopicRegistry {
                 count: spec.partitions,
             });
         }
-        let mut partitions = Vec::with_capacity(spec.partitions as usize);
+        let mut opened = Vec::with_capacity(spec.partitions as usize);
+        let policy = spec.fsync.unwrap_or(self.settings.fsync);
         for p in 0..spec.partitions {
             let dir = self.settings.dir.join(&spec.name).join(p.to_string());
-            let (log, rec) = PartitionLog::open(&dir, self.settings.log)
-                .map_err(|e| TopicError::Partition(e.to_string()))?;
-            if rec.truncated_bytes > 0 {
-                warn!(topic = %spec.name, partition = p, truncated_bytes = rec.truncated_bytes, "partition recovered a torn tail");
+            match PartitionLog::open(&dir, self.settings.log) {
+                Ok((log, rec)) => {
+                    if rec.truncated_bytes > 0 {
+                        warn!(topic = %spec.name, partition = p, truncated_bytes = rec.truncated_bytes, "partition recovered a torn tail");
+                    }
+                    opened.push(Partition::new(&spec.name, p, log, policy));
+                }
+                Err(e) if at_start => {
+                    error!(topic = %spec.name, partition = p, error = %e, "partition log cannot be opened; partition marked failed");
+                    let cfg = self.settings.log;
+                    opened.push(Partition::failed(
+                        &spec.name,
+                        p,
+                        dir,
+                        cfg,
+                        policy,
+                        e.client_text(),
+                    ));
+                }
+                Err(e) => {
+                    warn!(topic = %spec.name, partition = p, error = %e, "partition log cannot be opened; topic not created");
+                    return Err(TopicError::Partition(format!(
+                        "partition {p} of {}: {}",
+                        spec.name,
+                        e.client_text()
+                    )));
+                }
             }
-            let entry = self.entry.child("partition", format!("{}/{p}", spec.name));
-            entry.set_detail(format!("next {}", log.next_offset()));
-            let policy = spec.fsync.unwrap_or(self.settings.fsync);
-            partitions.push(
-                Partition::new(&spec.name, p, log, policy)
-                    .with_entry(entry)
-                    .start(),
-            );
         }
+        let partitions: Vec<Addr<Partition>> = opened
+            .into_iter()
+            .enumerate()
+            .map(|(p, part)| {
+                let entry = self.entry.child("partition", format!("{}/{p}", spec.name));
+                part.with_entry(entry).start()
+            })
+            .collect();
         let topic_dir = self.settings.dir.join(&spec.name);
         if let Err(e) = meta::store(&topic_dir, &spec) {
             // The topic works; only a restart would fall back to the defaults.
