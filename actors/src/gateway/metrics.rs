@@ -165,6 +165,39 @@ pub async fn render(b: &Backend) -> String {
                 );
             }
         }
+        type Of = fn(&crate::topic::PartitionStatus) -> u64;
+        let storage: [(&str, &str, &str, Of); 3] = [
+            (
+                "partition_unhealthy",
+                "gauge",
+                "1 for a partition that is failed (log not opened) or unwritable (a storage fault being mended).",
+                |ps| u64::from(ps.state != "ok"),
+            ),
+            (
+                "partition_damaged_records",
+                "gauge",
+                "Offsets of each partition known to be unreadable (damaged or missing records).",
+                |ps| ps.damaged.iter().map(|[a, b]| b - a + 1).sum(),
+            ),
+            (
+                "partition_unreadable_reads_total",
+                "counter",
+                "Fetches and subscriptions that reached unreadable records.",
+                |ps| ps.unreadable_reads,
+            ),
+        ];
+        for (name, kind, help, of) in storage {
+            o.family(name, kind, help);
+            for t in &topics {
+                for (p, ps) in t.partitions.iter().enumerate() {
+                    o.sample(
+                        name,
+                        &[("topic", &t.name), ("partition", &p.to_string())],
+                        of(ps),
+                    );
+                }
+            }
+        }
         o.family(
             "group_lag",
             "gauge",
