@@ -8,6 +8,7 @@
 //! - [`logging`]: the tracing subscriber behind `-v`/`-vv` and `RUST_LOG`.
 //! - [`client`]: `switchyard pub`, `sub` and `topics`, clients of the broker port.
 //! - [`bench`]: `switchyard bench maze`, the load generator and checker.
+//! - [`verify`]: `switchyard verify [--repair]`, the offline check of a data dir.
 //!
 //! The actors live in `switchyard-actors`, the byte formats in `switchyard-codecs`.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -17,6 +18,7 @@ pub mod broker;
 pub mod client;
 pub mod config;
 pub mod logging;
+pub mod verify;
 
 pub use broker::{run, start, Broker, StartError};
 pub use config::Config;

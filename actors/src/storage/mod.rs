@@ -9,6 +9,7 @@
 //! - [`scan`]: a segment read whole in bounded memory, with its damage.
 //! - [`segment`]: one segment file and its sparse offset index.
 //! - [`faults`]: the log's file operations, with faults tests can plant.
+//! - [`verify`]: the offline check (and repair) of a data dir.
 //!
 //! The record format itself lives in `switchyard_codecs::record`.
 
@@ -20,6 +21,7 @@ mod resync;
 pub mod retention;
 pub mod scan;
 pub mod segment;
+pub mod verify;
 
 pub use faults::{Fault, Faults, Op};
 pub use log::{LogConfig, PartitionLog, Recovery, RollSync, SyncHandle, SyncPoint};
