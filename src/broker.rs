@@ -105,6 +105,8 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
     let stats = Arc::new(BrokerStats::default());
     let supervisor = Supervisor::new(tree.clone(), "root", config.restart_policy()).start();
     let topics = TopicsSlot::default();
+    let open = config.storage.max_open_segments.get() as usize;
+    switchyard_actors::storage::files::set_open_files_limit(open);
     let drivers = DriversSlot::default();
     let chat_slot = ChatSlot::default();
     let mut children = vec![

@@ -230,6 +230,8 @@ pub struct StorageConfig {
     /// 0: no size limit.
     pub retention_bytes: u64,
     pub retention_check_ms: Ranged<10, 86_400_000>,
+    /// Closed segments' files kept open at most (an LRU across all partitions).
+    pub max_open_segments: Ranged<1, 1_000_000>,
 }
 
 impl Default for StorageConfig {
@@ -242,6 +244,7 @@ impl Default for StorageConfig {
             retention_ms: 0,
             retention_bytes: 0,
             retention_check_ms: Ranged::new(60_000),
+            max_open_segments: Ranged::new(256),
         }
     }
 }

@@ -19,6 +19,7 @@ use switchyard_codecs::Labels;
 use tracing::{error, info, warn};
 
 use super::faults::{Faults, FileOps};
+use super::files::{self, SegFile};
 use super::scan::Damage;
 use super::segment::{self, io, StorageError};
 
@@ -60,7 +61,8 @@ pub struct Recovery {
 pub(super) struct Segment {
     pub(super) base: u64,
     pub(super) path: PathBuf,
-    pub(super) file: File,
+    /// Open for the active segment only; closed ones open through [`super::files`].
+    pub(super) file: Option<File>,
     pub(super) size: u64,
     pub(super) index: Vec<(u32, u32)>,
     pub(super) last_indexed: Option<u64>,
@@ -70,10 +72,17 @@ pub(super) struct Segment {
 }
 
 impl Segment {
-    pub(super) fn view(&self) -> segment::View<'_> {
+    pub(super) fn file(&self) -> Result<SegFile<'_>, StorageError> {
+        match &self.file {
+            Some(f) => Ok(SegFile::Own(f)),
+            None => files::cached(&self.path).map(SegFile::Cached),
+        }
+    }
+
+    pub(super) fn view<'a>(&'a self, file: &'a File) -> segment::View<'a> {
         segment::View {
             path: &self.path,
-            file: &self.file,
+            file,
             size: self.size,
             base: self.base,
             index: &self.index,
@@ -297,7 +306,7 @@ impl PartitionLog {
                 }
             }
             self.ops
-                .write_all(&seg.file, &buf[start..end])
+                .write_all(&*seg.file()?, &buf[start..end])
                 .map_err(io(&seg.path))?;
             seg.size += (end - start) as u64;
             seg.last_timestamp = marks[j - 1].2;
@@ -336,7 +345,10 @@ impl PartitionLog {
             let _ = std::fs::remove_file(&idx);
             if let Err(e) = std::fs::remove_file(&seg.path) {
                 // A new segment at the same base later must not append after its bytes.
-                if let Err(e2) = self.ops.set_len(&seg.file, 0) {
+                let cut = seg
+                    .file()
+                    .and_then(|f| self.ops.set_len(&f, 0).map_err(io(&seg.path)));
+                if let Err(e2) = cut {
                     self.fault = Some(LogFault::Repair {
                         reason: format!("segment {} not removed: {e}, {e2}", seg.base),
                     });
@@ -365,7 +377,12 @@ impl PartitionLog {
         let ops = self.ops.clone();
         let dir = self.dir.clone();
         let seg = self.active();
-        ops.set_len(&seg.file, seg.size).map_err(io(&seg.path))?;
+        if seg.file.is_none() {
+            // An undone roll left the segment it closed active again.
+            seg.file = Some(segment::open_log(&seg.path)?);
+        }
+        ops.set_len(&*seg.file()?, seg.size)
+            .map_err(io(&seg.path))?;
         let idx = segment::index_path(&dir, seg.base);
         segment::write_index(&ops, &idx, &seg.index)?;
         let file = OpenOptions::new()
@@ -428,7 +445,7 @@ impl PartitionLog {
         let next_offset = self.next_offset;
         let seg = self.active();
         Ok(SyncHandle {
-            file: seg.file.try_clone().map_err(io(&seg.path))?,
+            file: seg.file()?.try_clone().map_err(io(&seg.path))?,
             ops,
             point: SyncPoint {
                 base: seg.base,
@@ -497,7 +514,7 @@ impl PartitionLog {
                 let ops = self.ops.clone();
                 let seg = self.active();
                 let (file, path, base) = (
-                    seg.file.try_clone().map_err(io(&seg.path))?,
+                    seg.file()?.try_clone().map_err(io(&seg.path))?,
                     seg.path.clone(),
                     seg.base,
                 );
@@ -522,6 +539,8 @@ impl PartitionLog {
         }
         let path = segment::log_path(&self.dir, base);
         let file = segment::open_log(&path)?;
+        // The closed segment's descriptor goes; reads reopen it through the cache.
+        self.active().file = None;
         let idx_path = segment::index_path(&self.dir, base);
         let index_file = OpenOptions::new()
             .create(true)
@@ -533,7 +552,7 @@ impl PartitionLog {
         self.segments.push(Segment {
             base,
             path,
-            file,
+            file: Some(file),
             size: 0,
             index: Vec::new(),
             last_indexed: None,

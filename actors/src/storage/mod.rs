@@ -8,12 +8,14 @@
 //! - [`retention`]: the oldest segments leave by age or size.
 //! - [`scan`]: a segment read whole in bounded memory, with its damage.
 //! - [`segment`]: one segment file and its sparse offset index.
+//! - [`files`]: the LRU of open closed-segment files.
 //! - [`faults`]: the log's file operations, with faults tests can plant.
 //! - [`verify`]: the offline check (and repair) of a data dir.
 //!
 //! The record format itself lives in `switchyard_codecs::record`.
 
 pub mod faults;
+pub mod files;
 pub mod log;
 mod read;
 mod recover;

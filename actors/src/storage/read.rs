@@ -44,8 +44,9 @@ impl PartitionLog {
                 return self.gap(out, expected, seg.base, seg.base, 0, "segment missing");
             }
             let skip_to = self.skip_to(seg.base, expected);
+            let file = seg.file()?;
             let read = segment::read_from(
-                seg.view(),
+                seg.view(&file),
                 expected,
                 skip_to,
                 budget,
@@ -70,7 +71,7 @@ impl PartitionLog {
                     .map_or(self.next_offset, |s| s.base);
                 let d = match scan::resync_at(
                     &seg.path,
-                    &seg.file,
+                    &file,
                     seg.size,
                     pos + 1,
                     self.cfg.max_record_bytes,

@@ -155,16 +155,17 @@ fn trusted(dir: &Path, base: u64, cfg: LogConfig) -> Result<Option<Opened>, Stor
         return Ok(None);
     }
     let (last_offset, last_timestamp) = (last.offset, last.timestamp_ms);
+    drop(file);
     Ok(Some(Opened {
         seg: Segment {
             base,
             path,
-            file,
             size,
             last_indexed: index.last().map(|(_, p)| u64::from(*p)),
             index,
             last_timestamp,
             synced: true,
+            file: None,
         },
         last_offset: Some(last_offset),
     }))
@@ -227,7 +228,7 @@ fn scanned(
         seg: Segment {
             base,
             path,
-            file,
+            file: active.then_some(file),
             size: sc.valid_len,
             last_indexed: sc.index.last().map(|(_, p)| u64::from(*p)),
             index: sc.index,

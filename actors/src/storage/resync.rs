@@ -20,7 +20,8 @@ pub(super) fn resync(log: &mut PartitionLog, keep_unsynced: bool) -> Result<(), 
     let max_record = log.cfg.max_record_bytes;
     let n = log.segments.len();
     for seg in log.segments[..n - 1].iter_mut().filter(|s| !s.synced) {
-        let valid = rewrite(&log.ops, &seg.path, &seg.file, 0, seg.size, max_record)?;
+        let file = seg.file()?;
+        let valid = rewrite(&log.ops, &seg.path, &file, 0, seg.size, max_record)?;
         if valid < seg.size {
             error!(path = %seg.path.display(), from = valid, "closed segment re-read with bad records after a failed sync");
         }
@@ -36,14 +37,8 @@ pub(super) fn resync(log: &mut PartitionLog, keep_unsynced: bool) -> Result<(), 
         0
     };
     if keep_unsynced || start == 0 && point.base != active.base {
-        let valid = rewrite(
-            &ops,
-            &active.path,
-            &active.file,
-            start,
-            active.size,
-            max_record,
-        )?;
+        let file = active.file()?;
+        let valid = rewrite(&ops, &active.path, &file, start, active.size, max_record)?;
         if valid < active.size {
             warn!(path = %active.path.display(), from = valid, "records after a failed sync did not verify; cut");
             cut_active(log, valid)?;
@@ -53,7 +48,7 @@ pub(super) fn resync(log: &mut PartitionLog, keep_unsynced: bool) -> Result<(), 
         log.next_offset = point.next_offset.min(next_offset);
     }
     let active = log.active();
-    ops.sync_data(&active.file).map_err(io(&active.path))?;
+    ops.sync_data(&*active.file()?).map_err(io(&active.path))?;
     let (base, size) = (active.base, active.size);
     log.synced = SyncPoint {
         base,
@@ -72,7 +67,7 @@ fn cut_active(log: &mut PartitionLog, size: u64) -> Result<(), StorageError> {
     if size >= seg.size {
         return Ok(());
     }
-    ops.set_len(&seg.file, size).map_err(io(&seg.path))?;
+    ops.set_len(&*seg.file()?, size).map_err(io(&seg.path))?;
     seg.size = size;
     seg.index.retain(|(_, p)| u64::from(*p) < size);
     seg.last_indexed = seg.index.last().map(|(_, p)| u64::from(*p));
@@ -86,7 +81,8 @@ fn cut_active(log: &mut PartitionLog, size: u64) -> Result<(), StorageError> {
     // The next offset is one past the last record left.
     let seg = &log.segments[log.segments.len() - 1];
     let from = seg.base + seg.index.last().map_or(0, |(r, _)| u64::from(*r));
-    let tail = segment::read_from(seg.view(), from, 0, usize::MAX, max_record)?;
+    let file = seg.file()?;
+    let tail = segment::read_from(seg.view(&file), from, 0, usize::MAX, max_record)?;
     log.next_offset = tail.records.last().map_or(seg.base, |r| r.offset + 1);
     Ok(())
 }

@@ -19,6 +19,7 @@ pub struct Expired {
 impl Expired {
     /// Deletes the segment and its index (an index already gone is fine).
     pub fn remove(self) -> Result<(), StorageError> {
+        super::files::forget(&self.path);
         std::fs::remove_file(&self.path).map_err(io(&self.path))?;
         let _ = std::fs::remove_file(&self.index);
         info!(path = %self.path.display(), bytes = self.bytes, by_age = self.by_age, "retention: segment deleted");
