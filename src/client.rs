@@ -267,6 +267,15 @@ pub fn topics(addr: SocketAddr, out: &mut impl Write) -> Result<(), ClientError>
                 part["size_bytes"].as_u64().unwrap_or(0),
                 part["segments"].as_u64().unwrap_or(0)
             )?;
+            // Only what is wrong gets a line: a healthy listing reads as before.
+            if let Some(err) = part["error"].as_str() {
+                let state = part["state"].as_str().unwrap_or("?");
+                writeln!(out, "{:<24} {:>9} {state}: {err}", name, p)?;
+            }
+            for r in part["damaged"].as_array().into_iter().flatten() {
+                let (a, b) = (r[0].as_u64().unwrap_or(0), r[1].as_u64().unwrap_or(0));
+                writeln!(out, "{:<24} {:>9} unreadable offsets {a}..={b}", name, p)?;
+            }
         }
         for (group, offsets) in t["groups"].as_object().into_iter().flatten() {
             for (p, committed) in offsets.as_object().into_iter().flatten() {
