@@ -214,6 +214,13 @@ impl PartitionLog {
         })
     }
 
+    /// Whether records a failed sync covered may have been acknowledged: a log that
+    /// syncs a closed segment inline is one whose acks wait for syncs (`fsync =
+    /// "always"`), so its unsynced records were not, and a mend cuts them.
+    fn keeps_unsynced(&self) -> bool {
+        self.roll_sync == RollSync::Background
+    }
+
     /// The unreadable ranges known so far.
     pub fn damage(&self) -> Vec<Damage> {
         self.damage
@@ -231,7 +238,7 @@ impl PartitionLog {
     /// batch is written with one `write(2)` per segment it lands in. On an error
     /// nothing of the batch stays in the log.
     pub fn append(&mut self, batch: &[Append]) -> Result<Range<u64>, StorageError> {
-        self.mend(true)?;
+        self.mend(self.keeps_unsynced())?;
         let first = self.next_offset;
         let mut buf = BytesMut::with_capacity(batch.iter().map(|a| a.value.len() + 48).sum());
         // (offset, start in buf, timestamp) per record.
@@ -474,7 +481,7 @@ impl PartitionLog {
 
     /// Makes everything appended so far durable (`fdatasync`), here and now.
     pub fn sync(&mut self) -> Result<(), StorageError> {
-        self.mend(true)?;
+        self.mend(self.keeps_unsynced())?;
         let h = self.sync_handle()?;
         let r = h.sync();
         let path = self.active().path.clone();
