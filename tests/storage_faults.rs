@@ -3,9 +3,8 @@
 //! damaged records is told which offsets, and can go on after them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-
 mod common;
+use common::segments;
 use common::topic_env as env;
 use common::topics::{config, label, Client};
 
@@ -24,16 +23,6 @@ async fn publish(c: &mut Client, topic: &str, partition: &str, n: usize) {
         let ack = c.next().await;
         assert!(ack.is("topic", "ack"), "{ack:?}");
     }
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    v.sort();
-    v
 }
 
 #[actix_rt::test]

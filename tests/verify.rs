@@ -2,7 +2,7 @@
 //! lost index: found, reported, repaired without losing a readable record.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use bytes::Bytes;
@@ -10,15 +10,8 @@ use switchyard_actors::storage::log::Append;
 use switchyard_actors::storage::{LogConfig, PartitionLog};
 use switchyard_codecs::Labels;
 
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    v.sort();
-    v
-}
+mod common;
+use common::segments;
 
 fn verify(data: &Path, repair: bool) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));

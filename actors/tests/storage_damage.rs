@@ -2,39 +2,14 @@
 //! in a closed segment, a closed segment cut to half, a large segment recovered.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::Bytes;
 use switchyard_actors::storage::log::Append;
 use switchyard_actors::storage::{LogConfig, PartitionLog, StorageError};
-use switchyard_codecs::Labels;
 
-fn msg(i: u64) -> Append {
-    Append {
-        timestamp_ms: 1_700_000_000_000 + i,
-        key: None,
-        labels: Labels::new(),
-        value: Bytes::from(format!("value {i:06}")),
-    }
-}
-
-fn small() -> LogConfig {
-    LogConfig {
-        segment_bytes: 1024,
-        max_record_bytes: 4096,
-        index_interval_bytes: 128,
-    }
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    v.sort();
-    v
-}
+mod common;
+use common::{msg, segments, small};
 
 fn written(dir: &Path, n: u64) {
     let (mut log, _) = PartitionLog::open(dir, small()).unwrap();

@@ -9,27 +9,12 @@ use switchyard_actors::storage::log::Append;
 use switchyard_actors::storage::{
     Fault, Faults, LogConfig, Op, PartitionLog, RollSync, StorageError,
 };
-use switchyard_codecs::Labels;
 
-fn msg(i: u64) -> Append {
-    Append {
-        timestamp_ms: 1_700_000_000_000 + i,
-        key: None,
-        labels: Labels::new(),
-        value: Bytes::from(format!("value {i:06}")),
-    }
-}
+mod common;
+use common::{msg, small};
 
 fn batch(from: u64, n: u64) -> Vec<Append> {
     (from..from + n).map(msg).collect()
-}
-
-fn small() -> LogConfig {
-    LogConfig {
-        segment_bytes: 1024,
-        max_record_bytes: 4096,
-        index_interval_bytes: 128,
-    }
 }
 
 /// Every value from offset 0, checking offsets are dense.

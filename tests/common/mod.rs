@@ -171,3 +171,14 @@ pub fn topic_env(subject: &str, labels: &[(&str, &str)], payload: &[u8]) -> Vec<
     e.encode(&mut b).unwrap();
     b.to_vec()
 }
+
+/// The `.log` files of a partition folder, oldest first.
+pub fn segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    v.sort();
+    v
+}

@@ -380,7 +380,7 @@ impl PartitionLog {
 
     /// Makes the active segment's files match memory: the log cut to its size, the
     /// index rewritten, and the index reopened for appends.
-    fn repair_files(&mut self) -> Result<(), StorageError> {
+    pub(super) fn repair_files(&mut self) -> Result<(), StorageError> {
         let ops = self.ops.clone();
         let dir = self.dir.clone();
         let seg = self.active();

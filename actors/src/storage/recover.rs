@@ -185,14 +185,7 @@ fn scanned(
     let path = segment::log_path(dir, base);
     let file = segment::open_log(&path)?;
     let size = file.metadata().map_err(io(&path))?.len();
-    let sc = scan::scan(
-        &path,
-        &file,
-        size,
-        base,
-        cfg.max_record_bytes,
-        cfg.index_interval_bytes,
-    )?;
+    let sc = scan::scan_segment(&path, &file, size, base, &cfg)?;
     rec.damage.extend(sc.damage);
     if let Some(why) = &sc.torn {
         let cut = size - sc.valid_len;

@@ -60,24 +60,15 @@ pub(super) fn resync(log: &mut PartitionLog, keep_unsynced: bool) -> Result<(), 
 
 /// Cuts the active segment to `size` bytes, its index with it.
 fn cut_active(log: &mut PartitionLog, size: u64) -> Result<(), StorageError> {
-    let ops = log.ops.clone();
-    let dir = log.dir.clone();
     let max_record = log.cfg.max_record_bytes;
     let seg = log.active();
     if size >= seg.size {
         return Ok(());
     }
-    ops.set_len(&*seg.file()?, size).map_err(io(&seg.path))?;
     seg.size = size;
     seg.index.retain(|(_, p)| u64::from(*p) < size);
     seg.last_indexed = seg.index.last().map(|(_, p)| u64::from(*p));
-    let idx = segment::index_path(&dir, seg.base);
-    segment::write_index(&ops, &idx, &seg.index)?;
-    let file = OpenOptions::new()
-        .append(true)
-        .open(&idx)
-        .map_err(io(&idx))?;
-    log.index_file = Some(file);
+    log.repair_files()?;
     // The next offset is one past the last record left.
     let seg = &log.segments[log.segments.len() - 1];
     let from = seg.base + seg.index.last().map_or(0, |(r, _)| u64::from(*r));

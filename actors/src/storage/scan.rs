@@ -75,6 +75,24 @@ impl Window<'_> {
     }
 }
 
+/// [`scan`] with a log's record limit and index interval.
+pub fn scan_segment(
+    path: &Path,
+    file: &File,
+    size: u64,
+    base: u64,
+    cfg: &super::log::LogConfig,
+) -> Result<Scan, StorageError> {
+    scan(
+        path,
+        file,
+        size,
+        base,
+        cfg.max_record_bytes,
+        cfg.index_interval_bytes,
+    )
+}
+
 /// Reads every record of the segment `file` (based at `base`, `size` bytes), builds
 /// its index, and finds its damage and torn tail. Memory: one chunk, or one record.
 pub fn scan(

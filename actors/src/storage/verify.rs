@@ -99,16 +99,7 @@ pub fn verify_partition(
     let mut expected: Option<u64> = None;
     for base in bases {
         let path = segment::log_path(dir, base);
-        let file = File::open(&path).map_err(io(&path))?;
-        let size = file.metadata().map_err(io(&path))?.len();
-        let sc = scan::scan(
-            &path,
-            &file,
-            size,
-            base,
-            cfg.max_record_bytes,
-            cfg.index_interval_bytes,
-        )?;
+        let (file, size, sc) = open_scan(&path, base, &cfg)?;
         if let Some(e) = expected.filter(|e| *e < base) {
             r.damage.push(Damage {
                 first: e,
@@ -142,22 +133,25 @@ pub fn verify_partition(
             }
             if !bad.is_empty() || !index_ok {
                 // Positions moved with the bytes taken out: index the file as it is now.
-                let file = File::open(&path).map_err(io(&path))?;
-                let size = file.metadata().map_err(io(&path))?.len();
-                let sc = scan::scan(
-                    &path,
-                    &file,
-                    size,
-                    base,
-                    cfg.max_record_bytes,
-                    cfg.index_interval_bytes,
-                )?;
+                let (_, _, sc) = open_scan(&path, base, &cfg)?;
                 segment::write_index(&FileOps::default(), &idx, &sc.index)?;
                 r.repaired += usize::from(!index_ok);
             }
         }
     }
     Ok(r)
+}
+
+/// Opens a segment read-only and scans it.
+fn open_scan(
+    path: &Path,
+    base: u64,
+    cfg: &LogConfig,
+) -> Result<(File, u64, scan::Scan), StorageError> {
+    let file = File::open(path).map_err(io(path))?;
+    let size = file.metadata().map_err(io(path))?.len();
+    let sc = scan::scan_segment(path, &file, size, base, cfg)?;
+    Ok((file, size, sc))
 }
 
 /// Moves the byte ranges `bad` of a segment into `quarantine/<base>-<pos>.bin` and

@@ -132,29 +132,13 @@ struct WritePending;
 impl Partition {
     /// The partition `index` of `topic`.
     pub fn new(topic: &str, index: u32, mut log: PartitionLog, policy: FsyncPolicy) -> Self {
-        let durable = log.next_offset();
         log.set_roll_sync(roll_sync(policy));
-        Partition {
-            log: Some(log),
-            failed: None,
-            unreadable_reads: 0,
-            subs: Subscribers::new(topic.to_string(), index),
-            pump_scheduled: false,
-            pending: Vec::new(),
-            write_scheduled: false,
-            name: format!("{topic}/{index}"),
-            policy,
-            waiting: Vec::new(),
-            syncing: false,
-            durable,
-            fsyncs: 0,
-            entry: None,
-        }
+        Partition::with_log(topic, index, Ok(log), policy)
     }
 
     /// A partition whose log could not be opened: it answers every request with the
     /// reason, shows it in the tree and the listings, and tries to open it again every
-    /// few seconds (a shortage of file descriptors passes).
+    /// second (a shortage of file descriptors passes).
     pub fn failed(
         topic: &str,
         index: u32,
@@ -163,9 +147,23 @@ impl Partition {
         policy: FsyncPolicy,
         reason: String,
     ) -> Self {
+        Partition::with_log(topic, index, Err((reason, dir, cfg)), policy)
+    }
+
+    fn with_log(
+        topic: &str,
+        index: u32,
+        log: Result<PartitionLog, (String, PathBuf, LogConfig)>,
+        policy: FsyncPolicy,
+    ) -> Self {
+        let (log, failed) = match log {
+            Ok(l) => (Some(l), None),
+            Err(f) => (None, Some(f)),
+        };
         Partition {
-            log: None,
-            failed: Some((reason, dir, cfg)),
+            durable: log.as_ref().map_or(0, PartitionLog::next_offset),
+            log,
+            failed,
             unreadable_reads: 0,
             subs: Subscribers::new(topic.to_string(), index),
             pump_scheduled: false,
@@ -175,7 +173,6 @@ impl Partition {
             policy,
             waiting: Vec::new(),
             syncing: false,
-            durable: 0,
             fsyncs: 0,
             entry: None,
         }
