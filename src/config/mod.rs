@@ -264,6 +264,8 @@ impl Default for StorageConfig {
 pub struct TopicsConfig {
     pub default_partitions: Ranged<1, 4096>,
     pub auto_create: bool,
+    /// The most one fetch reads, on every front end.
+    pub max_fetch_bytes: Ranged<1024, { 64 * MIB }>,
 }
 
 impl Default for TopicsConfig {
@@ -271,6 +273,7 @@ impl Default for TopicsConfig {
         TopicsConfig {
             default_partitions: Ranged::new(1),
             auto_create: true,
+            max_fetch_bytes: Ranged::new(4 * MIB),
         }
     }
 }

@@ -71,6 +71,7 @@ impl Config {
             retention_check: Duration::from_millis(s.retention_check_ms.get()),
             default_partitions: self.topics.default_partitions.get() as u32,
             auto_create: self.topics.auto_create,
+            max_fetch_bytes: self.topics.max_fetch_bytes.usize(),
             topics: self
                 .topic
                 .iter()

@@ -236,3 +236,12 @@ fn connection_limits_have_defaults_and_ranges() {
         assert_eq!(e.line.map(|l| l.0), Some(2), "{e}");
     }
 }
+
+#[test]
+fn max_fetch_bytes_has_a_default_and_a_range() {
+    let c = Config::parse("", "x").unwrap();
+    assert_eq!(c.topic_settings().max_fetch_bytes, 4 << 20);
+    let e = Config::parse("[topics]\nmax_fetch_bytes = 100\n", "x").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("topics.max_fetch_bytes"), "{e}");
+    assert!(e.message.contains("from 1024 to 67108864"), "{e}");
+}

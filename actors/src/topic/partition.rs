@@ -338,7 +338,10 @@ impl Handler<Fetch> for Partition {
 
     fn handle(&mut self, f: Fetch, _: &mut Self::Context) -> Self::Result {
         self.log
-            .read(f.from, f.max_bytes)
+            .read(
+                f.from,
+                f.max_bytes.min(super::registry::FETCH_CEILING_BYTES),
+            )
             .map_err(|e| storage_error(&self.name, e))
     }
 }

@@ -3,14 +3,17 @@
 //!
 //! - [`batch`]: the publishes of one socket read, routed together.
 //! - [`groups`]: consumer groups, rebalancing and committed offsets.
+//! - `fetch`: reads of a partition, held to `topics.max_fetch_bytes`.
 //! - `lookup`: the topic listing and a partition's actor for reads.
 //! - `meta`: a topic's options in its `topic.json`, and create conflicts.
 
 pub mod batch;
+mod fetch;
 pub mod groups;
 mod lookup;
 mod meta;
 
+pub use fetch::{FetchRecords, Fetched, FETCH_CEILING_BYTES};
 pub use lookup::{ListTopics, PartitionOf, TopicInfo};
 
 use std::collections::BTreeMap;
@@ -75,6 +78,8 @@ pub struct TopicSettings {
     pub retention_check: Duration,
     pub default_partitions: u32,
     pub auto_create: bool,
+    /// The most one fetch reads (`topics.max_fetch_bytes`), on every front end.
+    pub max_fetch_bytes: usize,
     pub topics: Vec<TopicSpec>,
 }
 
