@@ -15,6 +15,7 @@ mod drivers;
 mod error;
 mod gateway;
 mod settings;
+mod topics;
 
 pub use chat::{AdapterConfig, ChatConfig, ConsoleConfig, PluginConfig, RateConfig};
 pub use drivers::{DoConfig, DriverConfig, DriversConfig, RuleConfig, WhenConfig};
@@ -266,6 +267,9 @@ pub struct TopicsConfig {
     pub auto_create: bool,
     /// The most one fetch reads, on every front end.
     pub max_fetch_bytes: Ranged<1024, { 64 * MIB }>,
+    /// Partitions a new topic may have, and all topics together.
+    pub max_partitions_per_topic: Ranged<1, 4096>,
+    pub max_partitions: Ranged<1, 1_000_000>,
 }
 
 impl Default for TopicsConfig {
@@ -274,6 +278,8 @@ impl Default for TopicsConfig {
             default_partitions: Ranged::new(1),
             auto_create: true,
             max_fetch_bytes: Ranged::new(4 * MIB),
+            max_partitions_per_topic: Ranged::new(1024),
+            max_partitions: Ranged::new(10_000),
         }
     }
 }
@@ -414,6 +420,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_topics(text, file)?;
         self.validate_drivers(text, file)?;
         self.validate_chat(text, file)?;
         let s = &self.supervisor;

@@ -72,6 +72,8 @@ impl Config {
             default_partitions: self.topics.default_partitions.get() as u32,
             auto_create: self.topics.auto_create,
             max_fetch_bytes: self.topics.max_fetch_bytes.usize(),
+            max_partitions_per_topic: self.topics.max_partitions_per_topic.get() as u32,
+            max_partitions: self.topics.max_partitions.usize(),
             topics: self
                 .topic
                 .iter()
