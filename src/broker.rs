@@ -75,12 +75,29 @@ pub struct MazeHandle {
     router: RouterSlot,
 }
 
-fn bind(what: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
-    std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind { what, addr, source })
+/// Binds `addr` with an accept queue of `backlog` (std's `bind` asks for 128, which a
+/// connect burst overflows: the kernel then drops SYNs and clients wait seconds).
+fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+    backlog: i32,
+) -> Result<std::net::TcpListener, StartError> {
+    use socket2::{Domain, Socket, Type};
+    let open = || -> std::io::Result<std::net::TcpListener> {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        // As std does on Unix: a restarted broker can bind while old peers linger.
+        s.set_reuse_address(true)?;
+        s.bind(&addr.into())?;
+        s.listen(backlog)?;
+        Ok(s.into())
+    };
+    open().map_err(|source| StartError::Bind { what, addr, source })
 }
 
 /// Binds every port and starts the actor tree. Must run inside an actix `System`.
 pub async fn start(config: &Config) -> Result<Broker, StartError> {
+    let backlog = i32::try_from(config.broker.listen_backlog.get()).unwrap_or(i32::MAX);
+    let bind = |what, addr| bind(what, addr, backlog);
     let socket = bind("broker.bind", config.broker.bind)?;
     let addr = local(&socket, "broker.bind", config.broker.bind)?;
     let gateway_sockets = match &config.gateway {

@@ -189,7 +189,7 @@ struct MazeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A broker with thousands of clients needs more descriptors than the usual soft limit.
-    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let raised = rlimit::increase_nofile_limit(u64::MAX);
     match cli.command {
         Some(Command::CheckConfig { path }) => check_config(path.or(cli.config)),
         Some(Command::Bench(Bench::Maze(args))) => bench_maze(&args),
@@ -252,6 +252,7 @@ fn main() -> ExitCode {
         }),
         None => {
             switchyard::logging::init(cli.verbose);
+            log_nofile(raised);
             match serve(cli.config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -261,6 +262,19 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// Says how many file descriptors the broker may open: each connection, partition
+/// segment and driver pipe takes some, and past the limit accepts fail.
+fn log_nofile(raised: std::io::Result<u64>) {
+    let limits = rlimit::getrlimit(rlimit::Resource::NOFILE);
+    match (raised, limits) {
+        (Ok(_), Ok((soft, hard))) => info!(soft, hard, "file descriptor limit (RLIMIT_NOFILE)"),
+        (Err(e), Ok((soft, hard))) => {
+            tracing::warn!(soft, hard, error = %e, "file descriptor limit (RLIMIT_NOFILE) not raised")
+        }
+        (_, Err(e)) => tracing::warn!(error = %e, "cannot read the file descriptor limit"),
     }
 }
 

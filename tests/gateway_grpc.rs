@@ -51,6 +51,7 @@ async fn every_operation_over_grpc() {
             partition: 0,
             from: 1,
             max: 10,
+            max_bytes: 0,
         })
         .await
         .unwrap()
@@ -95,6 +96,7 @@ async fn every_operation_over_grpc() {
             partition: 0,
             from: 0,
             max: 1,
+            max_bytes: 0,
         })
         .await
         .unwrap_err();

@@ -17,6 +17,8 @@
 //! - [`chat`]: chat-ops: adapters, `!command` plugins, trust and flood control.
 //! - [`drivers`]: dipper driver processes, RPC between them, the event bus and its rules.
 //! - [`gateway`]: the broker over HTTP/JSON and gRPC, with metrics, health and a live page.
+//! - [`ratelog`]: [`ratelog::RateLog`], one log line a second for repeated events, with
+//!   the count left out.
 //! - [`panic_note`]: remembers panic messages so restarts can say why.
 //!
 //! Everything runs on one actix Arbiter (see `ARCHITECTURE.md`, performance stance).
@@ -31,6 +33,7 @@ pub mod listener;
 pub mod maze;
 pub mod outbox;
 pub mod panic_note;
+pub mod ratelog;
 pub mod settings;
 pub mod socket;
 pub mod stats;

@@ -1,7 +1,8 @@
-//! A TCP listener: accepts peers up to `max_connections` and starts a [`Connection`]
-//! actor for each, as its child in the tree.
+//! A TCP listener: accepts peers up to `max_connections` (and `max_connections_per_ip`
+//! from one address) and starts a [`Connection`] actor for each, as its child in the
+//! tree. Refusals and failed accepts are logged at most once a second, with a count.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tracing::{info, warn};
 use crate::conn_set::ConnectionSet;
 use crate::connection::{Accepted, Connection, Drain, Services};
 use crate::drivers::DriversSlot;
+use crate::ratelog::{RateLog, SharedRateLog};
 use crate::settings::ListenerSettings;
 use crate::stats::BrokerStats;
 use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
@@ -20,6 +22,37 @@ use crate::topic::registry::TopicsSlot;
 use crate::tree::TreeEntry;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// The pause after a failed accept: out of descriptors, retrying at once would spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Why a peer was turned away.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    Full,
+    PerIp,
+}
+
+/// The log-line budgets of a listener's repeated warnings.
+#[derive(Debug)]
+struct Logs {
+    refused_full: RateLog,
+    refused_per_ip: RateLog,
+    accept_failed: RateLog,
+    /// Shared with the connections, which log their own first-frame timeouts.
+    first_frame: SharedRateLog,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Logs {
+            refused_full: RateLog::per_second(),
+            refused_per_ip: RateLog::per_second(),
+            accept_failed: RateLog::per_second(),
+            first_frame: SharedRateLog::per_second(),
+        }
+    }
+}
 
 /// Starts the actor that serves one accepted peer; `None` if it cannot be served now
 /// (the peer is then closed).
@@ -45,6 +78,7 @@ pub struct Listener {
     local: SocketAddr,
     conns: ConnectionSet,
     stats: Arc<BrokerStats>,
+    logs: Logs,
     entry: TreeEntry,
     guard: ChildGuard,
 }
@@ -88,6 +122,7 @@ impl Listener {
                 local,
                 conns: conns.clone(),
                 stats: stats.clone(),
+                logs: Logs::default(),
                 entry,
                 guard: cx.guard,
             };
@@ -105,19 +140,25 @@ impl Listener {
                 act.accept_next(ctx);
             }
             Err(e) => {
-                // Out of descriptors or a transient error: pause instead of spinning.
-                warn!(listener = %act.settings.name, error = %e, "accept failed, retrying in 100 ms");
-                ctx.run_later(Duration::from_millis(100), |act, ctx| act.accept_next(ctx));
+                // Out of descriptors (EMFILE, ENFILE) or a transient error: the peer
+                // stays in the backlog, so retrying at once would spin on it.
+                BrokerStats::add(&act.stats.accept_errors, 1);
+                if let Some(suppressed) = act.logs.accept_failed.allow() {
+                    warn!(listener = %act.settings.name, error = %e, suppressed, retry_ms = ACCEPT_BACKOFF.as_millis() as u64, "accept failed, backing off");
+                }
+                ctx.run_later(ACCEPT_BACKOFF, |act, ctx| act.accept_next(ctx));
             }
         });
         self.accepting = Some(ctx.spawn(fut));
     }
 
     fn on_accept(&mut self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let ip = peer_key(&peer);
         if self.conns.len() >= self.settings.max_connections {
-            BrokerStats::add(&self.stats.connections_refused, 1);
-            warn!(listener = %self.settings.name, peer = %peer, max_connections = self.settings.max_connections, "connection refused: max_connections reached");
-            return;
+            return self.refuse(stream, peer, Refusal::Full);
+        }
+        if self.conns.from_ip(ip) >= self.settings.max_connections_per_ip {
+            return self.refuse(stream, peer, Refusal::PerIp);
         }
         // Output is already batched per turn, so Nagle would only add latency.
         let _ = stream.set_nodelay(true);
@@ -130,7 +171,8 @@ impl Listener {
             settings: self.settings.connection.clone(),
             stats: self.stats.clone(),
             entry: self.entry.child(self.settings.child_kind, peer.to_string()),
-            membership: self.conns.join(id, self.stats.clone()),
+            membership: self.conns.join(id, ip, self.stats.clone()),
+            first_frame_log: self.logs.first_frame.clone(),
         };
         match (self.spawn)(accepted) {
             Some(addr) => self.conns.attach(id, addr),
@@ -141,11 +183,83 @@ impl Listener {
     }
 }
 
+impl Listener {
+    /// Closes a peer at once (after a `state refused` envelope where the port speaks
+    /// envelopes), counts it, and logs it within the line budget.
+    fn refuse(&mut self, stream: tokio::net::TcpStream, peer: SocketAddr, why: Refusal) {
+        BrokerStats::add(&self.stats.connections_refused, 1);
+        let name = &self.settings.name;
+        let (max, per_ip) = (
+            self.settings.max_connections,
+            self.settings.max_connections_per_ip,
+        );
+        let text = match why {
+            Refusal::Full => {
+                if let Some(suppressed) = self.logs.refused_full.allow() {
+                    warn!(listener = %name, peer = %peer, max_connections = max, suppressed, "connection refused: max_connections reached");
+                }
+                format!("connection refused: {max} connections open, the most this port takes")
+            }
+            Refusal::PerIp => {
+                BrokerStats::add(&self.stats.connections_refused_per_ip, 1);
+                if let Some(suppressed) = self.logs.refused_per_ip.allow() {
+                    warn!(listener = %name, peer = %peer, max_connections_per_ip = per_ip, suppressed, "connection refused: max_connections_per_ip reached");
+                }
+                format!(
+                    "connection refused: {per_ip} connections open from {}, the most one address may have",
+                    peer_key(&peer)
+                )
+            }
+        };
+        if self.settings.refusal_notice {
+            // One small write into an empty send buffer: it never blocks, and if it
+            // does not fit the peer just sees the close.
+            let _ = stream.try_write(&refusal_envelope(&text));
+            let _ = socket2::SockRef::from(&stream).shutdown(std::net::Shutdown::Write);
+        }
+    }
+
+    /// Reports the lines each budget left out, once a second, so a burst that ended
+    /// between two lines is still accounted for.
+    fn report_suppressed(&mut self) {
+        let name = &self.settings.name;
+        if let Some(n) = self.logs.refused_full.flush() {
+            warn!(listener = %name, suppressed = n, "connection refused: max_connections reached (repeats)");
+        }
+        if let Some(n) = self.logs.refused_per_ip.flush() {
+            warn!(listener = %name, suppressed = n, "connection refused: max_connections_per_ip reached (repeats)");
+        }
+        if let Some(n) = self.logs.accept_failed.flush() {
+            warn!(listener = %name, suppressed = n, "accept failed, backing off (repeats)");
+        }
+        if let Some(n) = self.logs.first_frame.flush() {
+            warn!(listener = %name, suppressed = n, "no complete frame in time, closing (repeats)");
+        }
+    }
+}
+
+/// `state refused` with label `error`: the one thing a refused broker-port peer reads.
+fn refusal_envelope(text: &str) -> Vec<u8> {
+    let env =
+        switchyard_codecs::Envelope::new("state", "refused").with_label("error", text.to_string());
+    let mut buf = bytes::BytesMut::with_capacity(env.encoded_len());
+    match env.encode(&mut buf) {
+        Ok(()) => buf.to_vec(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The address peers are counted by: an IPv4-mapped IPv6 peer is its IPv4 address.
+pub fn peer_key(peer: &SocketAddr) -> IpAddr {
+    peer.ip().to_canonical()
+}
+
 impl Actor for Listener {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         info!(listener = %self.settings.name, addr = %self.local, "listening");
+        ctx.run_interval(Duration::from_secs(1), |act, _| act.report_suppressed());
         self.accept_next(ctx);
     }
 

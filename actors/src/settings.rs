@@ -26,6 +26,9 @@ pub struct ConnectionSettings {
     pub output_buffer_bytes: usize,
     /// Close a connection with no traffic either way for this long; `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// Close a connection that has sent no complete frame within this long of being
+    /// accepted, so idle peers cannot hold the connection slots; `None`: never.
+    pub first_frame_timeout: Option<Duration>,
     pub slow_consumer: SlowConsumer,
     /// Requests (publishes) a connection may have waiting for an answer; past it, its
     /// input is not read until answers come back.
@@ -38,6 +41,7 @@ impl Default for ConnectionSettings {
             limits: Limits::default(),
             output_buffer_bytes: 4 << 20,
             idle_timeout: None,
+            first_frame_timeout: None,
             slow_consumer: SlowConsumer::Disconnect,
             max_inflight: 1024,
         }
@@ -52,5 +56,10 @@ pub struct ListenerSettings {
     /// The tree kind of the actors it starts (`connection`, `session`, `source`).
     pub child_kind: &'static str,
     pub max_connections: usize,
+    /// Open connections one peer address may have (loopback included).
+    pub max_connections_per_ip: usize,
+    /// A refused peer is sent a `state refused` envelope saying why before it is
+    /// closed (the broker port; the maze ports speak no envelopes).
+    pub refusal_notice: bool,
     pub connection: ConnectionSettings,
 }

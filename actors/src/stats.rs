@@ -10,6 +10,13 @@ pub struct BrokerStats {
     pub connections_accepted: AtomicU64,
     pub connections_refused: AtomicU64,
     pub connections_open: AtomicU64,
+    /// Refused because their peer address had `max_connections_per_ip` open (also
+    /// counted in `connections_refused`).
+    pub connections_refused_per_ip: AtomicU64,
+    /// Closed for sending no complete frame within the first-frame deadline.
+    pub first_frame_timeouts: AtomicU64,
+    /// `accept(2)` failures (out of descriptors, mostly); the listener backs off.
+    pub accept_errors: AtomicU64,
     pub frames_in: AtomicU64,
     pub frames_out: AtomicU64,
     pub bytes_in: AtomicU64,
@@ -43,6 +50,9 @@ pub struct StatsSnapshot {
     pub connections_accepted: u64,
     pub connections_refused: u64,
     pub connections_open: u64,
+    pub connections_refused_per_ip: u64,
+    pub first_frame_timeouts: u64,
+    pub accept_errors: u64,
     pub frames_in: u64,
     pub frames_out: u64,
     pub bytes_in: u64,
@@ -71,6 +81,9 @@ impl BrokerStats {
             connections_accepted: self.connections_accepted.load(Relaxed),
             connections_refused: self.connections_refused.load(Relaxed),
             connections_open: self.connections_open.load(Relaxed),
+            connections_refused_per_ip: self.connections_refused_per_ip.load(Relaxed),
+            first_frame_timeouts: self.first_frame_timeouts.load(Relaxed),
+            accept_errors: self.accept_errors.load(Relaxed),
             frames_in: self.frames_in.load(Relaxed),
             frames_out: self.frames_out.load(Relaxed),
             bytes_in: self.bytes_in.load(Relaxed),

@@ -15,6 +15,7 @@ mod drivers;
 mod error;
 mod gateway;
 mod settings;
+mod topics;
 
 pub use chat::{AdapterConfig, ChatConfig, ConsoleConfig, PluginConfig, RateConfig};
 pub use drivers::{DoConfig, DriverConfig, DriversConfig, RuleConfig, WhenConfig};
@@ -111,6 +112,12 @@ pub struct Config {
 pub struct BrokerConfig {
     pub bind: SocketAddr,
     pub max_connections: Ranged<1, 1_000_000>,
+    /// Open broker-port connections one peer address may have (loopback included).
+    pub max_connections_per_ip: Ranged<1, 1_000_000>,
+    /// A connection that sends no complete frame within this long is closed; 0: never.
+    pub first_frame_timeout_ms: u64,
+    /// The accept queue of every listening port (the kernel caps it at somaxconn).
+    pub listen_backlog: Ranged<1, 65_535>,
     pub max_frame_bytes: Ranged<256, GIB>,
     pub max_labels: Ranged<0, 65_536>,
     pub max_label_bytes: Ranged<1, GIB>,
@@ -132,6 +139,9 @@ impl Default for BrokerConfig {
         BrokerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 7400)),
             max_connections: Ranged::new(1024),
+            max_connections_per_ip: Ranged::new(256),
+            first_frame_timeout_ms: 10_000,
+            listen_backlog: Ranged::new(1024),
             max_frame_bytes: Ranged::new(MIB),
             max_labels: Ranged::new(64),
             max_label_bytes: Ranged::new(64 * KIB),
@@ -178,6 +188,8 @@ pub struct MazeConfig {
     pub on_new_source: OnNewSource,
     pub gap_timeout_ms: u64,
     pub max_clients: Ranged<1, 1_000_000>,
+    /// Connected user clients from one peer address.
+    pub max_clients_per_ip: Ranged<1, 1_000_000>,
     pub max_users: Ranged<1, 100_000_000>,
     pub pace_output_bytes: Ranged<65_536, { 64 * GIB }>,
     pub client_stall_ms: Ranged<1, 3_600_000>,
@@ -196,6 +208,7 @@ impl Default for MazeConfig {
             on_new_source: OnNewSource::Reset,
             gap_timeout_ms: 0,
             max_clients: Ranged::new(10_000),
+            max_clients_per_ip: Ranged::new(10_000),
             max_users: Ranged::new(1_000_000),
             pace_output_bytes: Ranged::new(8 * MIB),
             client_stall_ms: Ranged::new(10_000),
@@ -255,6 +268,11 @@ impl Default for StorageConfig {
 pub struct TopicsConfig {
     pub default_partitions: Ranged<1, 4096>,
     pub auto_create: bool,
+    /// The most one fetch reads, on every front end.
+    pub max_fetch_bytes: Ranged<1024, { 64 * MIB }>,
+    /// Partitions a new topic may have, and all topics together.
+    pub max_partitions_per_topic: Ranged<1, 4096>,
+    pub max_partitions: Ranged<1, 1_000_000>,
 }
 
 impl Default for TopicsConfig {
@@ -262,6 +280,9 @@ impl Default for TopicsConfig {
         TopicsConfig {
             default_partitions: Ranged::new(1),
             auto_create: true,
+            max_fetch_bytes: Ranged::new(4 * MIB),
+            max_partitions_per_topic: Ranged::new(1024),
+            max_partitions: Ranged::new(10_000),
         }
     }
 }
@@ -402,6 +423,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_topics(text, file)?;
         self.validate_drivers(text, file)?;
         self.validate_chat(text, file)?;
         let s = &self.supervisor;

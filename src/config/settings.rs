@@ -30,11 +30,15 @@ impl Config {
             name: "broker".into(),
             child_kind: "connection",
             max_connections: b.max_connections.usize(),
+            max_connections_per_ip: b.max_connections_per_ip.usize(),
+            refusal_notice: true,
             connection: ConnectionSettings {
                 limits: self.limits(),
                 output_buffer_bytes: b.output_buffer_bytes.usize(),
                 idle_timeout: (b.idle_timeout_ms > 0)
                     .then(|| Duration::from_millis(b.idle_timeout_ms)),
+                first_frame_timeout: (b.first_frame_timeout_ms > 0)
+                    .then(|| Duration::from_millis(b.first_frame_timeout_ms)),
                 slow_consumer: b.slow_consumer,
                 max_inflight: b.max_inflight.usize(),
             },
@@ -67,6 +71,9 @@ impl Config {
             retention_check: Duration::from_millis(s.retention_check_ms.get()),
             default_partitions: self.topics.default_partitions.get() as u32,
             auto_create: self.topics.auto_create,
+            max_fetch_bytes: self.topics.max_fetch_bytes.usize(),
+            max_partitions_per_topic: self.topics.max_partitions_per_topic.get() as u32,
+            max_partitions: self.topics.max_partitions.usize(),
             topics: self
                 .topic
                 .iter()
@@ -109,12 +116,16 @@ impl Config {
             child_kind: "source",
             // One source streams; a few more are let in only to be refused with a reason.
             max_connections: 8,
+            max_connections_per_ip: 8,
+            refusal_notice: false,
             connection: conn.clone(),
         };
         let clients = ListenerSettings {
             name: "maze-clients".into(),
             child_kind: "session",
             max_connections: m.max_clients.usize(),
+            max_connections_per_ip: m.max_clients_per_ip.usize(),
+            refusal_notice: false,
             connection: conn,
         };
         Some((events, clients))

@@ -202,3 +202,46 @@ fn gateway_keys_are_checked_not_ignored() {
     let e = Config::parse("[gateway]\ngrpc_bind = \"nowhere\"\n", "c.toml").unwrap_err();
     assert_eq!(e.key.as_deref(), Some("gateway.grpc_bind"));
 }
+
+#[test]
+fn connection_limits_have_defaults_and_ranges() {
+    let c = Config::parse("", "x").unwrap();
+    assert_eq!(c.broker.max_connections_per_ip.get(), 256);
+    assert_eq!(c.broker.first_frame_timeout_ms, 10_000);
+    assert_eq!(c.broker.listen_backlog.get(), 1024);
+    let l = c.broker_listener();
+    assert_eq!(l.max_connections_per_ip, 256);
+    assert_eq!(
+        l.connection.first_frame_timeout,
+        Some(std::time::Duration::from_secs(10))
+    );
+    let off = Config::parse("[broker]\nfirst_frame_timeout_ms = 0\n", "x").unwrap();
+    assert_eq!(off.broker_listener().connection.first_frame_timeout, None);
+    for (text, key) in [
+        (
+            "[broker]\nmax_connections_per_ip = 0\n",
+            "broker.max_connections_per_ip",
+        ),
+        (
+            "[broker]\nlisten_backlog = 70000\n",
+            "broker.listen_backlog",
+        ),
+        (
+            "[maze]\nmax_clients_per_ip = 0\n",
+            "maze.max_clients_per_ip",
+        ),
+    ] {
+        let e = Config::parse(text, "x").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some(key), "{e}");
+        assert_eq!(e.line.map(|l| l.0), Some(2), "{e}");
+    }
+}
+
+#[test]
+fn max_fetch_bytes_has_a_default_and_a_range() {
+    let c = Config::parse("", "x").unwrap();
+    assert_eq!(c.topic_settings().max_fetch_bytes, 4 << 20);
+    let e = Config::parse("[topics]\nmax_fetch_bytes = 100\n", "x").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("topics.max_fetch_bytes"), "{e}");
+    assert!(e.message.contains("from 1024 to 67108864"), "{e}");
+}

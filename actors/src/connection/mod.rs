@@ -23,6 +23,7 @@ mod topics;
 use crate::conn_set::Membership;
 use crate::drivers::{ClientGone, DriverHost, FromClient, ToClient};
 use crate::outbox::Full;
+use crate::ratelog::SharedRateLog;
 use crate::settings::{ConnectionSettings, SlowConsumer};
 use crate::socket::{wait_writable, Flushed, Socket};
 use crate::stats::BrokerStats;
@@ -74,6 +75,23 @@ pub struct Accepted {
     pub stats: Arc<BrokerStats>,
     pub entry: TreeEntry,
     pub membership: Membership,
+    /// The listener's line budget for first-frame timeouts.
+    pub first_frame_log: SharedRateLog,
+}
+
+/// Closes `act`'s connection when it has sent no complete frame yet: a peer that only
+/// connects must not hold a connection slot for ever. Logged within the listener's line
+/// budget and counted.
+pub(crate) fn first_frame_overdue(
+    stats: &BrokerStats,
+    log: &SharedRateLog,
+    peer: SocketAddr,
+    timeout: Duration,
+) {
+    BrokerStats::add(&stats.first_frame_timeouts, 1);
+    if let Some(suppressed) = log.allow() {
+        warn!(peer = %peer, first_frame_timeout_ms = timeout.as_millis() as u64, suppressed, "no complete frame in time, closing");
+    }
 }
 
 #[derive(Debug)]
@@ -104,6 +122,9 @@ pub struct Connection {
     /// It made RPC calls or subscribed to events: the host is told when it closes.
     talks_to_drivers: bool,
     proto_known: bool,
+    /// A whole frame has been decoded (the first-frame deadline no longer applies).
+    framed: bool,
+    first_frame_log: SharedRateLog,
     last_activity: Instant,
     entry: TreeEntry,
     _membership: Membership,
@@ -133,6 +154,8 @@ impl Connection {
             eof: false,
             talks_to_drivers: false,
             proto_known: false,
+            framed: false,
+            first_frame_log: a.first_frame_log,
             last_activity: Instant::now(),
             entry: a.entry,
             _membership: a.membership,
@@ -189,6 +212,7 @@ impl Connection {
             };
             match decoded {
                 Ok(Some(frame)) => {
+                    self.framed = true;
                     BrokerStats::add(&self.stats.frames_in, 1);
                     self.note_protocol();
                     self.handle_frame(frame, ctx);
@@ -383,6 +407,15 @@ impl Actor for Connection {
         if let Some(idle) = self.settings.idle_timeout {
             let every = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
             ctx.run_interval(every, move |act, ctx| act.check_idle(ctx, idle));
+        }
+        if let Some(t) = self.settings.first_frame_timeout {
+            ctx.run_later(t, move |act, ctx| {
+                if !act.framed && act.sock.closing().is_none() {
+                    let _g = act.span.clone().entered();
+                    first_frame_overdue(&act.stats, &act.first_frame_log, act.peer, t);
+                    act.sock.close(ctx, "first-frame timeout");
+                }
+            });
         }
         self.on_readable(ctx);
     }

@@ -12,8 +12,7 @@ use switchyard_codecs::Labels;
 
 use super::host::DriverHost;
 use crate::storage::log::Append;
-use crate::topic::partition::Fetch;
-use crate::topic::registry::{PartitionOf, Publish};
+use crate::topic::registry::{FetchRecords, Publish};
 
 #[derive(Debug, Deserialize)]
 struct PublishParams {
@@ -110,23 +109,18 @@ fn fetch(reg: Addr<crate::topic::TopicRegistry>, params: Bytes) -> Answer {
         let p: FetchParams = serde_json::from_slice(&params).map_err(|e| {
             format!("fetch wants {{\"topic\", \"partition\"?, \"from\"?, \"max_bytes\"?}}: {e}")
         })?;
-        let part = reg
-            .send(PartitionOf {
+        let fetched = reg
+            .send(FetchRecords {
                 topic: p.topic,
                 partition: p.partition,
+                from: p.from,
+                max_bytes: Some(p.max_bytes),
             })
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        let records = part
-            .send(Fetch {
-                from: p.from,
-                max_bytes: p.max_bytes,
-            })
-            .await
-            .map_err(|e| e.to_string())??;
-        let next = records.last().map_or(p.from, |r| r.offset + 1);
-        let list: Vec<_> = records
+        let list: Vec<_> = fetched
+            .records
             .iter()
             .map(|r| {
                 json!({
@@ -137,8 +131,11 @@ fn fetch(reg: Addr<crate::topic::TopicRegistry>, params: Bytes) -> Answer {
                 })
             })
             .collect();
-        Ok(Bytes::from(
-            json!({"records": list, "next": next}).to_string(),
-        ))
+        let mut out = json!({"records": list, "next": fetched.next});
+        if let Some(cap) = fetched.capped_to {
+            // Said, so a caller that asked for more knows why it got less.
+            out["capped_to"] = json!(cap);
+        }
+        Ok(Bytes::from(out.to_string()))
     })
 }

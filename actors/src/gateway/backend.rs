@@ -15,11 +15,10 @@ use super::stream::{Delivered, StreamSink};
 use crate::drivers::{CallFeature, DriverHost, DriverStatus, DriversSlot, ListDrivers};
 use crate::stats::BrokerStats;
 use crate::storage::log::Append;
-use crate::topic::partition::Fetch;
 use crate::topic::registry::{
-    CreateTopic, ListTopics, PartitionOf, Publish, Published, TopicInfo, TopicsSlot,
+    CreateTopic, FetchRecords, ListTopics, Publish, Published, TopicInfo, TopicsSlot,
 };
-use crate::topic::{wire, TopicError, TopicRegistry};
+use crate::topic::{wire, TopicRegistry};
 use crate::tree::{ActorTree, TreeNode};
 
 /// A topic to create, as HTTP and gRPC clients name its options (the `topic create`
@@ -38,6 +37,16 @@ pub struct NewTopic {
 
 /// Most records one fetch returns.
 pub const FETCH_MAX: u32 = 10_000;
+
+/// What a fetch returns.
+#[derive(Debug)]
+pub struct FetchPage {
+    pub records: Vec<Record>,
+    /// The offset to fetch from next.
+    pub next: u64,
+    /// The fetch asked for more bytes than `topics.max_fetch_bytes`: held to this.
+    pub capped_to: Option<usize>,
+}
 
 /// Records one subscription stream may hold that its client has not read yet.
 pub const STREAM_WINDOW: u64 = 256;
@@ -158,27 +167,34 @@ impl Backend {
         .await
     }
 
+    /// Up to `max` records (0: 100) and about `max_bytes` (`None`: the cap), never more
+    /// than `topics.max_fetch_bytes`.
     pub async fn fetch(
         &self,
         topic: String,
         partition: u32,
         from: u64,
         max: u32,
-    ) -> Result<(Vec<Record>, u64), ApiError> {
+        max_bytes: Option<usize>,
+    ) -> Result<FetchPage, ApiError> {
         let reg = self.registry()?;
         let max = if max == 0 { 100 } else { max.min(FETCH_MAX) } as usize;
         self.bounded(async move {
-            let part = reg.send(PartitionOf { topic, partition }).await??;
-            let mut records = part
-                .send(Fetch {
+            let mut fetched = reg
+                .send(FetchRecords {
+                    topic,
+                    partition,
                     from,
-                    max_bytes: 4 << 20,
+                    max_bytes,
                 })
-                .await?
-                .map_err(|e| ApiError::from(TopicError::Partition(e)))?;
-            records.truncate(max);
-            let next = records.last().map_or(from, |r| r.offset + 1);
-            Ok((records, next))
+                .await??;
+            fetched.records.truncate(max);
+            let next = fetched.records.last().map_or(from, |r| r.offset + 1);
+            Ok(FetchPage {
+                records: fetched.records,
+                next,
+                capped_to: fetched.capped_to,
+            })
         })
         .await
     }

@@ -101,8 +101,9 @@ impl From<TopicError> for ApiError {
             TopicError::PartitionRequired { .. }
             | TopicError::InvalidName { .. }
             | TopicError::PartitionCount { .. }
+            | TopicError::TooManyPartitions { .. }
             | TopicError::Conflict { .. } => ErrorKind::InvalidArgument,
-            TopicError::Partition(_) => ErrorKind::Failed,
+            TopicError::Partition(_) | TopicError::PartitionLimit { .. } => ErrorKind::Failed,
             TopicError::Unavailable(_) => ErrorKind::Unavailable,
         };
         ApiError::new(kind, e.to_string())

@@ -93,11 +93,15 @@ impl Broker for Service {
     async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchReply>, Status> {
         call!("Fetch", req, {
             let r = req.get_ref().clone();
-            let (records, next) = self
+            // 0: the cap.
+            let max_bytes =
+                (r.max_bytes > 0).then(|| usize::try_from(r.max_bytes).unwrap_or(usize::MAX));
+            let page = self
                 .backend
-                .fetch(r.topic.clone(), r.partition, r.from, r.max)
+                .fetch(r.topic.clone(), r.partition, r.from, r.max, max_bytes)
                 .await?;
-            let records = records
+            let records = page
+                .records
                 .into_iter()
                 .map(|record| {
                     to_record(Delivered {
@@ -107,7 +111,11 @@ impl Broker for Service {
                     })
                 })
                 .collect();
-            Ok::<_, Status>(FetchReply { records, next })
+            Ok::<_, Status>(FetchReply {
+                records,
+                next: page.next,
+                capped_to: page.capped_to.map_or(0, |c| c as u64),
+            })
         })
     }
 

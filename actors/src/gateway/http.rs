@@ -244,6 +244,7 @@ struct FetchQuery {
     from: u64,
     #[serde(default)]
     max: u32,
+    max_bytes: Option<usize>,
 }
 
 async fn fetch(
@@ -252,15 +253,20 @@ async fn fetch(
     q: web::Query<FetchQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let t = topic.into_inner();
-    let (records, next) = st
+    let page = st
         .backend
-        .fetch(t.clone(), q.partition, q.from, q.max)
+        .fetch(t.clone(), q.partition, q.from, q.max, q.max_bytes)
         .await?;
-    let list: Vec<Value> = records
+    let list: Vec<Value> = page
+        .records
         .iter()
         .map(|r| record_json(&t, q.partition, r))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"records": list, "next": next})))
+    let mut out = json!({"records": list, "next": page.next});
+    if let Some(cap) = page.capped_to {
+        out["capped_to"] = json!(cap);
+    }
+    Ok(HttpResponse::Ok().json(out))
 }
 
 #[derive(Deserialize)]

@@ -59,8 +59,26 @@ pub async fn render(b: &Backend) -> String {
     o.one(
         "connections_refused_total",
         "counter",
-        "TCP connections refused at max_connections.",
+        "TCP connections refused at max_connections or max_connections_per_ip.",
         s.connections_refused,
+    );
+    o.one(
+        "connections_refused_per_ip_total",
+        "counter",
+        "TCP connections refused because their address had max_connections_per_ip open.",
+        s.connections_refused_per_ip,
+    );
+    o.one(
+        "first_frame_timeouts_total",
+        "counter",
+        "Connections closed for sending no complete frame within the first-frame deadline.",
+        s.first_frame_timeouts,
+    );
+    o.one(
+        "accept_errors_total",
+        "counter",
+        "Failed accepts (out of file descriptors, mostly); the listener backs off and goes on.",
+        s.accept_errors,
     );
     o.one(
         "frames_in_total",

@@ -21,6 +21,7 @@ use super::router::MazeRouter;
 use crate::conn_set::Membership;
 use crate::connection::{Accepted, Drain};
 use crate::outbox::Full;
+use crate::ratelog::SharedRateLog;
 use crate::socket::{wait_writable, Flushed, Socket};
 use crate::stats::BrokerStats;
 use crate::tree::TreeEntry;
@@ -55,6 +56,7 @@ pub struct Session {
     /// Unsent output, for the router's pacing.
     load: Arc<SessionLoad>,
     stats: Arc<BrokerStats>,
+    first_frame_log: SharedRateLog,
     entry: TreeEntry,
     _membership: Membership,
 }
@@ -81,6 +83,7 @@ impl Session {
             registered: false,
             load: Arc::default(),
             stats: a.stats,
+            first_frame_log: a.first_frame_log,
             entry: a.entry,
             _membership: a.membership,
         }
@@ -201,7 +204,12 @@ impl Actor for Session {
         ctx.run_later(timeout, move |act, ctx| {
             if act.user.is_none() && act.sock.closing().is_none() {
                 let _g = act.span.clone().entered();
-                warn!(peer = %act.peer, id_timeout_ms = timeout.as_millis() as u64, "no id line in time, closing");
+                // The id line is a client's first frame: counted with the other
+                // first-frame timeouts, logged within the listener's line budget.
+                BrokerStats::add(&act.stats.first_frame_timeouts, 1);
+                if let Some(suppressed) = act.first_frame_log.allow() {
+                    warn!(peer = %act.peer, id_timeout_ms = timeout.as_millis() as u64, suppressed, "no id line in time, closing");
+                }
                 act.sock.close(ctx, "id timeout");
             }
         });

@@ -18,7 +18,8 @@ use super::messages::{EventBatch, SourceGone, SourceHello};
 use super::reorder::Entry;
 use super::router::MazeRouter;
 use crate::conn_set::Membership;
-use crate::connection::{Accepted, Drain};
+use crate::connection::{first_frame_overdue, Accepted, Drain};
+use crate::ratelog::SharedRateLog;
 use crate::socket::Socket;
 use crate::stats::BrokerStats;
 use crate::tree::TreeEntry;
@@ -42,6 +43,10 @@ pub struct EventSource {
     in_flight: bool,
     eof: bool,
     malformed: u64,
+    /// A whole line has been read (the first-frame deadline no longer applies).
+    framed: bool,
+    first_frame_timeout: Option<std::time::Duration>,
+    first_frame_log: SharedRateLog,
     stats: Arc<BrokerStats>,
     entry: TreeEntry,
     _membership: Membership,
@@ -62,6 +67,9 @@ impl EventSource {
             in_flight: false,
             eof: false,
             malformed: 0,
+            framed: false,
+            first_frame_timeout: a.settings.first_frame_timeout,
+            first_frame_log: a.first_frame_log,
             stats: a.stats,
             entry: a.entry,
             _membership: a.membership,
@@ -137,6 +145,7 @@ impl EventSource {
             }
         }
         BrokerStats::add(&self.stats.frames_in, entries.len() as u64);
+        self.framed |= self.codec.consumed() > 0;
         if entries.is_empty() {
             return self.after_batch(ctx);
         }
@@ -175,6 +184,17 @@ impl Actor for EventSource {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(t) = self.first_frame_timeout {
+            // A source that connects and says nothing must not hold the stream's slot.
+            ctx.run_later(t, move |act, ctx| {
+                if !act.framed && act.sock.closing().is_none() {
+                    let _g = act.span.clone().entered();
+                    first_frame_overdue(&act.stats, &act.first_frame_log, act.peer, t);
+                    act.sock.stop_reading(ctx);
+                    act.finish(ctx);
+                }
+            });
+        }
         let hello = SourceHello {
             id: self.id,
             peer: self.peer,

@@ -21,6 +21,18 @@ pub enum TopicError {
     InvalidName { name: String },
     #[error("a topic has 1 to 4096 partitions, not {count}")]
     PartitionCount { count: u32 },
+    #[error(
+        "topic `{topic}` asks for {count} partitions, over topics.max_partitions_per_topic ({max})"
+    )]
+    TooManyPartitions { topic: String, count: u32, max: u32 },
+    /// All topics together would pass `topics.max_partitions`.
+    #[error("topic `{topic}` needs {count} partitions and {open} of topics.max_partitions ({max}) are in use")]
+    PartitionLimit {
+        topic: String,
+        count: u32,
+        open: usize,
+        max: usize,
+    },
     /// A create naming an option the existing topic has otherwise.
     #[error("topic `{topic}` exists with {what} {has}, not {asked}")]
     Conflict {

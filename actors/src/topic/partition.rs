@@ -488,7 +488,8 @@ impl Handler<Fetch> for Partition {
     type Result = Result<Vec<Record>, String>;
 
     fn handle(&mut self, f: Fetch, _: &mut Self::Context) -> Self::Result {
-        let r = self.log()?.read(f.from, f.max_bytes);
+        let max = f.max_bytes.min(super::registry::FETCH_CEILING_BYTES);
+        let r = self.log()?.read(f.from, max);
         if let Err(StorageError::Damaged { .. }) = &r {
             self.unreadable_reads += 1;
         }

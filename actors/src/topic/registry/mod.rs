@@ -3,14 +3,19 @@
 //!
 //! - [`batch`]: the publishes of one socket read, routed together.
 //! - [`groups`]: consumer groups, rebalancing and committed offsets.
+//! - `fetch`: reads of a partition, held to `topics.max_fetch_bytes`.
+//! - `limits`: partitions per topic and in all.
 //! - `lookup`: the topic listing and a partition's actor for reads.
 //! - `meta`: a topic's options in its `topic.json`, and create conflicts.
 
 pub mod batch;
+mod fetch;
 pub mod groups;
+mod limits;
 mod lookup;
 mod meta;
 
+pub use fetch::{FetchRecords, Fetched, FETCH_CEILING_BYTES};
 pub use lookup::{ListTopics, PartitionOf, TopicInfo};
 
 use std::collections::BTreeMap;
@@ -75,6 +80,11 @@ pub struct TopicSettings {
     pub retention_check: Duration,
     pub default_partitions: u32,
     pub auto_create: bool,
+    /// The most one fetch reads (`topics.max_fetch_bytes`), on every front end.
+    pub max_fetch_bytes: usize,
+    /// Partitions a new topic may have, and all topics together.
+    pub max_partitions_per_topic: u32,
+    pub max_partitions: usize,
     pub topics: Vec<TopicSpec>,
 }
 
@@ -188,6 +198,12 @@ impl TopicRegistry {
             };
             reg.open_existing()?;
             for spec in settings.topics.clone() {
+                // Over a partition limit (topics on disk count): that topic is left
+                // out, not the registry, so every other topic is served.
+                if let Err(e) = reg.check_limits(&spec) {
+                    error!(topic = %spec.name, error = %e, "configured topic not created");
+                    continue;
+                }
                 reg.create_at_start(spec).map_err(|e| e.to_string())?;
             }
             let addr = reg.start();
@@ -362,6 +378,7 @@ impl TopicRegistry {
                 name: p.topic.clone(),
                 ..Default::default()
             });
+            self.check_limits(&spec)?;
             self.create(spec)?;
         }
         let t = self
@@ -478,6 +495,7 @@ impl Handler<CreateTopic> for TopicRegistry {
             return meta::conflict(&t.spec, &c).map_or(Ok(()), Err);
         }
         let spec = self.topic_spec(c);
+        self.check_limits(&spec)?;
         self.create(spec)
     }
 }
