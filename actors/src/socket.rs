@@ -11,6 +11,7 @@ use actix::prelude::*;
 use tokio::net::TcpStream;
 use tracing::{debug, Span};
 
+use crate::budget::Window;
 use crate::outbox::{Full, Outbox};
 use crate::stats::BrokerStats;
 
@@ -36,6 +37,8 @@ pub struct Socket {
     reading: Option<SpawnHandle>,
     /// Flushing, then closing, for this reason.
     closing: Option<&'static str>,
+    /// Queued output is charged here (the memory budget), when set.
+    window: Option<Arc<Window>>,
 }
 
 impl Socket {
@@ -48,7 +51,14 @@ impl Socket {
             written: 0,
             reading: None,
             closing: None,
+            window: None,
         }
+    }
+
+    /// Charges queued output to `window` from now on.
+    pub fn set_window(&mut self, window: Arc<Window>) {
+        window.charge(self.out.len() as u64);
+        self.window = Some(window);
     }
 
     pub fn stream(&self) -> &Rc<TcpStream> {
@@ -72,6 +82,9 @@ impl Socket {
     /// Queues `bytes` under the budget.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), Full> {
         self.out.push(bytes)?;
+        if let Some(w) = &self.window {
+            w.charge(bytes.len() as u64);
+        }
         self.stats
             .output_peak_bytes
             .fetch_max(self.out.peak() as u64, Relaxed);
@@ -117,6 +130,9 @@ impl Socket {
             match stream.try_write(self.out.pending()) {
                 Ok(n) => {
                     self.out.consume(n);
+                    if let Some(w) = &self.window {
+                        w.release(n as u64);
+                    }
                     self.written += n as u64;
                     BrokerStats::add(&self.stats.bytes_out, n as u64);
                     BrokerStats::add(&self.stats.socket_writes, 1);
@@ -130,6 +146,9 @@ impl Socket {
 
     /// Drops whatever is queued (the peer is being cut off).
     pub fn discard(&mut self) {
+        if let Some(w) = &self.window {
+            w.release(self.out.len() as u64);
+        }
         self.out.clear();
     }
 
@@ -217,7 +236,7 @@ impl Socket {
         e: &io::Error,
     ) {
         debug!(error = %e, "{what}, closing");
-        self.out.clear();
+        self.discard();
         ctx.stop();
     }
 }
