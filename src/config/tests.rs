@@ -97,6 +97,21 @@ fn bad_values_name_key_line_and_expected() {
             "broker.output_buffer_bytes",
             "expected at least broker.max_frame_bytes",
         ),
+        (
+            "[broker]\nmemory_limit_bytes = 1024\n",
+            "broker.memory_limit_bytes",
+            "expected a number from 1048576",
+        ),
+        (
+            "[broker]\nmemory_limit_bytes = 2097152\nmax_frame_bytes = 4194304\noutput_buffer_bytes = 4194304\n",
+            "broker.memory_limit_bytes",
+            "expected at least broker.max_frame_bytes (4194304), got 2097152",
+        ),
+        (
+            "[gateway]\nstream_buffer_bytes = 10\n",
+            "gateway.stream_buffer_bytes",
+            "expected a number from 65536",
+        ),
     ];
     for (text, key, expected) in cases {
         let e = Config::parse(text, "c.toml").unwrap_err();

@@ -60,6 +60,7 @@ impl Connection {
         let wait = async move { budget.room_for(need).await };
         ctx.spawn(wait.into_actor(self).map(|(), act, ctx| {
             act.mem_wait = false;
+            act.last_activity = std::time::Instant::now();
             let _g = act.span.clone().entered();
             debug!("memory budget has room, reading resumed");
             act.process(ctx);
