@@ -23,6 +23,7 @@ fn shipped_config_is_valid_and_loopback_only() {
                 grpc_bind: Some("127.0.0.1:7481".parse().unwrap()),
                 token: None,
                 request_timeout_ms: Ranged::new(10_000),
+                stream_buffer_bytes: Ranged::new(4 << 20),
             }),
             ..Config::default()
         }
