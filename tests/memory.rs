@@ -118,7 +118,9 @@ fn snapshot(b: &Broker) -> switchyard_actors::stats::StatsSnapshot {
 #[actix_rt::test]
 async fn partial_large_frames_are_held_within_the_budget_and_complete_when_it_frees() {
     let dir = tempfile::tempdir().unwrap();
-    let b = switchyard::start(&config(dir.path(), "", "")).await.unwrap();
+    let b = switchyard::start(&config(dir.path(), "", ""))
+        .await
+        .unwrap();
     let addr = b.local_addr();
     // 24 clients each announce a 1 MiB ping and send all of it but its last byte:
     // 24 MiB of partial frames against an 8 MiB budget.
@@ -183,7 +185,11 @@ async fn partial_large_frames_are_held_within_the_budget_and_complete_when_it_fr
             .unwrap();
     }
     let s = snapshot(&b);
-    assert!(s.memory_peak_bytes <= bound, "peak {} over {bound}", s.memory_peak_bytes);
+    assert!(
+        s.memory_peak_bytes <= bound,
+        "peak {} over {bound}",
+        s.memory_peak_bytes
+    );
     until("the read buffers released", 10, || {
         snapshot(&b).memory_in_use_bytes <= (clients as u64 + 1) * (64 << 10)
     })
@@ -195,7 +201,9 @@ async fn partial_large_frames_are_held_within_the_budget_and_complete_when_it_fr
 async fn subscribers_that_never_read_stay_within_the_budget_and_stall_nobody() {
     let (log, _guard) = Log::capture();
     let dir = tempfile::tempdir().unwrap();
-    let b = switchyard::start(&config(dir.path(), "", "")).await.unwrap();
+    let b = switchyard::start(&config(dir.path(), "", ""))
+        .await
+        .unwrap();
     let addr = b.local_addr();
     // 24 MiB of 512 KiB records: each subscriber could be sent three times the budget.
     let (records, size) = (48, 512 << 10);
@@ -205,7 +213,11 @@ async fn subscribers_that_never_read_stay_within_the_budget_and_stall_nobody() {
         let mut s = stingy(addr).await;
         s.write_all(&topic_env(
             "subscribe",
-            &[("topic", "big"), ("from", "earliest"), ("sub", &format!("s{i}"))],
+            &[
+                ("topic", "big"),
+                ("from", "earliest"),
+                ("sub", &format!("s{i}")),
+            ],
             b"",
         ))
         .await
@@ -243,12 +255,23 @@ async fn subscribers_that_never_read_stay_within_the_budget_and_stall_nobody() {
     println!("{s:?}");
     // One read past the limit at most (a partition checks for room before it reads).
     let bound = LIMIT + 2 * MIB;
-    assert!(s.memory_peak_bytes <= bound, "peak {} over {bound}", s.memory_peak_bytes);
-    assert!(s.memory_peak_bytes >= LIMIT / 2, "the budget was used: {}", s.memory_peak_bytes);
+    assert!(
+        s.memory_peak_bytes <= bound,
+        "peak {} over {bound}",
+        s.memory_peak_bytes
+    );
+    assert!(
+        s.memory_peak_bytes >= LIMIT / 2,
+        "the budget was used: {}",
+        s.memory_peak_bytes
+    );
     assert!(s.memory_shed > 0, "the largest holders were shed");
     log.wait_for(&["slow consumer: memory budget full"]).await;
     drop(idle);
-    until("the output released", 10, || snapshot(&b).memory_output_bytes == 0).await;
+    until("the output released", 10, || {
+        snapshot(&b).memory_output_bytes == 0
+    })
+    .await;
 }
 
 #[actix_rt::test]
@@ -267,11 +290,9 @@ async fn an_sse_client_that_never_reads_holds_at_most_its_stream_buffer() {
     let (records, size) = (16, 1_000_000);
     fill_topic(b.local_addr(), "sse", records, size).await;
     let mut s = stingy(http).await;
-    s.write_all(
-        b"GET /v1/topics/sse/stream?from=earliest HTTP/1.1\r\nhost: localhost\r\n\r\n",
-    )
-    .await
-    .unwrap();
+    s.write_all(b"GET /v1/topics/sse/stream?from=earliest HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
     until("records held for the stream", 10, || {
         snapshot(&b).stream_buffer_peak_bytes > 0
     })
@@ -300,10 +321,23 @@ async fn an_sse_client_that_never_reads_holds_at_most_its_stream_buffer() {
         seen += tail.windows(EVENT.len()).filter(|w| *w == EVENT).count();
         tail.drain(..tail.len().saturating_sub(EVENT.len() - 1));
     }
-    println!("stream peak {} bytes", snapshot(&b).stream_buffer_peak_bytes);
+    println!(
+        "stream peak {} bytes",
+        snapshot(&b).stream_buffer_peak_bytes
+    );
     let s2 = snapshot(&b);
-    assert!(s2.stream_buffer_peak_bytes <= bound, "peak {}", s2.stream_buffer_peak_bytes);
+    assert!(
+        s2.stream_buffer_peak_bytes <= bound,
+        "peak {}",
+        s2.stream_buffer_peak_bytes
+    );
     let metrics = common::http::get(http, "/metrics").await.text();
-    assert!(metrics.contains("switchyard_stream_buffer_peak_bytes "), "{metrics}");
-    assert!(metrics.contains(&format!("switchyard_memory_limit_bytes {LIMIT}")), "{metrics}");
+    assert!(
+        metrics.contains("switchyard_stream_buffer_peak_bytes "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("switchyard_memory_limit_bytes {LIMIT}")),
+        "{metrics}"
+    );
 }

@@ -221,8 +221,7 @@ impl MemoryBudget {
         };
         w.marked.store(held, SeqCst);
         self.shedding.fetch_add(held, SeqCst);
-        if h
-            .shed
+        if h.shed
             .try_send(Shed {
                 held,
                 limit: self.limit,
@@ -259,6 +258,9 @@ impl Held {
 
     /// Holds `n` bytes from now on, charged whatever the budget says.
     pub fn force(&mut self, n: u64) {
+        if n == self.bytes {
+            return;
+        }
         if n > self.bytes {
             self.budget.charge(n - self.bytes);
         } else {
@@ -429,7 +431,10 @@ mod tests {
         let mut c = Held::new(b.clone());
         assert!(c.grow(64 << 10, FREE_INPUT_BYTES), "free up to 64 KiB");
         assert_eq!(b.in_use(), 124 << 10);
-        assert!(!c.grow(65 << 10, FREE_INPUT_BYTES), "no room past the limit");
+        assert!(
+            !c.grow(65 << 10, FREE_INPUT_BYTES),
+            "no room past the limit"
+        );
         assert_eq!(c.bytes(), 64 << 10);
         a.force(0);
         assert!(c.grow(90 << 10, FREE_INPUT_BYTES));

@@ -37,8 +37,11 @@ pub struct Socket {
     reading: Option<SpawnHandle>,
     /// Flushing, then closing, for this reason.
     closing: Option<&'static str>,
-    /// Queued output is charged here (the memory budget), when set.
+    /// Queued output is charged here (the memory budget), when set: once per flush,
+    /// not per frame (what one turn queues is bounded by the outbox's own budget).
     window: Option<Arc<Window>>,
+    /// What `window` has been charged for.
+    charged: usize,
 }
 
 impl Socket {
@@ -52,13 +55,26 @@ impl Socket {
             reading: None,
             closing: None,
             window: None,
+            charged: 0,
         }
     }
 
     /// Charges queued output to `window` from now on.
     pub fn set_window(&mut self, window: Arc<Window>) {
-        window.charge(self.out.len() as u64);
         self.window = Some(window);
+        self.sync_charge();
+    }
+
+    /// Brings the window's charge to what is queued now.
+    fn sync_charge(&mut self) {
+        let Some(w) = &self.window else { return };
+        let now = self.out.len();
+        if now > self.charged {
+            w.charge((now - self.charged) as u64);
+        } else if now < self.charged {
+            w.release((self.charged - now) as u64);
+        }
+        self.charged = now;
     }
 
     pub fn stream(&self) -> &Rc<TcpStream> {
@@ -82,9 +98,6 @@ impl Socket {
     /// Queues `bytes` under the budget.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), Full> {
         self.out.push(bytes)?;
-        if let Some(w) = &self.window {
-            w.charge(bytes.len() as u64);
-        }
         self.stats
             .output_peak_bytes
             .fetch_max(self.out.peak() as u64, Relaxed);
@@ -122,6 +135,12 @@ impl Socket {
 
     /// Writes what is queued until done or the socket would block.
     pub fn flush(&mut self) -> Flushed {
+        let flushed = self.flush_queued();
+        self.sync_charge();
+        flushed
+    }
+
+    fn flush_queued(&mut self) -> Flushed {
         if self.waiting {
             return Flushed::Blocked;
         }
@@ -130,9 +149,6 @@ impl Socket {
             match stream.try_write(self.out.pending()) {
                 Ok(n) => {
                     self.out.consume(n);
-                    if let Some(w) = &self.window {
-                        w.release(n as u64);
-                    }
                     self.written += n as u64;
                     BrokerStats::add(&self.stats.bytes_out, n as u64);
                     BrokerStats::add(&self.stats.socket_writes, 1);
@@ -146,10 +162,8 @@ impl Socket {
 
     /// Drops whatever is queued (the peer is being cut off).
     pub fn discard(&mut self) {
-        if let Some(w) = &self.window {
-            w.release(self.out.len() as u64);
-        }
         self.out.clear();
+        self.sync_charge();
     }
 
     /// Reads what the socket holds into `buf`, growing it by `chunk` when less than a

@@ -56,7 +56,12 @@ impl Connection {
         let need = want.saturating_sub(self.input.bytes()).min(budget.limit());
         self.mem_wait = true;
         budget.note_pause();
-        debug!(held = self.rbuf.len(), in_use = budget.in_use(), limit = budget.limit(), "memory budget full, reading paused");
+        debug!(
+            held = self.rbuf.len(),
+            in_use = budget.in_use(),
+            limit = budget.limit(),
+            "memory budget full, reading paused"
+        );
         let wait = async move { budget.room_for(need).await };
         ctx.spawn(wait.into_actor(self).map(|(), act, ctx| {
             act.mem_wait = false;

@@ -389,8 +389,7 @@ impl Connection {
 
     fn check_idle(&mut self, ctx: &mut Context<Self>, idle: Duration) {
         // A connection waiting for memory is silent because the broker is not reading.
-        if self.sock.closing().is_none() && !self.mem_wait && self.last_activity.elapsed() >= idle
-        {
+        if self.sock.closing().is_none() && !self.mem_wait && self.last_activity.elapsed() >= idle {
             let _g = self.span.clone().entered();
             BrokerStats::add(&self.stats.idle_timeouts, 1);
             info!(peer = %self.peer, idle_ms = idle.as_millis() as u64, "idle timeout, closing connection");
