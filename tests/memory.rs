@@ -341,3 +341,53 @@ async fn an_sse_client_that_never_reads_holds_at_most_its_stream_buffer() {
         "{metrics}"
     );
 }
+
+#[actix_rt::test]
+async fn a_grpc_stream_that_is_not_read_holds_at_most_its_stream_buffer() {
+    use switchyard_actors::gateway::pb::broker_client::BrokerClient;
+    use switchyard_actors::gateway::pb::SubscribeRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let stream_buffer = 2 * MIB;
+    let b = switchyard::start(&config(
+        dir.path(),
+        "",
+        &format!("[gateway]\ngrpc_bind = \"127.0.0.1:0\"\nstream_buffer_bytes = {stream_buffer}"),
+    ))
+    .await
+    .unwrap();
+    let (records, size) = (16, 1_000_000);
+    fill_topic(b.local_addr(), "rpc", records, size).await;
+    let mut client = BrokerClient::connect(format!("http://{}", b.gateway().grpc.unwrap()))
+        .await
+        .unwrap()
+        .max_decoding_message_size(4 << 20);
+    let mut stream = client
+        .subscribe(SubscribeRequest {
+            topic: "rpc".into(),
+            partition: None,
+            from: "earliest".into(),
+            group: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Not read: HTTP/2 flow control stops the server, and the broker stops reading.
+    until("records held for the stream", 10, || {
+        snapshot(&b).stream_buffer_peak_bytes > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bound = stream_buffer + size as u64 + 4096;
+    let peak = snapshot(&b).stream_buffer_peak_bytes;
+    assert!(peak <= bound, "a stream not read held {peak} (bound {bound})");
+    for want in 0..records as u64 {
+        let r = tokio::time::timeout(Duration::from_secs(30), stream.message())
+            .await
+            .expect("a record in time")
+            .unwrap()
+            .expect("the stream goes on");
+        assert_eq!((r.offset, r.value.len()), (want, size));
+    }
+    let peak = snapshot(&b).stream_buffer_peak_bytes;
+    assert!(peak <= bound, "peak {peak}");
+}
