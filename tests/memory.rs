@@ -379,7 +379,10 @@ async fn a_grpc_stream_that_is_not_read_holds_at_most_its_stream_buffer() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let bound = stream_buffer + size as u64 + 4096;
     let peak = snapshot(&b).stream_buffer_peak_bytes;
-    assert!(peak <= bound, "a stream not read held {peak} (bound {bound})");
+    assert!(
+        peak <= bound,
+        "a stream not read held {peak} (bound {bound})"
+    );
     for want in 0..records as u64 {
         let r = tokio::time::timeout(Duration::from_secs(30), stream.message())
             .await

@@ -205,33 +205,47 @@ impl MemoryBudget {
         {
             return;
         }
-        let mut holders = self.holders();
-        let largest = holders
+        // The windows are upgraded under the lock but dropped after it: the last
+        // reference to one may be among them, and its drop takes the lock.
+        let candidates: Vec<(u64, Arc<Window>)> = self
+            .holders()
             .iter()
             .filter_map(|(id, h)| h.window.upgrade().map(|w| (*id, w)))
-            .filter(|(_, w)| w.marked.load(SeqCst) == 0)
-            .max_by_key(|(_, w)| w.held())
-            .filter(|(_, w)| w.held() > 0);
+            .collect();
+        let largest = candidates
+            .iter()
+            .filter(|(_, w)| w.marked.load(SeqCst) == 0 && w.held() > 0)
+            .max_by_key(|(_, w)| w.held());
         let Some((id, w)) = largest else {
             return;
         };
-        let held = w.held();
-        let Some(h) = holders.remove(&id) else {
+        let Some(h) = self.holders().remove(id) else {
             return;
         };
+        let held = w.held();
         w.marked.store(held, SeqCst);
         self.shedding.fetch_add(held, SeqCst);
-        if h.shed
-            .try_send(Shed {
-                held,
-                limit: self.limit,
-            })
-            .is_ok()
-        {
+        if w.closed.load(SeqCst) {
+            // It closed meanwhile (and released what it held).
+            let marked = w.marked.swap(0, SeqCst);
+            let _ = self
+                .shedding
+                .fetch_update(SeqCst, SeqCst, |cur| Some(cur.saturating_sub(marked)));
+            return;
+        }
+        let sent = h.shed.try_send(Shed {
+            held,
+            limit: self.limit,
+        });
+        if sent.is_ok() {
             self.shed.fetch_add(1, Relaxed);
         } else {
-            // Its mailbox is full or it is gone: it is released when it stops anyway.
-            holders.insert(id, h);
+            // Its mailbox is full: it stays a candidate for a later try.
+            w.marked.store(0, SeqCst);
+            let _ = self
+                .shedding
+                .fetch_update(SeqCst, SeqCst, |cur| Some(cur.saturating_sub(held)));
+            self.holders().insert(*id, h);
         }
     }
 }
