@@ -119,7 +119,9 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         None => None,
     };
     let tree = ActorTree::new();
-    let stats = Arc::new(BrokerStats::default());
+    let stats = Arc::new(BrokerStats::with_memory_limit(
+        config.broker.memory_limit_bytes.get(),
+    ));
     let supervisor = Supervisor::new(tree.clone(), "root", config.restart_policy()).start();
     let topics = TopicsSlot::default();
     let open = config.storage.max_open_segments.get() as usize;
@@ -207,7 +209,8 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
             tree.clone(),
             stats.clone(),
             timeout,
-        );
+        )
+        .with_stream_buffer(settings.stream_buffer_bytes);
         gateway.backend = Some(backend.clone());
         // Last: at shutdown the API stops first.
         children.push(Gateway::spec(settings, backend, http, grpc));

@@ -24,6 +24,7 @@
 //! Everything runs on one actix Arbiter (see `ARCHITECTURE.md`, performance stance).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod budget;
 pub mod chat;
 pub mod conn_set;
 pub mod connection;

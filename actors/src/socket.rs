@@ -11,6 +11,7 @@ use actix::prelude::*;
 use tokio::net::TcpStream;
 use tracing::{debug, Span};
 
+use crate::budget::Window;
 use crate::outbox::{Full, Outbox};
 use crate::stats::BrokerStats;
 
@@ -36,6 +37,11 @@ pub struct Socket {
     reading: Option<SpawnHandle>,
     /// Flushing, then closing, for this reason.
     closing: Option<&'static str>,
+    /// Queued output is charged here (the memory budget), when set: once per flush,
+    /// not per frame (what one turn queues is bounded by the outbox's own budget).
+    window: Option<Arc<Window>>,
+    /// What `window` has been charged for.
+    charged: usize,
 }
 
 impl Socket {
@@ -48,7 +54,27 @@ impl Socket {
             written: 0,
             reading: None,
             closing: None,
+            window: None,
+            charged: 0,
         }
+    }
+
+    /// Charges queued output to `window` from now on.
+    pub fn set_window(&mut self, window: Arc<Window>) {
+        self.window = Some(window);
+        self.sync_charge();
+    }
+
+    /// Brings the window's charge to what is queued now.
+    fn sync_charge(&mut self) {
+        let Some(w) = &self.window else { return };
+        let now = self.out.len();
+        if now > self.charged {
+            w.charge((now - self.charged) as u64);
+        } else if now < self.charged {
+            w.release((self.charged - now) as u64);
+        }
+        self.charged = now;
     }
 
     pub fn stream(&self) -> &Rc<TcpStream> {
@@ -109,6 +135,12 @@ impl Socket {
 
     /// Writes what is queued until done or the socket would block.
     pub fn flush(&mut self) -> Flushed {
+        let flushed = self.flush_queued();
+        self.sync_charge();
+        flushed
+    }
+
+    fn flush_queued(&mut self) -> Flushed {
         if self.waiting {
             return Flushed::Blocked;
         }
@@ -131,6 +163,7 @@ impl Socket {
     /// Drops whatever is queued (the peer is being cut off).
     pub fn discard(&mut self) {
         self.out.clear();
+        self.sync_charge();
     }
 
     /// Reads what the socket holds into `buf`, growing it by `chunk` when less than a
@@ -217,7 +250,7 @@ impl Socket {
         e: &io::Error,
     ) {
         debug!(error = %e, "{what}, closing");
-        self.out.clear();
+        self.discard();
         ctx.stop();
     }
 }

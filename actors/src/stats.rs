@@ -1,8 +1,11 @@
 //! Broker-wide counters, shared by every actor that updates them.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use serde::Serialize;
+
+use crate::budget::MemoryBudget;
 
 /// Counters and gauges; cheap to bump from any actor.
 #[derive(Debug, Default)]
@@ -42,6 +45,10 @@ pub struct BrokerStats {
     pub maze_source_pauses: AtomicU64,
     /// Topic records handed to subscribers (connections and gateway streams).
     pub records_delivered: AtomicU64,
+    /// The most any one gateway stream (SSE or gRPC) has held for its client.
+    pub stream_buffer_peak_bytes: AtomicU64,
+    /// The broker-wide budget for buffered input and output (`broker.memory_limit_bytes`).
+    pub memory: Arc<MemoryBudget>,
 }
 
 /// A copy of the counters at one moment.
@@ -69,6 +76,13 @@ pub struct StatsSnapshot {
     pub maze_gaps_skipped: u64,
     pub maze_source_pauses: u64,
     pub records_delivered: u64,
+    pub stream_buffer_peak_bytes: u64,
+    pub memory_limit_bytes: u64,
+    pub memory_in_use_bytes: u64,
+    pub memory_peak_bytes: u64,
+    pub memory_output_bytes: u64,
+    pub memory_read_pauses: u64,
+    pub memory_shed: u64,
 }
 
 impl BrokerStats {
@@ -76,7 +90,16 @@ impl BrokerStats {
         counter.fetch_add(n, Relaxed);
     }
 
+    /// Counters at zero, with a memory budget of `limit` bytes.
+    pub fn with_memory_limit(limit: u64) -> Self {
+        BrokerStats {
+            memory: Arc::new(MemoryBudget::new(limit)),
+            ..BrokerStats::default()
+        }
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
+        let m = self.memory.snapshot();
         StatsSnapshot {
             connections_accepted: self.connections_accepted.load(Relaxed),
             connections_refused: self.connections_refused.load(Relaxed),
@@ -100,6 +123,13 @@ impl BrokerStats {
             maze_gaps_skipped: self.maze_gaps_skipped.load(Relaxed),
             maze_source_pauses: self.maze_source_pauses.load(Relaxed),
             records_delivered: self.records_delivered.load(Relaxed),
+            stream_buffer_peak_bytes: self.stream_buffer_peak_bytes.load(Relaxed),
+            memory_limit_bytes: m.limit,
+            memory_in_use_bytes: m.in_use,
+            memory_peak_bytes: m.peak,
+            memory_output_bytes: m.output,
+            memory_read_pauses: m.read_pauses,
+            memory_shed: m.shed,
         }
     }
 }

@@ -12,6 +12,10 @@ fn request_timeout() -> Ranged<1, 3_600_000> {
     Ranged::new(10_000)
 }
 
+fn stream_buffer() -> Ranged<65_536, { 64 * super::GIB }> {
+    Ranged::new(4 * super::MIB)
+}
+
 /// `[gateway]`; off when absent, and each front end off when its bind is left out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +29,9 @@ pub struct GatewayConfig {
     pub token: Option<String>,
     #[serde(default = "request_timeout")]
     pub request_timeout_ms: Ranged<1, 3_600_000>,
+    /// Bytes of records one SSE or gRPC stream may hold that its client has not read.
+    #[serde(default = "stream_buffer")]
+    pub stream_buffer_bytes: Ranged<65_536, { 64 * super::GIB }>,
 }
 
 impl Config {
@@ -35,6 +42,7 @@ impl Config {
             GatewaySettings {
                 token: g.token.clone().filter(|t| !t.is_empty()),
                 grace: Duration::from_millis(self.shutdown.grace_ms),
+                stream_buffer_bytes: g.stream_buffer_bytes.get(),
             },
             Duration::from_millis(g.request_timeout_ms.get()),
         ))

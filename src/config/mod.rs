@@ -129,6 +129,9 @@ pub struct BrokerConfig {
     pub max_inflight: Ranged<1, 1_000_000>,
     pub idle_timeout_ms: u64,
     pub slow_consumer: SlowConsumer,
+    /// The broker-wide budget for buffered input and output (read buffers, queued
+    /// output, deliveries on their way, gateway streams).
+    pub memory_limit_bytes: Ranged<MIB, { 1024 * GIB }>,
     /// The broker writes its pid here (for `switchyard reload`); unset: no file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid_file: Option<PathBuf>,
@@ -151,6 +154,7 @@ impl Default for BrokerConfig {
             max_inflight: Ranged::new(1024),
             idle_timeout_ms: 0,
             slow_consumer: SlowConsumer::Disconnect,
+            memory_limit_bytes: Ranged::new(512 * MIB),
             pid_file: None,
         }
     }
@@ -386,6 +390,12 @@ impl Config {
             return Err(at_key(text, file, "broker", "output_buffer_bytes", format!(
                 "expected at least broker.max_frame_bytes ({}), got {}: a connection must be able to queue one whole frame",
                 b.max_frame_bytes.get(), b.output_buffer_bytes.get()
+            )));
+        }
+        if b.memory_limit_bytes.get() < b.max_frame_bytes.get() {
+            return Err(at_key(text, file, "broker", "memory_limit_bytes", format!(
+                "expected at least broker.max_frame_bytes ({}), got {}: the broker must be able to hold one whole frame",
+                b.max_frame_bytes.get(), b.memory_limit_bytes.get()
             )));
         }
         if b.max_line_bytes.get() > b.max_frame_bytes.get() {

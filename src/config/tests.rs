@@ -23,6 +23,7 @@ fn shipped_config_is_valid_and_loopback_only() {
                 grpc_bind: Some("127.0.0.1:7481".parse().unwrap()),
                 token: None,
                 request_timeout_ms: Ranged::new(10_000),
+                stream_buffer_bytes: Ranged::new(4 << 20),
             }),
             ..Config::default()
         }
@@ -96,6 +97,21 @@ fn bad_values_name_key_line_and_expected() {
             "[broker]\noutput_buffer_bytes = 2048\n",
             "broker.output_buffer_bytes",
             "expected at least broker.max_frame_bytes",
+        ),
+        (
+            "[broker]\nmemory_limit_bytes = 1024\n",
+            "broker.memory_limit_bytes",
+            "expected a number from 1048576",
+        ),
+        (
+            "[broker]\nmemory_limit_bytes = 2097152\nmax_frame_bytes = 4194304\noutput_buffer_bytes = 4194304\n",
+            "broker.memory_limit_bytes",
+            "expected at least broker.max_frame_bytes (4194304), got 2097152",
+        ),
+        (
+            "[gateway]\nstream_buffer_bytes = 10\n",
+            "gateway.stream_buffer_bytes",
+            "expected a number from 65536",
         ),
     ];
     for (text, key, expected) in cases {

@@ -17,9 +17,11 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn, Span};
 
+mod memory;
 mod publish;
 mod topics;
 
+use crate::budget::{Held, Window};
 use crate::conn_set::Membership;
 use crate::drivers::{ClientGone, DriverHost, FromClient, ToClient};
 use crate::outbox::Full;
@@ -128,6 +130,12 @@ pub struct Connection {
     last_activity: Instant,
     entry: TreeEntry,
     _membership: Membership,
+    /// The read buffer's charge to the memory budget.
+    input: Held,
+    /// Queued output and deliveries on their way, charged to the memory budget.
+    window: Arc<Window>,
+    /// Reading waits for room in the memory budget.
+    mem_wait: bool,
 }
 
 impl Connection {
@@ -135,11 +143,21 @@ impl Connection {
         let span =
             tracing::info_span!("conn", id = a.id, peer = %a.peer, proto = tracing::field::Empty);
         let stream = Rc::new(a.stream);
+        let mut sock = Socket::new(stream, a.settings.output_buffer_bytes, a.stats.clone());
+        // Deliveries stop at half the output budget, so replies still fit beside them.
+        let window = Window::new(
+            a.stats.memory.clone(),
+            a.settings.output_buffer_bytes as u64 / 2,
+        );
+        sock.set_window(window.clone());
         Connection {
             id: a.id,
             peer: a.peer,
             span,
-            sock: Socket::new(stream, a.settings.output_buffer_bytes, a.stats.clone()),
+            sock,
+            input: Held::new(a.stats.memory.clone()),
+            window,
+            mem_wait: false,
             codec: FrameCodec::new(Mode::Detect, a.settings.limits),
             rbuf: BytesMut::new(),
             settings: a.settings,
@@ -163,7 +181,7 @@ impl Connection {
     }
 
     fn wait_readable(&mut self, ctx: &mut Context<Self>) {
-        if self.paused {
+        if self.paused || !self.input_fits(ctx) {
             return;
         }
         self.sock.wait_readable(
@@ -178,7 +196,10 @@ impl Connection {
     }
 
     fn on_readable(&mut self, ctx: &mut Context<Self>) {
-        match self.sock.try_read(&mut self.rbuf, READ_CHUNK) {
+        let chunk = self.read_chunk();
+        let read = self.sock.try_read(&mut self.rbuf, chunk);
+        self.charge_read();
+        match read {
             Ok(0) => {
                 self.eof = true;
                 self.process(ctx);
@@ -342,7 +363,9 @@ impl Connection {
 
     /// Writes as much queued output as the socket takes; one `write(2)` per batch.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        match self.sock.flush() {
+        let flushed = self.sock.flush();
+        self.wake_partitions();
+        match flushed {
             Flushed::Done => self.last_activity = Instant::now(),
             Flushed::Blocked => {
                 return wait_writable(
@@ -389,7 +412,8 @@ impl Connection {
     }
 
     fn check_idle(&mut self, ctx: &mut Context<Self>, idle: Duration) {
-        if self.sock.closing().is_none() && self.last_activity.elapsed() >= idle {
+        // A connection waiting for memory is silent because the broker is not reading.
+        if self.sock.closing().is_none() && !self.mem_wait && self.last_activity.elapsed() >= idle {
             let _g = self.span.clone().entered();
             BrokerStats::add(&self.stats.idle_timeouts, 1);
             info!(peer = %self.peer, idle_ms = idle.as_millis() as u64, "idle timeout, closing connection");
@@ -417,11 +441,13 @@ impl Actor for Connection {
                 }
             });
         }
+        self.window.register(ctx.address().recipient());
         self.on_readable(ctx);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         let _g = self.span.clone().entered();
+        self.window.close();
         for (sub, state) in std::mem::take(&mut self.subs) {
             self.forget(&sub, state);
         }

@@ -227,6 +227,7 @@ impl Connection {
                     to,
                     notify: ctx.address().recipient(),
                     start,
+                    window: Some(self.window.clone()),
                 };
                 self.request(topics, join, ctx, move |act, r, ctx| match flat(r) {
                     Ok(()) => {
@@ -255,6 +256,7 @@ impl Connection {
                     start,
                     // Credit is granted once `subscribed` is queued, so it comes first.
                     credit: 0,
+                    window: Some(self.window.clone()),
                 };
                 self.request(topics, request, ctx, move |act, r, ctx| match flat(r) {
                     Ok(parts) => {
@@ -388,6 +390,8 @@ impl Handler<Deliveries> for Connection {
     /// Each record becomes a `topic deliver`, or each run of up to `batch` records of a
     /// subscription made with `batch`; all of them leave in one write.
     fn handle(&mut self, d: Deliveries, ctx: &mut Self::Context) {
+        // From here the records are counted as queued output instead.
+        self.window.release(d.charged);
         let mut buf = BytesMut::with_capacity(
             d.records
                 .iter()

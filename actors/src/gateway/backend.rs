@@ -11,7 +11,8 @@ use switchyard_codecs::record::Record;
 use switchyard_codecs::Labels;
 
 use super::error::{ApiError, ErrorKind};
-use super::stream::{Delivered, StreamSink};
+use super::stream::{StreamRx, StreamSink};
+use crate::budget::Window;
 use crate::drivers::{CallFeature, DriverHost, DriverStatus, DriversSlot, ListDrivers};
 use crate::stats::BrokerStats;
 use crate::storage::log::Append;
@@ -48,8 +49,12 @@ pub struct FetchPage {
     pub capped_to: Option<usize>,
 }
 
-/// Records one subscription stream may hold that its client has not read yet.
+/// Records one subscription stream may hold that its client has not read yet (its
+/// bytes are bounded by `gateway.stream_buffer_bytes` as well).
 pub const STREAM_WINDOW: u64 = 256;
+
+/// `gateway.stream_buffer_bytes` unless told otherwise.
+pub const STREAM_BUFFER_BYTES: u64 = 4 << 20;
 
 #[derive(Debug, Clone)]
 pub struct Backend {
@@ -67,6 +72,8 @@ pub struct Backend {
     /// The broker's arbiter: stream actors live there, whichever thread (an actix-web
     /// worker, a tonic task) opened them.
     arbiter: actix::dev::ArbiterHandle,
+    /// Bytes of records one stream may hold that its client has not read.
+    pub stream_buffer_bytes: u64,
 }
 
 fn now_ms() -> u64 {
@@ -95,7 +102,13 @@ impl Backend {
             next_stream: Arc::new(AtomicU64::new(1 << 62)),
             draining: Arc::new(AtomicBool::new(false)),
             arbiter: actix::Arbiter::current(),
+            stream_buffer_bytes: STREAM_BUFFER_BYTES,
         }
+    }
+
+    pub fn with_stream_buffer(mut self, bytes: u64) -> Self {
+        self.stream_buffer_bytes = bytes;
+        self
     }
 
     pub fn is_ready(&self) -> bool {
@@ -265,10 +278,12 @@ impl Backend {
         partition: Option<u32>,
         from: String,
         group: Option<String>,
-    ) -> Result<tokio::sync::mpsc::Receiver<Delivered>, ApiError> {
+    ) -> Result<StreamRx, ApiError> {
         let reg = self.registry()?;
         let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_WINDOW as usize);
+        let window = Window::new(self.stats.memory.clone(), self.stream_buffer_bytes);
+        let rx = StreamRx::new(rx, window.clone());
         let sink = StreamSink::new(
             id,
             topic,
@@ -277,7 +292,8 @@ impl Backend {
             tx,
             self.stats.clone(),
             self.draining.clone(),
-        );
+        )
+        .with_window(window);
         let start = sink.start_at(&from)?;
         let addr = StreamSink::start_in_arbiter(&self.arbiter, move |_| sink);
         self.bounded(async move {

@@ -131,7 +131,7 @@ impl Broker for Service {
                 .backend
                 .subscribe(r.topic, r.partition, r.from, r.group)
                 .await?;
-            let s = tokio_stream::wrappers::ReceiverStream::new(rx).map(|d| Ok(to_record(d)));
+            let s = rx.map(|d| Ok(to_record(d)));
             Ok::<_, Status>(Box::pin(s) as Self::SubscribeStream)
         })
     }

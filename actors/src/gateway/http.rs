@@ -288,7 +288,7 @@ async fn stream(
         .backend
         .subscribe(topic.into_inner(), q.partition, q.from, q.group)
         .await?;
-    let events = tokio_stream::wrappers::ReceiverStream::new(rx).map(|d| {
+    let events = rx.map(|d| {
         let data = record_json(&d.topic, d.partition, &d.record);
         Ok::<Bytes, actix_web::Error>(Bytes::from(format!(
             "id: {}:{}\nevent: record\ndata: {data}\n\n",

@@ -123,6 +123,48 @@ pub async fn render(b: &Backend) -> String {
         s.slow_consumer_disconnects,
     );
     o.one(
+        "memory_limit_bytes",
+        "gauge",
+        "The memory budget for buffered input and output (broker.memory_limit_bytes).",
+        s.memory_limit_bytes,
+    );
+    o.one(
+        "memory_in_use_bytes",
+        "gauge",
+        "Bytes charged to the memory budget now: read buffers, queued output, deliveries on their way, gateway streams.",
+        s.memory_in_use_bytes,
+    );
+    o.one(
+        "memory_peak_bytes",
+        "gauge",
+        "The most ever charged to the memory budget at once.",
+        s.memory_peak_bytes,
+    );
+    o.one(
+        "memory_output_bytes",
+        "gauge",
+        "Of the budget in use: queued output and deliveries on their way.",
+        s.memory_output_bytes,
+    );
+    o.one(
+        "memory_read_pauses_total",
+        "counter",
+        "Times a connection stopped reading because the memory budget was full.",
+        s.memory_read_pauses,
+    );
+    o.one(
+        "memory_shed_total",
+        "counter",
+        "Connections and streams closed as slow consumers to bring the memory budget under its limit.",
+        s.memory_shed,
+    );
+    o.one(
+        "stream_buffer_peak_bytes",
+        "gauge",
+        "The most any one SSE or gRPC stream has held for its client.",
+        s.stream_buffer_peak_bytes,
+    );
+    o.one(
         "deliveries_total",
         "counter",
         "Topic records delivered to subscribers.",

@@ -49,6 +49,8 @@ pub struct GatewaySettings {
     pub token: Option<String>,
     /// How long a draining server waits for open requests and streams.
     pub grace: Duration,
+    /// Bytes of records one stream may hold that its client has not read.
+    pub stream_buffer_bytes: u64,
 }
 
 /// A record as JSON: the value as text when it is UTF-8, else in `value_base64`.

@@ -1,12 +1,18 @@
 //! [`StreamSink`]: one live subscription of the gateway (an SSE or gRPC stream) as an
 //! actor. Partitions deliver to it against credit; it moves records into the stream's
 //! bounded channel as the client reads, and grants credit for exactly what moved, so a
-//! slow client holds at most one window per partition. In a consumer group it joins the
-//! group, follows rebalances, and commits what it has handed to the client.
+//! slow client holds at most one window per partition. The records it holds, in the
+//! actor and in the channel, are counted in bytes in its [`Window`]
+//! (`gateway.stream_buffer_bytes`): partitions read nothing more for it while that is
+//! full, and the client's side ([`StreamRx`]) releases each record as it takes it. In a
+//! consumer group it joins the group, follows rebalances, and commits what it has
+//! handed to the client.
 
 use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -14,8 +20,9 @@ use switchyard_codecs::record::Record;
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use super::backend::STREAM_WINDOW;
+use super::backend::{STREAM_BUFFER_BYTES, STREAM_WINDOW};
 use super::error::ApiError;
+use crate::budget::{record_bytes, Shed, Window};
 use crate::stats::BrokerStats;
 use crate::topic::registry::groups::{Assignment, Commit, JoinGroup, LeaveGroup};
 use crate::topic::registry::SubscribeTopic;
@@ -58,6 +65,33 @@ pub struct StreamSink {
     committed: HashMap<u32, u64>,
     stats: Arc<BrokerStats>,
     draining: Arc<AtomicBool>,
+    window: Arc<Window>,
+}
+
+/// The client's end of a stream: each record taken from it is released from the
+/// stream's window.
+#[derive(Debug)]
+pub struct StreamRx {
+    rx: mpsc::Receiver<Delivered>,
+    window: Arc<Window>,
+}
+
+impl StreamRx {
+    pub fn new(rx: mpsc::Receiver<Delivered>, window: Arc<Window>) -> Self {
+        StreamRx { rx, window }
+    }
+}
+
+impl futures_util::Stream for StreamRx {
+    type Item = Delivered;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Delivered>> {
+        let polled = self.rx.poll_recv(cx);
+        if let Poll::Ready(Some(d)) = &polled {
+            self.window.release(record_bytes(&d.record));
+        }
+        polled
+    }
 }
 
 impl StreamSink {
@@ -84,9 +118,16 @@ impl StreamSink {
             held: VecDeque::new(),
             delivered: HashMap::new(),
             committed: HashMap::new(),
+            window: Window::new(stats.memory.clone(), STREAM_BUFFER_BYTES),
             stats,
             draining,
         }
+    }
+
+    /// Counts what it holds in `window` (shared with its [`StreamRx`]).
+    pub fn with_window(mut self, window: Arc<Window>) -> Self {
+        self.window = window;
+        self
     }
 
     /// Parses `from`: earliest, latest, committed (groups), or an offset.
@@ -118,6 +159,18 @@ impl StreamSink {
     fn pump(&mut self, ctx: &mut Context<Self>) {
         if self.tx.is_closed() || self.draining.load(Ordering::SeqCst) {
             return ctx.stop();
+        }
+        self.stats
+            .stream_buffer_peak_bytes
+            .fetch_max(self.window.peak(), Ordering::Relaxed);
+        if self.window.take_starved() {
+            // The client read enough: partitions that held records back go on.
+            for (_, addr) in &self.partitions {
+                let _ = addr.try_send(Credit {
+                    key: self.key.clone(),
+                    n: 0,
+                });
+            }
         }
         let mut moved: HashMap<u32, u64> = HashMap::new();
         while let Some(d) = self.held.pop_front() {
@@ -163,11 +216,16 @@ impl Actor for StreamSink {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1024);
+        self.window.register(ctx.address().recipient());
         ctx.run_interval(TICK, |act, ctx| act.pump(ctx));
         ctx.run_interval(COMMIT_EVERY, |act, _| act.commit());
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        self.stats
+            .stream_buffer_peak_bytes
+            .fetch_max(self.window.peak(), Ordering::Relaxed);
+        self.window.close();
         self.commit();
         for (_, addr) in &self.partitions {
             let _ = addr.try_send(Unsubscribe {
@@ -200,6 +258,7 @@ impl Handler<Open> for StreamSink {
                     to,
                     notify,
                     start: o.start,
+                    window: Some(self.window.clone()),
                 });
                 Box::pin(async move { f.await?.map(|()| Vec::new()) })
                     as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
@@ -212,6 +271,7 @@ impl Handler<Open> for StreamSink {
                     to,
                     start: o.start,
                     credit: STREAM_WINDOW,
+                    window: Some(self.window.clone()),
                 });
                 Box::pin(async move {
                     let parts = f.await??;
@@ -273,5 +333,19 @@ impl Handler<Assignment> for StreamSink {
                 });
             }
         }
+    }
+}
+
+impl Handler<Shed> for StreamSink {
+    type Result = ();
+
+    /// The memory budget is full of output and this stream holds the most: it ends.
+    fn handle(&mut self, s: Shed, ctx: &mut Self::Context) {
+        BrokerStats::add(&self.stats.slow_consumer_disconnects, 1);
+        tracing::warn!(
+            topic = %self.topic, stream = self.key.conn, held = s.held, limit = s.limit,
+            "slow consumer: memory budget full, closing the largest holder of output"
+        );
+        ctx.stop();
     }
 }

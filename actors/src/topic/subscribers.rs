@@ -3,11 +3,13 @@
 //! stops asking costs no memory.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use switchyard_codecs::record::Record;
 use tracing::error;
 
+use crate::budget::{record_bytes, Window};
 use crate::storage::{PartitionLog, StorageError};
 
 /// Where a new subscription starts.
@@ -29,6 +31,8 @@ pub struct Deliveries {
     /// The subscription reached records it cannot read and ended on this partition
     /// (after `records`); the subscriber may subscribe again after them.
     pub unreadable: Option<Unreadable>,
+    /// What was charged to the receiver's window for these records.
+    pub charged: u64,
 }
 
 /// Offsets a subscription could not read, and why.
@@ -54,8 +58,12 @@ pub struct Subscribe {
     pub to: Recipient<Deliveries>,
     pub start: StartAt,
     pub credit: u64,
+    /// The receiver's byte window: no records are read for it while it is full.
+    pub window: Option<Arc<Window>>,
 }
 
+/// `n` more records for a subscription (0: only a nudge to send what is due, after its
+/// window drained).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Credit {
@@ -74,6 +82,7 @@ struct Sub {
     to: Recipient<Deliveries>,
     next: u64,
     credit: u64,
+    window: Option<Arc<Window>>,
 }
 
 /// At most this much is read for one delivery.
@@ -132,6 +141,7 @@ impl Subscribers {
                 to: s.to,
                 next,
                 credit: s.credit,
+                window: s.window,
             },
         );
         Ok(next)
@@ -147,13 +157,24 @@ impl Subscribers {
         self.subs.remove(key);
     }
 
-    /// Sends every subscriber what it has credit for, up to `limit` (exclusive).
-    /// Returns true when a full mailbox left something for a later try.
+    /// Sends every subscriber what it has credit for, up to `limit` (exclusive), and
+    /// what its window has room for. Returns true when a full mailbox or the full
+    /// memory budget left something for a later try; a subscriber whose own window is
+    /// full is marked starved instead and nudges the partition when it has drained.
     pub fn pump(&mut self, log: &PartitionLog, limit: u64) -> bool {
         let mut retry = false;
         let mut gone = Vec::new();
         for (key, s) in self.subs.iter_mut() {
             while s.credit > 0 && s.next < limit {
+                if let Some(w) = s.window.as_ref().filter(|w| !w.has_room()) {
+                    w.starve();
+                    if !w.budget().has_room() {
+                        // Output that nobody takes may be what fills it.
+                        w.budget().relieve(1);
+                        retry = true;
+                    }
+                    break;
+                }
                 let mut recs = match log.read(s.next, READ_BYTES) {
                     Ok(r) => r,
                     Err(e) => {
@@ -173,6 +194,7 @@ impl Subscribers {
                                 last,
                                 reason: e.client_text(),
                             }),
+                            charged: 0,
                         };
                         if let Err(SendError::Full(_)) = s.to.try_send(msg) {
                             retry = true;
@@ -189,14 +211,27 @@ impl Subscribers {
                     break;
                 };
                 let n = recs.len() as u64;
+                let charged = match &s.window {
+                    Some(w) => {
+                        let bytes = recs.iter().map(record_bytes).sum();
+                        w.charge(bytes);
+                        bytes
+                    }
+                    None => 0,
+                };
                 let msg = Deliveries {
                     sub: key.sub.clone(),
                     topic: self.topic.clone(),
                     partition: self.partition,
                     records: recs,
                     unreadable: None,
+                    charged,
                 };
-                match s.to.try_send(msg) {
+                let sent = s.to.try_send(msg);
+                if let (Err(_), Some(w)) = (&sent, &s.window) {
+                    w.release(charged);
+                }
+                match sent {
                     Ok(()) => {
                         s.next = last + 1;
                         s.credit -= n;

@@ -5,11 +5,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use tracing::{info, warn};
 
 use super::TopicRegistry;
+use crate::budget::Window;
 use crate::topic::partition::Partition;
 use crate::topic::subscribers::{Deliveries, StartAt, SubKey, Subscribe, Unsubscribe};
 use crate::topic::TopicError;
@@ -33,6 +35,8 @@ pub struct JoinGroup {
     pub notify: Recipient<Assignment>,
     /// Where a partition without a committed offset starts for this member.
     pub start: StartAt,
+    /// The member's byte window (see [`Subscribe::window`]).
+    pub window: Option<Arc<Window>>,
 }
 
 #[derive(Debug, Message)]
@@ -57,6 +61,7 @@ struct Member {
     to: Recipient<Deliveries>,
     notify: Recipient<Assignment>,
     start: StartAt,
+    window: Option<Arc<Window>>,
 }
 
 #[derive(Debug, Default)]
@@ -121,6 +126,7 @@ impl TopicRegistry {
                     to: m.to.clone(),
                     start,
                     credit: 0,
+                    window: m.window.clone(),
                 };
                 if addr.try_send(sub).is_err() {
                     warn!(group = %gkey.0, topic = %gkey.1, partition = p, "partition busy; assignment not delivered");
@@ -158,6 +164,7 @@ impl Handler<JoinGroup> for TopicRegistry {
             to: j.to,
             notify: j.notify,
             start: j.start,
+            window: j.window,
         });
         // Everything moves on a join: clear owners so the new split is applied.
         self.rebalance(&gkey);

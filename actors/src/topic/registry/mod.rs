@@ -130,6 +130,8 @@ pub struct SubscribeTopic {
     pub to: Recipient<Deliveries>,
     pub start: StartAt,
     pub credit: u64,
+    /// The receiver's byte window (see [`Subscribe::window`]).
+    pub window: Option<std::sync::Arc<crate::budget::Window>>,
 }
 
 #[derive(Debug)]
@@ -478,6 +480,7 @@ impl Handler<SubscribeTopic> for TopicRegistry {
                     to: s.to.clone(),
                     start: s.start,
                     credit: s.credit,
+                    window: s.window.clone(),
                 };
                 let start = addr.send(sub).await?.map_err(TopicError::Partition)?;
                 out.push((p, start, addr));
