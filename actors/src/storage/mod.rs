@@ -2,6 +2,7 @@
 //!
 //! - [`log`]: [`PartitionLog`], one partition's segments: append a batch (undone
 //!   whole when a write fails), `fdatasync` on demand, mend after a fault.
+//! - [`durability`]: syncs, and mending after a failed write or `fdatasync`.
 //! - `read`: reads in offset order; unreadable offsets are reported as a range.
 //! - `recover`: opening a log: torn tails cut, damage and gaps found and kept.
 //! - `resync`: after a failed `fdatasync`, re-read, verify, rewrite, sync.
@@ -14,6 +15,7 @@
 //!
 //! The record format itself lives in `switchyard_codecs::record`.
 
+pub mod durability;
 pub mod faults;
 pub mod files;
 pub mod log;
@@ -25,8 +27,9 @@ pub mod scan;
 pub mod segment;
 pub mod verify;
 
+pub use durability::{SyncHandle, SyncPoint};
 pub use faults::{Fault, Faults, Op};
-pub use log::{LogConfig, PartitionLog, Recovery, RollSync, SyncHandle, SyncPoint};
+pub use log::{LogConfig, PartitionLog, Recovery, RollSync};
 pub use retention::Expired;
 pub use scan::Damage;
 pub use segment::StorageError;

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use tracing::{error, info, warn};
 
+use super::durability::SyncPoint;
 use super::faults::FileOps;
-use super::log::{LogConfig, LogFault, PartitionLog, Recovery, RollSync, Segment, SyncPoint};
+use super::log::{LogConfig, LogFault, PartitionLog, Recovery, RollSync, Segment};
 use super::scan::{self, Damage};
 use super::segment::{self, io, StorageError};
 

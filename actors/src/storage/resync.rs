@@ -9,8 +9,9 @@ use std::os::unix::fs::FileExt;
 use switchyard_codecs::record;
 use tracing::{error, warn};
 
+use super::durability::SyncPoint;
 use super::faults::FileOps;
-use super::log::{PartitionLog, SyncPoint};
+use super::log::PartitionLog;
 use super::segment::{self, io, StorageError};
 
 /// Bytes re-read and rewritten at a time.
