@@ -15,6 +15,7 @@ use super::driver::{Driver, Reconfigure, StopDriver};
 use super::rpc::Rpc;
 use super::spec::{DriverSpec, HostSettings};
 use super::status::{DriverState, DriverStatus};
+use super::throttle::Throttle;
 use super::*;
 use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
 use crate::topic::registry::TopicsSlot;
@@ -48,6 +49,8 @@ pub struct DriverHost {
     pub(super) waiting: HashMap<String, Vec<Waiting>>,
     watchers: Vec<Recipient<DriverUpdate>>,
     pub(super) chat: Option<Recipient<crate::chat::ChatFrame>>,
+    /// Rate limit of the warning for forged rpc returns.
+    pub(super) forged_log: Throttle,
 }
 
 impl DriverHost {
@@ -69,6 +72,7 @@ impl DriverHost {
                 waiting: HashMap::new(),
                 watchers: Vec::new(),
                 chat: None,
+                forged_log: Throttle::default(),
             };
             let addr = host.start();
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr.clone());

@@ -238,6 +238,18 @@ pub async fn render(b: &Backend) -> String {
                 "RPC calls to a feature that was not there.",
                 r.unroutable,
             );
+            o.one(
+                "rpc_late_returns_total",
+                "counter",
+                "RPC returns for no call in flight (late or unknown), dropped.",
+                r.late_returns,
+            );
+            o.one(
+                "rpc_forged_returns_total",
+                "counter",
+                "RPC returns from a feature the call was not routed to, dropped.",
+                r.forged_returns,
+            );
             o.family(
                 "rpc_latency_seconds",
                 "histogram",
