@@ -17,7 +17,7 @@ pub enum TopicError {
     },
     #[error("topic `{topic}` routes explicitly: a partition is required")]
     PartitionRequired { topic: String },
-    #[error("invalid topic name `{name}`: 1 to 128 of A-Z a-z 0-9 . _ -")]
+    #[error("invalid topic name `{name}`: 1 to 128 of A-Z a-z 0-9 . _ -, not starting with `.`")]
     InvalidName { name: String },
     #[error("a topic has 1 to 4096 partitions, not {count}")]
     PartitionCount { count: u32 },
