@@ -164,7 +164,10 @@ impl Driver {
         let gen = self.gen;
         match process::spawn(&self.spec, self.settings.queue_frames) {
             Err(e) => {
-                let why = format!("cannot start {}: {e}", self.spec.command.display());
+                // The command's path goes to the log; the reason is in the driver's
+                // status, which clients can read.
+                warn!(driver = %self.spec.name, command = %self.spec.command.display(), error = %e, "driver command cannot be started");
+                let why = format!("cannot start its command: {e}");
                 self.start_failed(ctx, why);
             }
             Ok(s) => {

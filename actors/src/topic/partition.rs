@@ -185,7 +185,7 @@ impl Partition {
         }
         let file = match self.log.sync_handle() {
             Ok(f) => f,
-            Err(e) => return self.fail_waiters(&e.to_string()),
+            Err(e) => return self.fail_waiters(&storage_error(&self.name, e)),
         };
         self.syncing = true;
         let covered = std::mem::take(&mut self.waiting);
@@ -374,7 +374,15 @@ impl Handler<GetPartitionStatus> for Partition {
     }
 }
 
+/// Logs a storage error in full; a client is told the partition and the fault, never
+/// the server path.
 fn storage_error(name: &str, e: StorageError) -> String {
     warn!(partition = %name, error = %e, "storage error");
-    e.to_string()
+    let fault = match e {
+        StorageError::Io { source, .. } => source.to_string(),
+        StorageError::Corrupt {
+            position, reason, ..
+        } => format!("record at byte {position}: {reason}"),
+    };
+    format!("partition {name}: {fault}")
 }
