@@ -47,6 +47,8 @@ pub struct DriverHost {
     ready_waiters: Vec<oneshot::Sender<Result<(), String>>>,
     /// Calls to a driver that is starting, by driver name, until it is alive (or not).
     pub(super) waiting: HashMap<String, Vec<Waiting>>,
+    /// The bytes of the calls in `waiting`, by driver name.
+    pub(super) waiting_bytes: HashMap<String, usize>,
     watchers: Vec<Recipient<DriverUpdate>>,
     pub(super) chat: Option<Recipient<crate::chat::ChatFrame>>,
     /// Rate limit of the warning for forged rpc returns.
@@ -70,6 +72,7 @@ impl DriverHost {
                 guard: cx.guard,
                 ready_waiters: Vec::new(),
                 waiting: HashMap::new(),
+                waiting_bytes: HashMap::new(),
                 watchers: Vec::new(),
                 chat: None,
                 forged_log: Throttle::default(),

@@ -37,7 +37,7 @@ use switchyard_codecs::Envelope;
 
 pub use driver::Driver;
 pub use host::{DriverHost, DriversSlot};
-pub use spec::{DriverSpec, HostSettings, RuleSpec};
+pub use spec::{DriverLogLimits, DriverSpec, HostSettings, RuleSpec};
 pub use status::{DriverState, DriverStatus};
 
 /// A driver's status changed.

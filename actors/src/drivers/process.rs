@@ -4,7 +4,7 @@
 
 use std::os::fd::OwnedFd;
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,8 @@ pub struct Proc {
     pub pid: u32,
     /// Frames for stdin; dropping it closes stdin once the queue is written.
     pub stdin: Option<mpsc::Sender<Bytes>>,
+    /// Bytes sent to `stdin` and not yet written to the pipe.
+    pub queued: Arc<AtomicUsize>,
     pub exited: Arc<AtomicBool>,
 }
 
@@ -72,6 +74,8 @@ pub fn spawn(spec: &DriverSpec, queue: usize) -> std::io::Result<Spawned> {
     actix::spawn(pump(fd3, spec.name.clone(), "fd3"));
     actix::spawn(pump(stderr, spec.name.clone(), "stderr"));
     let (tx, mut rx) = mpsc::channel::<Bytes>(queue.max(1));
+    let queued = Arc::new(AtomicUsize::new(0));
+    let written = queued.clone();
     actix::spawn(async move {
         let mut stdin = stdin;
         let mut buf = BytesMut::new();
@@ -84,6 +88,7 @@ pub fn spawn(spec: &DriverSpec, queue: usize) -> std::io::Result<Spawned> {
             if stdin.write_all(&buf).await.is_err() {
                 break;
             }
+            written.fetch_sub(buf.len(), Ordering::SeqCst);
             buf.clear();
         }
         let _ = stdin.shutdown().await;
@@ -105,6 +110,7 @@ pub fn spawn(spec: &DriverSpec, queue: usize) -> std::io::Result<Spawned> {
         proc: Proc {
             pid,
             stdin: Some(tx),
+            queued,
             exited,
         },
         stdout,

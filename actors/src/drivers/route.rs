@@ -195,12 +195,23 @@ impl DriverHost {
                 }
                 // Starting: the call waits for `alive` (or fails with the start), within
                 // its own deadline, as drivers decrypt their options through others at boot.
+                let max_bytes = self
+                    .settings
+                    .drivers
+                    .iter()
+                    .find(|d| d.name == name)
+                    .map_or(usize::MAX, |d| d.queue_bytes);
+                let len = env.encoded_len();
+                let bytes = self.waiting_bytes.entry(name.to_string()).or_default();
                 let queue = self.waiting.entry(name.to_string()).or_default();
-                if queue.len() >= self.settings.queue_frames {
+                if queue.len() >= self.settings.queue_frames
+                    || (*bytes > 0 && *bytes + len > max_bytes)
+                {
                     return Err(format!(
                         "feature {feature} is starting and its queue is full"
                     ));
                 }
+                *bytes += len;
                 queue.push((env, pending));
                 return Ok(());
             }
@@ -257,6 +268,7 @@ impl DriverHost {
             return;
         }
         let feature = format!("driver:{name}");
+        self.waiting_bytes.remove(name);
         for (env, pending) in self.waiting.remove(name).unwrap_or_default() {
             let Some((caller, id)) = pending else {
                 continue;
