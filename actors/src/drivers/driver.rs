@@ -4,7 +4,7 @@
 //! back-off, within the restart policy, and hands every other frame to the host.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,6 +83,8 @@ pub struct Driver {
     status: DriverStatus,
     stop_waiters: Vec<oneshot::Sender<()>>,
     entry: TreeEntry,
+    /// Its log lines dropped over the rate, every process counted (the host reads it).
+    log_dropped: Arc<AtomicU64>,
 }
 
 impl Driver {
@@ -92,6 +94,7 @@ impl Driver {
         host: Recipient<DriverUpdate>,
         frames: Recipient<FromDriver>,
         entry: TreeEntry,
+        log_dropped: Arc<AtomicU64>,
     ) -> Self {
         let dynamic = settings.dynamic_data(&spec.name);
         let status = DriverStatus::new(&spec);
@@ -110,6 +113,7 @@ impl Driver {
             status,
             stop_waiters: Vec::new(),
             entry,
+            log_dropped,
         }
     }
 
@@ -180,7 +184,13 @@ impl Driver {
     fn spawn(&mut self, ctx: &mut Context<Self>) {
         self.gen += 1;
         let gen = self.gen;
-        match process::spawn(&self.spec, self.settings.queue_frames) {
+        let dropped = self.log_dropped.clone();
+        match process::spawn(
+            &self.spec,
+            self.settings.queue_frames,
+            self.settings.log,
+            dropped,
+        ) {
             Err(e) => {
                 // The command's path goes to the log; the reason is in the driver's
                 // status, which clients can read.

@@ -3,6 +3,7 @@
 //! router for RPC and the event bus ([`super::route`]).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -31,6 +32,17 @@ pub(super) type Waiting = (Envelope, Option<(String, String)>);
 pub(super) struct Slot {
     pub addr: Addr<Driver>,
     pub status: DriverStatus,
+    /// Its log lines dropped over the rate, counted by its processes' log pumps.
+    pub log_dropped: Arc<AtomicU64>,
+}
+
+impl Slot {
+    /// Its status with the counters kept outside it.
+    fn status(&self) -> DriverStatus {
+        let mut s = self.status.clone();
+        s.log_lines_dropped = self.log_dropped.load(Ordering::Relaxed);
+        s
+    }
 }
 
 #[derive(Debug)]
@@ -86,15 +98,22 @@ impl DriverHost {
     fn start_driver(&mut self, spec: DriverSpec, ctx: &mut Context<Self>) {
         let entry = self.entry.child("driver", spec.name.clone());
         let status = DriverStatus::new(&spec);
+        let log_dropped = Arc::new(AtomicU64::new(0));
         let addr = Driver::new(
             spec.clone(),
             self.settings.clone(),
             ctx.address().recipient(),
             ctx.address().recipient(),
             entry,
+            log_dropped.clone(),
         )
         .start();
-        self.drivers.insert(spec.name, Slot { addr, status });
+        let slot = Slot {
+            addr,
+            status,
+            log_dropped,
+        };
+        self.drivers.insert(spec.name, slot);
     }
 
     /// Answers the readiness waiters once every required driver is alive, or one failed.
@@ -190,7 +209,7 @@ impl Handler<WatchDrivers> for DriverHost {
 
     fn handle(&mut self, WatchDrivers(to): WatchDrivers, _: &mut Self::Context) {
         for s in self.drivers.values() {
-            let _ = to.try_send(DriverUpdate(s.status.clone()));
+            let _ = to.try_send(DriverUpdate(s.status()));
         }
         self.watchers.push(to);
     }
@@ -208,7 +227,7 @@ impl Handler<ListDrivers> for DriverHost {
     type Result = Vec<DriverStatus>;
 
     fn handle(&mut self, _: ListDrivers, _: &mut Self::Context) -> Self::Result {
-        self.drivers.values().map(|s| s.status.clone()).collect()
+        self.drivers.values().map(Slot::status).collect()
     }
 }
 

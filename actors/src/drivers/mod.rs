@@ -8,6 +8,7 @@
 //!   publish, fetch).
 //! - [`route`]: how the host routes `rpc call`/`rpc return` and `eventbus` frames.
 //! - [`driver`]: [`Driver`], one driver's process and lifecycle.
+//! - [`logpump`]: a driver's stderr and fd 3 logged within a line rate and length.
 //! - [`process`]: spawning (stdin/stdout pipes, stderr and fd 3 logged) and ending
 //!   (stdin closed, SIGTERM, SIGKILL) a driver process.
 //! - [`rpc`]: calls in flight, their deadlines and counters; Go durations.
@@ -22,6 +23,7 @@ pub mod bus;
 pub mod conditions;
 pub mod driver;
 pub mod host;
+pub mod logpump;
 pub mod mapdata;
 pub mod process;
 pub mod route;

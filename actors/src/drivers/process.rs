@@ -1,10 +1,10 @@
 //! A driver's process: spawned with stdin/stdout pipes, stderr and fd 3 captured and
-//! logged line by line under the driver's name; reaped by a task that reports the exit;
+//! logged line by line under the driver's name, within bounds ([`super::logpump`]); reaped by a task that reports the exit;
 //! ended by closing stdin, then SIGTERM, then SIGKILL.
 
 use std::os::fd::OwnedFd;
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,12 +12,13 @@ use bytes::{Bytes, BytesMut};
 use command_fds::{CommandFdExt, FdMapping};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdout, Command};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::warn;
 
-use super::spec::DriverSpec;
+use super::logpump;
+use super::spec::{DriverLogLimits, DriverSpec};
 
 /// A running process's handles.
 #[derive(Debug)]
@@ -43,8 +44,14 @@ impl std::fmt::Debug for Spawned {
     }
 }
 
-/// Starts `[command, service, args…]` with piped stdio and a log pipe on fd 3.
-pub fn spawn(spec: &DriverSpec, queue: usize) -> std::io::Result<Spawned> {
+/// Starts `[command, service, args…]` with piped stdio and a log pipe on fd 3. Its
+/// log lines go through `log` (see [`super::logpump`]); `dropped` counts those over it.
+pub fn spawn(
+    spec: &DriverSpec,
+    queue: usize,
+    log: DriverLogLimits,
+    dropped: Arc<AtomicU64>,
+) -> std::io::Result<Spawned> {
     let (log_r, log_w) = std::io::pipe()?;
     let mut cmd = Command::new(&spec.command);
     cmd.arg(&spec.service)
@@ -71,8 +78,7 @@ pub fn spawn(spec: &DriverSpec, queue: usize) -> std::io::Result<Spawned> {
         return Err(std::io::Error::other("child has no pipes"));
     };
     let fd3 = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(log_r))?;
-    actix::spawn(pump(fd3, spec.name.clone(), "fd3"));
-    actix::spawn(pump(stderr, spec.name.clone(), "stderr"));
+    actix::spawn(logpump::pump(stderr, fd3, spec.name.clone(), log, dropped));
     let (tx, mut rx) = mpsc::channel::<Bytes>(queue.max(1));
     let queued = Arc::new(AtomicUsize::new(0));
     let written = queued.clone();
@@ -116,19 +122,6 @@ pub fn spawn(spec: &DriverSpec, queue: usize) -> std::io::Result<Spawned> {
         stdout,
         exit,
     })
-}
-
-/// Logs a driver's output stream line by line under its name: the reference library
-/// writes INFO and DEBUG to fd 3 and WARNING and above to stderr.
-async fn pump(r: impl tokio::io::AsyncRead + Unpin, name: String, stream: &'static str) {
-    let mut lines = tokio::io::BufReader::new(r).lines();
-    while let Ok(Some(l)) = lines.next_line().await {
-        if stream == "stderr" {
-            warn!(driver = %name, stream, "{l}");
-        } else {
-            info!(driver = %name, stream, "{l}");
-        }
-    }
 }
 
 impl Proc {

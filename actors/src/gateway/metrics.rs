@@ -206,6 +206,18 @@ pub async fn render(b: &Backend) -> String {
         for d in &drivers {
             o.sample("driver_restarts_total", &[("driver", &d.name)], d.restarts);
         }
+        o.family(
+            "driver_log_lines_dropped_total",
+            "counter",
+            "Driver log lines (stderr, fd 3) dropped over log_lines_per_sec.",
+        );
+        for d in &drivers {
+            o.sample(
+                "driver_log_lines_dropped_total",
+                &[("driver", &d.name)],
+                d.log_lines_dropped,
+            );
+        }
         o.family("driver_failed", "gauge", "1 for a driver given up.");
         for d in &drivers {
             o.sample(
