@@ -101,6 +101,8 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         )),
         None => None,
     };
+    // What drivers leave behind comes to us, to be ended with them (drivers::reaper).
+    switchyard_actors::drivers::reaper::become_subreaper();
     let tree = ActorTree::new();
     let stats = Arc::new(BrokerStats::default());
     let supervisor = Supervisor::new(tree.clone(), "root", config.restart_policy()).start();

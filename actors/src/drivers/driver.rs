@@ -184,13 +184,8 @@ impl Driver {
     fn spawn(&mut self, ctx: &mut Context<Self>) {
         self.gen += 1;
         let gen = self.gen;
-        let dropped = self.log_dropped.clone();
-        match process::spawn(
-            &self.spec,
-            self.settings.queue_frames,
-            self.settings.log,
-            dropped,
-        ) {
+        let (s, dropped) = (&self.settings, self.log_dropped.clone());
+        match process::spawn(&self.spec, s.queue_frames, s.log, dropped, s.kill_grace) {
             Err(e) => {
                 // The command's path goes to the log; the reason is in the driver's
                 // status, which clients can read.

@@ -125,8 +125,16 @@ impl DriverHost {
         let failed = required()
             .find(|s| s.status.state == DriverState::Failed)
             .map(|s| {
+                // For the operator at start-up: the command's path too.
+                let command = self
+                    .settings
+                    .drivers
+                    .iter()
+                    .find(|d| d.name == s.status.name)
+                    .map(|d| d.command.display().to_string())
+                    .unwrap_or_default();
                 format!(
-                    "required driver `{}` failed to start: {}",
+                    "required driver `{}` failed to start: {} (command {command})",
                     s.status.name,
                     s.status.last_error.as_deref().unwrap_or("unknown")
                 )

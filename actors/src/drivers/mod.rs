@@ -11,6 +11,7 @@
 //! - [`logpump`]: a driver's stderr and fd 3 logged within a line rate and length.
 //! - [`process`]: spawning (stdin/stdout pipes, stderr and fd 3 logged) and ending
 //!   (stdin closed, SIGTERM, SIGKILL) a driver process.
+//! - [`reaper`]: the broker as child subreaper; a driver's descendants end with it.
 //! - [`rpc`]: calls in flight, their deadlines and counters; Go durations.
 //! - [`bus`]: rules, `eventbus command`s, client subscriptions.
 //! - [`conditions`]: `CompareAll`, the dipper condition language.
@@ -26,6 +27,7 @@ pub mod host;
 pub mod logpump;
 pub mod mapdata;
 pub mod process;
+pub mod reaper;
 pub mod route;
 pub mod rpc;
 pub mod spec;

@@ -1,5 +1,6 @@
 //! A driver's process: spawned with stdin/stdout pipes, stderr and fd 3 captured and
-//! logged line by line under the driver's name, within bounds ([`super::logpump`]); reaped by a task that reports the exit;
+//! logged line by line under the driver's name, within bounds ([`super::logpump`]);
+//! its descendants ended with it ([`super::reaper`]); reaped by a task that reports the exit;
 //! ended by closing stdin, then SIGTERM, then SIGKILL.
 
 use std::os::fd::OwnedFd;
@@ -17,8 +18,8 @@ use tokio::process::{ChildStdout, Command};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::logpump;
 use super::spec::{DriverLogLimits, DriverSpec};
+use super::{logpump, reaper};
 
 /// A running process's handles.
 #[derive(Debug)]
@@ -51,6 +52,7 @@ pub fn spawn(
     queue: usize,
     log: DriverLogLimits,
     dropped: Arc<AtomicU64>,
+    grace: Duration,
 ) -> std::io::Result<Spawned> {
     let (log_r, log_w) = std::io::pipe()?;
     let mut cmd = Command::new(&spec.command);
@@ -68,10 +70,13 @@ pub fn spawn(
         child_fd: 3,
     }])
     .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mark = reaper::new_mark();
+    cmd.env(reaper::MARK_VAR, &mark);
     let mut child = cmd.spawn()?;
     // The Command holds our copy of fd 3's write end; dropping it lets the reader see EOF.
     drop(cmd);
     let pid = child.id().unwrap_or(0);
+    reaper::manage(pid);
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -102,14 +107,16 @@ pub fn spawn(
     let exited = Arc::new(AtomicBool::new(false));
     let done = exited.clone();
     let name = spec.name.clone();
+    let orphans = Arc::new(reaper::Orphans::default());
+    actix::spawn(reaper::tend(mark.clone(), exited.clone(), orphans.clone()));
     let exit = Box::pin(async move {
         let status = child.wait().await;
         done.store(true, Ordering::SeqCst);
-        // Whatever the driver started and left behind in its process group goes too:
-        // no orphan outlives its driver.
-        if pid != 0 && killpg(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok() {
-            warn!(driver = %name, pgid = pid, "driver left processes behind, killed its process group");
-        }
+        reaper::unmanage(pid);
+        // Whatever the driver started and left behind goes too, in its process group or
+        // not (`setsid`): no orphan outlives its driver. The exit counts once they are
+        // gone, so a restarted driver never meets its predecessor's children.
+        reaper::end_all(&name, &mark, grace, &orphans).await;
         status
     });
     Ok(Spawned {
