@@ -149,11 +149,10 @@ impl Orphans {
             }
             let known = self.set().contains(&pid);
             match stat(pid) {
-                Some(('Z', _)) if known => {
-                    if reap(pid) {
-                        self.set().remove(&pid);
-                    }
+                Some(('Z', _)) if known && reap(pid) => {
+                    self.set().remove(&pid);
                 }
+                Some(('Z', _)) if known => {}
                 Some(('Z', _)) if unknown => {
                     debug!(pid, "unattributed zombie child reaped");
                     reap(pid);
