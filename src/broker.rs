@@ -118,6 +118,8 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         )),
         None => None,
     };
+    // What drivers leave behind comes to us, to be ended with them (drivers::reaper).
+    switchyard_actors::drivers::reaper::become_subreaper();
     let tree = ActorTree::new();
     let stats = Arc::new(BrokerStats::with_memory_limit(
         config.broker.memory_limit_bytes.get(),

@@ -397,6 +397,9 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write broker.pid_file {}", p.display()))?;
     }
+    // This process has no children but its drivers: any zombie child that is not a
+    // driver process tokio waits for is a driver's orphan, and ours to reap.
+    switchyard_actors::drivers::reaper::reap_unknown_zombies(true);
     let result = actix_rt::System::new().block_on(async move {
         let mut broker = switchyard::start(&config)
             .await

@@ -11,7 +11,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::envelope::{Envelope, Labels};
 use crate::error::{EnvelopeError, FrameError, FrameErrorKind, MazeError, MazeErrorKind};
 use crate::limits::Limits;
-use crate::maze::{parse_line, MazeEvent, MazeLine};
+use crate::maze::{leading_seq, parse_line, MazeEvent, MazeLine};
 use crate::scan::{scan, Consume, Layout, Scan};
 
 mod skip;
@@ -107,17 +107,26 @@ impl FrameCodec {
                     })
             }
             None if window.len() >= self.limits.max_line_bytes => {
+                // The event's number is used up when it can be read, or the stream
+                // would wait for it for ever.
                 let e = self.error(
                     0,
                     MazeError {
-                        seq: None,
+                        seq: leading_seq(window),
                         kind: MazeErrorKind::LineTooLong {
                             max: self.limits.max_line_bytes,
                         },
                     },
                 );
-                self.advance(src, src.len());
-                self.discarding = true;
+                // Only the long line goes: the lines after it may be in this read too.
+                let max = self.limits.max_line_bytes;
+                match memchr::memchr(b'\n', &src[max..]) {
+                    Some(i) => self.advance(src, max + i + 1),
+                    None => {
+                        self.advance(src, src.len());
+                        self.discarding = true;
+                    }
+                }
                 Err(e)
             }
             None => Ok(None),

@@ -120,6 +120,14 @@ pub fn parse_line(raw: Bytes) -> Result<MazeLine, MazeError> {
     parse_event(raw).map(MazeLine::Event)
 }
 
+/// The sequence number at the start of an event line that could not be parsed whole
+/// (one over the length limit): the digits before the first `|`, when they are a
+/// canonical non-zero number.
+pub fn leading_seq(line: &[u8]) -> Option<u64> {
+    let bar = memchr::memchr(b'|', line)?;
+    parse_u64(&line[..bar]).ok().filter(|&seq| seq != 0)
+}
+
 fn parse_user_id(line: &[u8]) -> Result<u64, MazeError> {
     let bad = || MazeError {
         seq: None,
@@ -284,6 +292,20 @@ mod tests {
         );
         assert_eq!(ev("").unwrap_err().kind, MazeErrorKind::Empty);
         assert_eq!(ev("\r").unwrap_err().kind, MazeErrorKind::Empty);
+    }
+
+    #[test]
+    fn leading_sequence_numbers() {
+        assert_eq!(leading_seq(b"17|B|AAAA"), Some(17));
+        assert_eq!(leading_seq(b"17|"), Some(17));
+        for none in [&b"AAAA"[..], b"0|B", b"x|B", b"017|B", b"17", b"|B"] {
+            assert_eq!(
+                leading_seq(none),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(none)
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchyard_actors::drivers::conditions::invalid_patterns;
-use switchyard_actors::drivers::{DriverSpec, HostSettings, RuleSpec};
+use switchyard_actors::drivers::{DriverLogLimits, DriverSpec, HostSettings, RuleSpec};
 
 use super::{error::ConfigError, Config, Ranged};
 
@@ -24,6 +24,16 @@ pub struct DriversConfig {
     pub kill_grace_ms: Ranged<1, 60_000>,
     /// Frames queued for one driver's stdin; past it, calls to it fail at once.
     pub queue_frames: Ranged<1, 1_000_000>,
+    /// Bytes queued for one driver's stdin (and held for it while it starts); past it,
+    /// calls to it fail at once. `[[driver]] queue_bytes` overrides it.
+    pub queue_bytes: Ranged<4096, { 1 << 40 }>,
+    /// A driver's log lines (stderr and fd 3) per second, on average; the rest are
+    /// dropped and counted.
+    pub log_lines_per_sec: Ranged<1, 1_000_000>,
+    /// Log lines a driver may write at once before the rate applies.
+    pub log_burst: Ranged<1, 1_000_000>,
+    /// The longest log line kept; the rest of a longer line is cut.
+    pub log_line_bytes: Ranged<64, { 1 << 20 }>,
     /// Driver events are appended to this topic; "" turns that off.
     pub eventbus_topic: String,
 }
@@ -35,6 +45,10 @@ impl Default for DriversConfig {
             stop_wait_ms: Ranged::new(1_000),
             kill_grace_ms: Ranged::new(1_000),
             queue_frames: Ranged::new(1024),
+            queue_bytes: Ranged::new(16 << 20),
+            log_lines_per_sec: Ranged::new(100),
+            log_burst: Ranged::new(200),
+            log_line_bytes: Ranged::new(4096),
             eventbus_topic: "eventbus".into(),
         }
     }
@@ -71,6 +85,9 @@ pub struct DriverConfig {
     /// Sent as `data` in `command options`.
     #[serde(default = "empty_object")]
     pub options: Value,
+    /// Overrides `[drivers] queue_bytes` for this driver.
+    #[serde(default)]
+    pub queue_bytes: Option<Ranged<4096, { 1 << 40 }>>,
 }
 
 /// `when` of a rule.
@@ -263,6 +280,7 @@ impl Config {
                     required: c.required,
                     start_timeout: Duration::from_millis(c.start_timeout_ms.get()),
                     options: c.options.clone(),
+                    queue_bytes: c.queue_bytes.unwrap_or(d.queue_bytes).usize(),
                 })
                 .collect(),
             rules: self
@@ -285,6 +303,11 @@ impl Config {
             stop_wait: Duration::from_millis(d.stop_wait_ms.get()),
             kill_grace: Duration::from_millis(d.kill_grace_ms.get()),
             queue_frames: d.queue_frames.usize(),
+            log: DriverLogLimits {
+                lines_per_sec: d.log_lines_per_sec.get() as u32,
+                burst: d.log_burst.get() as u32,
+                line_bytes: d.log_line_bytes.usize(),
+            },
             limits: self.limits(),
             policy: self.restart_policy(),
             eventbus_topic: (!d.eventbus_topic.is_empty()).then(|| d.eventbus_topic.clone()),

@@ -418,7 +418,9 @@ impl Config {
                     file,
                     "maze",
                     "topic",
-                    format!("expected 1 to 128 of A-Z a-z 0-9 . _ -, got `{t}`"),
+                    format!(
+                        "expected 1 to 128 of A-Z a-z 0-9 . _ -, not starting with `.`, got `{t}`"
+                    ),
                 ));
             }
         }
@@ -429,7 +431,10 @@ impl Config {
                     file,
                     "topic",
                     "name",
-                    format!("expected 1 to 128 of A-Z a-z 0-9 . _ -, got `{}`", t.name),
+                    format!(
+                        "expected 1 to 128 of A-Z a-z 0-9 . _ -, not starting with `.`, got `{}`",
+                        t.name
+                    ),
                 ));
             }
         }

@@ -261,3 +261,48 @@ fn max_fetch_bytes_has_a_default_and_a_range() {
     assert_eq!(e.key.as_deref(), Some("topics.max_fetch_bytes"), "{e}");
     assert!(e.message.contains("from 1024 to 67108864"), "{e}");
 }
+
+#[test]
+fn driver_queue_and_log_limits_parse_and_are_checked() {
+    let c = Config::parse(
+        "[drivers]\nqueue_bytes = 8192\nlog_lines_per_sec = 5\nlog_burst = 7\nlog_line_bytes = 100\n\
+         [[driver]]\nname = \"a\"\ncommand = \"/bin/a\"\n[[driver]]\nname = \"b\"\ncommand = \"/bin/b\"\nqueue_bytes = 65536\n",
+        "x",
+    )
+    .unwrap();
+    let h = c.host_settings();
+    assert_eq!(
+        (h.drivers[0].queue_bytes, h.drivers[1].queue_bytes),
+        (8192, 65536)
+    );
+    assert_eq!(
+        (h.log.lines_per_sec, h.log.burst, h.log.line_bytes),
+        (5, 7, 100)
+    );
+    let d = Config::parse("", "x").unwrap().host_settings();
+    assert_eq!(
+        d.log,
+        switchyard_actors::drivers::DriverLogLimits::default()
+    );
+    for (text, key) in [
+        ("[drivers]\nqueue_bytes = 10\n", "drivers.queue_bytes"),
+        (
+            "[drivers]\nlog_lines_per_sec = 0\n",
+            "drivers.log_lines_per_sec",
+        ),
+        ("[drivers]\nlog_burst = 0\n", "drivers.log_burst"),
+        ("[drivers]\nlog_line_bytes = 8\n", "drivers.log_line_bytes"),
+    ] {
+        let e = Config::parse(text, "c.toml").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some(key), "{e}");
+        assert_eq!(e.line.map(|l| l.0), Some(2), "{e}");
+        assert!(e.message.contains("expected a number from"), "{e}");
+    }
+    let e = Config::parse(
+        "[[driver]]\nname = \"a\"\ncommand = \"/bin/a\"\nqueue_bytes = 1\n",
+        "c.toml",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("expected a number from 4096"), "{e}");
+    assert_eq!(e.line.map(|l| l.0), Some(4), "{e}");
+}

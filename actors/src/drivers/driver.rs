@@ -4,6 +4,7 @@
 //! back-off, within the restart policy, and hands every other frame to the host.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,8 @@ pub struct ToDriver(pub Envelope);
 pub enum SendError {
     #[error("driver input queue full")]
     Busy,
+    #[error("driver input queue full: {queued} bytes waiting, queue_bytes is {max}")]
+    BusyBytes { queued: usize, max: usize },
     #[error("driver process not running")]
     NotRunning,
 }
@@ -80,6 +83,8 @@ pub struct Driver {
     status: DriverStatus,
     stop_waiters: Vec<oneshot::Sender<()>>,
     entry: TreeEntry,
+    /// Its log lines dropped over the rate, every process counted (the host reads it).
+    log_dropped: Arc<AtomicU64>,
 }
 
 impl Driver {
@@ -89,6 +94,7 @@ impl Driver {
         host: Recipient<DriverUpdate>,
         frames: Recipient<FromDriver>,
         entry: TreeEntry,
+        log_dropped: Arc<AtomicU64>,
     ) -> Self {
         let dynamic = settings.dynamic_data(&spec.name);
         let status = DriverStatus::new(&spec);
@@ -107,6 +113,7 @@ impl Driver {
             status,
             stop_waiters: Vec::new(),
             entry,
+            log_dropped,
         }
     }
 
@@ -124,14 +131,29 @@ impl Driver {
     }
 
     fn write(&mut self, env: &Envelope) -> Result<(), SendError> {
-        let tx = self
+        let (tx, queued) = self
             .proc
             .as_ref()
-            .and_then(|p| p.stdin.as_ref())
+            .and_then(|p| Some((p.stdin.as_ref()?, &p.queued)))
             .ok_or(SendError::NotRunning)?;
-        let mut buf = BytesMut::with_capacity(env.encoded_len());
+        // Counted in bytes as well as frames: a driver that stops reading holds at most
+        // `queue_bytes` of ours (one frame more when the queue is empty).
+        let len = env.encoded_len();
+        let max = self.spec.queue_bytes;
+        let now = queued.load(Ordering::SeqCst);
+        if now > 0 && now + len > max {
+            return Err(SendError::BusyBytes { queued: now, max });
+        }
+        let mut buf = BytesMut::with_capacity(len);
         env.encode(&mut buf).map_err(|_| SendError::NotRunning)?;
-        match tx.try_send(buf.freeze()) {
+        let len = buf.len();
+        // Counted before the writer can take it, so its subtraction never comes first.
+        queued.fetch_add(len, Ordering::SeqCst);
+        let sent = tx.try_send(buf.freeze());
+        if sent.is_err() {
+            queued.fetch_sub(len, Ordering::SeqCst);
+        }
+        match sent {
             Ok(()) => {
                 self.status.frames_out += 1;
                 Ok(())
@@ -162,9 +184,13 @@ impl Driver {
     fn spawn(&mut self, ctx: &mut Context<Self>) {
         self.gen += 1;
         let gen = self.gen;
-        match process::spawn(&self.spec, self.settings.queue_frames) {
+        let (s, dropped) = (&self.settings, self.log_dropped.clone());
+        match process::spawn(&self.spec, s.queue_frames, s.log, dropped, s.kill_grace) {
             Err(e) => {
-                let why = format!("cannot start {}: {e}", self.spec.command.display());
+                // The command's path goes to the log; the reason is in the driver's
+                // status, which clients can read.
+                warn!(driver = %self.spec.name, command = %self.spec.command.display(), error = %e, "driver command cannot be started");
+                let why = format!("cannot start its command: {e}");
                 self.start_failed(ctx, why);
             }
             Ok(s) => {

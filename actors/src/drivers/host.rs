@@ -3,6 +3,7 @@
 //! router for RPC and the event bus ([`super::route`]).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -15,6 +16,7 @@ use super::driver::{Driver, Reconfigure, StopDriver};
 use super::rpc::Rpc;
 use super::spec::{DriverSpec, HostSettings};
 use super::status::{DriverState, DriverStatus};
+use super::throttle::Throttle;
 use super::*;
 use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
 use crate::topic::registry::TopicsSlot;
@@ -30,6 +32,17 @@ pub(super) type Waiting = (Envelope, Option<(String, String)>);
 pub(super) struct Slot {
     pub addr: Addr<Driver>,
     pub status: DriverStatus,
+    /// Its log lines dropped over the rate, counted by its processes' log pumps.
+    pub log_dropped: Arc<AtomicU64>,
+}
+
+impl Slot {
+    /// Its status with the counters kept outside it.
+    fn status(&self) -> DriverStatus {
+        let mut s = self.status.clone();
+        s.log_lines_dropped = self.log_dropped.load(Ordering::Relaxed);
+        s
+    }
 }
 
 #[derive(Debug)]
@@ -46,8 +59,12 @@ pub struct DriverHost {
     ready_waiters: Vec<oneshot::Sender<Result<(), String>>>,
     /// Calls to a driver that is starting, by driver name, until it is alive (or not).
     pub(super) waiting: HashMap<String, Vec<Waiting>>,
+    /// The bytes of the calls in `waiting`, by driver name.
+    pub(super) waiting_bytes: HashMap<String, usize>,
     watchers: Vec<Recipient<DriverUpdate>>,
     pub(super) chat: Option<Recipient<crate::chat::ChatFrame>>,
+    /// Rate limit of the warning for forged rpc returns.
+    pub(super) forged_log: Throttle,
 }
 
 impl DriverHost {
@@ -67,8 +84,10 @@ impl DriverHost {
                 guard: cx.guard,
                 ready_waiters: Vec::new(),
                 waiting: HashMap::new(),
+                waiting_bytes: HashMap::new(),
                 watchers: Vec::new(),
                 chat: None,
+                forged_log: Throttle::default(),
             };
             let addr = host.start();
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr.clone());
@@ -79,15 +98,22 @@ impl DriverHost {
     fn start_driver(&mut self, spec: DriverSpec, ctx: &mut Context<Self>) {
         let entry = self.entry.child("driver", spec.name.clone());
         let status = DriverStatus::new(&spec);
+        let log_dropped = Arc::new(AtomicU64::new(0));
         let addr = Driver::new(
             spec.clone(),
             self.settings.clone(),
             ctx.address().recipient(),
             ctx.address().recipient(),
             entry,
+            log_dropped.clone(),
         )
         .start();
-        self.drivers.insert(spec.name, Slot { addr, status });
+        let slot = Slot {
+            addr,
+            status,
+            log_dropped,
+        };
+        self.drivers.insert(spec.name, slot);
     }
 
     /// Answers the readiness waiters once every required driver is alive, or one failed.
@@ -99,8 +125,16 @@ impl DriverHost {
         let failed = required()
             .find(|s| s.status.state == DriverState::Failed)
             .map(|s| {
+                // For the operator at start-up: the command's path too.
+                let command = self
+                    .settings
+                    .drivers
+                    .iter()
+                    .find(|d| d.name == s.status.name)
+                    .map(|d| d.command.display().to_string())
+                    .unwrap_or_default();
                 format!(
-                    "required driver `{}` failed to start: {}",
+                    "required driver `{}` failed to start: {} (command {command})",
                     s.status.name,
                     s.status.last_error.as_deref().unwrap_or("unknown")
                 )
@@ -183,7 +217,7 @@ impl Handler<WatchDrivers> for DriverHost {
 
     fn handle(&mut self, WatchDrivers(to): WatchDrivers, _: &mut Self::Context) {
         for s in self.drivers.values() {
-            let _ = to.try_send(DriverUpdate(s.status.clone()));
+            let _ = to.try_send(DriverUpdate(s.status()));
         }
         self.watchers.push(to);
     }
@@ -201,7 +235,7 @@ impl Handler<ListDrivers> for DriverHost {
     type Result = Vec<DriverStatus>;
 
     fn handle(&mut self, _: ListDrivers, _: &mut Self::Context) -> Self::Result {
-        self.drivers.values().map(|s| s.status.clone()).collect()
+        self.drivers.values().map(Slot::status).collect()
     }
 }
 

@@ -8,25 +8,31 @@
 //!   publish, fetch).
 //! - [`route`]: how the host routes `rpc call`/`rpc return` and `eventbus` frames.
 //! - [`driver`]: [`Driver`], one driver's process and lifecycle.
+//! - [`logpump`]: a driver's stderr and fd 3 logged within a line rate and length.
 //! - [`process`]: spawning (stdin/stdout pipes, stderr and fd 3 logged) and ending
 //!   (stdin closed, SIGTERM, SIGKILL) a driver process.
+//! - [`reaper`]: the broker as child subreaper; a driver's descendants end with it.
 //! - [`rpc`]: calls in flight, their deadlines and counters; Go durations.
 //! - [`bus`]: rules, `eventbus command`s, client subscriptions.
 //! - [`conditions`]: `CompareAll`, the dipper condition language.
 //! - [`mapdata`]: `GetMapData` dot paths.
 //! - [`spec`]: what the configuration says; [`status`]: what the host reports.
+//! - [`throttle`]: rate limits for what a driver or client can make the broker log.
 
 pub mod broker_feature;
 pub mod bus;
 pub mod conditions;
 pub mod driver;
 pub mod host;
+pub mod logpump;
 pub mod mapdata;
 pub mod process;
+pub mod reaper;
 pub mod route;
 pub mod rpc;
 pub mod spec;
 pub mod status;
+pub mod throttle;
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -35,7 +41,7 @@ use switchyard_codecs::Envelope;
 
 pub use driver::Driver;
 pub use host::{DriverHost, DriversSlot};
-pub use spec::{DriverSpec, HostSettings, RuleSpec};
+pub use spec::{DriverLogLimits, DriverSpec, HostSettings, RuleSpec};
 pub use status::{DriverState, DriverStatus};
 
 /// A driver's status changed.

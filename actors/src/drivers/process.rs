@@ -1,10 +1,11 @@
 //! A driver's process: spawned with stdin/stdout pipes, stderr and fd 3 captured and
-//! logged line by line under the driver's name; reaped by a task that reports the exit;
+//! logged line by line under the driver's name, within bounds ([`super::logpump`]);
+//! its descendants ended with it ([`super::reaper`]); reaped by a task that reports the exit;
 //! ended by closing stdin, then SIGTERM, then SIGKILL.
 
 use std::os::fd::OwnedFd;
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,12 +13,13 @@ use bytes::{Bytes, BytesMut};
 use command_fds::{CommandFdExt, FdMapping};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdout, Command};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::warn;
 
-use super::spec::DriverSpec;
+use super::spec::{DriverLogLimits, DriverSpec};
+use super::{logpump, reaper};
 
 /// A running process's handles.
 #[derive(Debug)]
@@ -25,6 +27,8 @@ pub struct Proc {
     pub pid: u32,
     /// Frames for stdin; dropping it closes stdin once the queue is written.
     pub stdin: Option<mpsc::Sender<Bytes>>,
+    /// Bytes sent to `stdin` and not yet written to the pipe.
+    pub queued: Arc<AtomicUsize>,
     pub exited: Arc<AtomicBool>,
 }
 
@@ -41,8 +45,15 @@ impl std::fmt::Debug for Spawned {
     }
 }
 
-/// Starts `[command, service, args…]` with piped stdio and a log pipe on fd 3.
-pub fn spawn(spec: &DriverSpec, queue: usize) -> std::io::Result<Spawned> {
+/// Starts `[command, service, args…]` with piped stdio and a log pipe on fd 3. Its
+/// log lines go through `log` (see [`super::logpump`]); `dropped` counts those over it.
+pub fn spawn(
+    spec: &DriverSpec,
+    queue: usize,
+    log: DriverLogLimits,
+    dropped: Arc<AtomicU64>,
+    grace: Duration,
+) -> std::io::Result<Spawned> {
     let (log_r, log_w) = std::io::pipe()?;
     let mut cmd = Command::new(&spec.command);
     cmd.arg(&spec.service)
@@ -59,19 +70,23 @@ pub fn spawn(spec: &DriverSpec, queue: usize) -> std::io::Result<Spawned> {
         child_fd: 3,
     }])
     .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mark = reaper::new_mark();
+    cmd.env(reaper::MARK_VAR, &mark);
     let mut child = cmd.spawn()?;
     // The Command holds our copy of fd 3's write end; dropping it lets the reader see EOF.
     drop(cmd);
     let pid = child.id().unwrap_or(0);
+    reaper::manage(pid);
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         return Err(std::io::Error::other("child has no pipes"));
     };
     let fd3 = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(log_r))?;
-    actix::spawn(pump(fd3, spec.name.clone(), "fd3"));
-    actix::spawn(pump(stderr, spec.name.clone(), "stderr"));
+    actix::spawn(logpump::pump(stderr, fd3, spec.name.clone(), log, dropped));
     let (tx, mut rx) = mpsc::channel::<Bytes>(queue.max(1));
+    let queued = Arc::new(AtomicUsize::new(0));
+    let written = queued.clone();
     actix::spawn(async move {
         let mut stdin = stdin;
         let mut buf = BytesMut::new();
@@ -84,6 +99,7 @@ pub fn spawn(spec: &DriverSpec, queue: usize) -> std::io::Result<Spawned> {
             if stdin.write_all(&buf).await.is_err() {
                 break;
             }
+            written.fetch_sub(buf.len(), Ordering::SeqCst);
             buf.clear();
         }
         let _ = stdin.shutdown().await;
@@ -91,38 +107,28 @@ pub fn spawn(spec: &DriverSpec, queue: usize) -> std::io::Result<Spawned> {
     let exited = Arc::new(AtomicBool::new(false));
     let done = exited.clone();
     let name = spec.name.clone();
+    let orphans = Arc::new(reaper::Orphans::default());
+    actix::spawn(reaper::tend(mark.clone(), exited.clone(), orphans.clone()));
     let exit = Box::pin(async move {
         let status = child.wait().await;
         done.store(true, Ordering::SeqCst);
-        // Whatever the driver started and left behind in its process group goes too:
-        // no orphan outlives its driver.
-        if pid != 0 && killpg(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok() {
-            warn!(driver = %name, pgid = pid, "driver left processes behind, killed its process group");
-        }
+        reaper::unmanage(pid);
+        // Whatever the driver started and left behind goes too, in its process group or
+        // not (`setsid`): no orphan outlives its driver. The exit counts once they are
+        // gone, so a restarted driver never meets its predecessor's children.
+        reaper::end_all(&name, &mark, grace, &orphans).await;
         status
     });
     Ok(Spawned {
         proc: Proc {
             pid,
             stdin: Some(tx),
+            queued,
             exited,
         },
         stdout,
         exit,
     })
-}
-
-/// Logs a driver's output stream line by line under its name: the reference library
-/// writes INFO and DEBUG to fd 3 and WARNING and above to stderr.
-async fn pump(r: impl tokio::io::AsyncRead + Unpin, name: String, stream: &'static str) {
-    let mut lines = tokio::io::BufReader::new(r).lines();
-    while let Ok(Some(l)) = lines.next_line().await {
-        if stream == "stderr" {
-            warn!(driver = %name, stream, "{l}");
-        } else {
-            info!(driver = %name, stream, "{l}");
-        }
-    }
 }
 
 impl Proc {

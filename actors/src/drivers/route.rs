@@ -1,6 +1,7 @@
 //! How [`DriverHost`] routes frames. RPC: a call goes to the feature in its `feature`
 //! label with `caller` overwritten by the calling feature, and its return goes back by
-//! `caller`; a call nobody can take is answered at once with an `error`; the caller's
+//! `caller`, taken only from the feature the call went to (others are counted as forged
+//! and dropped); a call nobody can take is answered at once with an `error`; the caller's
 //! deadline answers `error=timeout` and a later return is dropped. Features:
 //! `driver:<name>`, `client:<connection id>`, `broker` (the broker's own methods) and
 //! `-` (calls the broker made). Events: rules, client subscribers, the eventbus topic.
@@ -15,7 +16,7 @@ use tracing::{debug, warn};
 
 use super::driver::ToDriver;
 use super::host::DriverHost;
-use super::rpc::{parse_go_duration, LocalReply};
+use super::rpc::{parse_go_duration, LocalReply, Refused};
 use super::*;
 use crate::storage::log::Append;
 use crate::topic::registry::Publish;
@@ -29,7 +30,7 @@ impl DriverHost {
     fn route(&mut self, from: String, env: Envelope, ctx: &mut Context<Self>) {
         match (&*env.channel, &*env.subject) {
             ("rpc", "call") => self.rpc_call(from, env, None, ctx),
-            ("rpc", "return") => self.rpc_return(env, ctx),
+            ("rpc", "return") => self.rpc_return(&from, env, ctx),
             ("eventbus", "message") => self.event(&from, env, ctx),
             ("eventbus", "return") => {
                 let source = from.strip_prefix("driver:").unwrap_or(&from);
@@ -134,13 +135,22 @@ impl DriverHost {
         }
     }
 
-    fn rpc_return(&mut self, env: Envelope, ctx: &mut Context<Self>) {
+    fn rpc_return(&mut self, from: &str, env: Envelope, ctx: &mut Context<Self>) {
         let caller = env.labels.get_str("caller").unwrap_or("").to_string();
         let id = env.labels.get_str("rpcID").unwrap_or("").to_string();
-        let Some(call) = self.rpc.close(&caller, &id) else {
-            self.rpc.stats.late_returns += 1;
-            warn!(caller = %caller, rpc_id = %id, "rpc return for no pending call (late or unknown), dropped");
-            return;
+        let call = match self.rpc.close_from(&caller, &id, from) {
+            Ok(call) => call,
+            Err(Refused::NoCall) => {
+                warn!(caller = %caller, rpc_id = %id, from = %from, "rpc return for no pending call (late or unknown), dropped");
+                return;
+            }
+            Err(Refused::Forged { target }) => {
+                // Anyone may write these labels; one line a second however many come.
+                if let Some(count) = self.forged_log.hit() {
+                    warn!(caller = %caller, rpc_id = %id, from = %from, expected = %target, count, "rpc return from a feature the call was not routed to, dropped");
+                }
+                return;
+            }
         };
         if let Some(e) = env.labels.get_str("error") {
             self.rpc.stats.errors += 1;
@@ -185,12 +195,23 @@ impl DriverHost {
                 }
                 // Starting: the call waits for `alive` (or fails with the start), within
                 // its own deadline, as drivers decrypt their options through others at boot.
+                let max_bytes = self
+                    .settings
+                    .drivers
+                    .iter()
+                    .find(|d| d.name == name)
+                    .map_or(usize::MAX, |d| d.queue_bytes);
+                let len = env.encoded_len();
+                let bytes = self.waiting_bytes.entry(name.to_string()).or_default();
                 let queue = self.waiting.entry(name.to_string()).or_default();
-                if queue.len() >= self.settings.queue_frames {
+                if queue.len() >= self.settings.queue_frames
+                    || (*bytes > 0 && *bytes + len > max_bytes)
+                {
                     return Err(format!(
                         "feature {feature} is starting and its queue is full"
                     ));
                 }
+                *bytes += len;
                 queue.push((env, pending));
                 return Ok(());
             }
@@ -247,6 +268,7 @@ impl DriverHost {
             return;
         }
         let feature = format!("driver:{name}");
+        self.waiting_bytes.remove(name);
         for (env, pending) in self.waiting.remove(name).unwrap_or_default() {
             let Some((caller, id)) = pending else {
                 continue;

@@ -1,5 +1,7 @@
 //! RPC bookkeeping: calls in flight keyed by `(caller, rpcID)` (returns are routed by
 //! `caller`, and rpcIDs are only unique per caller), their deadlines, and counters.
+//! A return is taken only from the feature its call was routed to: `caller` and
+//! `rpcID` are labels anyone can write, so they alone cannot tell the real answer.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -33,6 +35,8 @@ pub struct RpcStats {
     pub unroutable: u64,
     /// Returns that arrived after their call timed out (or for no call), dropped.
     pub late_returns: u64,
+    /// Returns for a call in flight from a feature the call was not routed to, dropped.
+    pub forged_returns: u64,
     /// Sum of completed calls' latency, in microseconds.
     pub latency_us_total: u64,
     /// Completed calls by latency: `latency_buckets[i]` counts calls at most
@@ -78,6 +82,30 @@ impl Rpc {
             tracing::warn!(caller, rpc_id = id, target = %old.target, "rpcID reused while its call is pending; the old call is dropped");
         }
         self.seq
+    }
+
+    /// Takes the call a return from feature `from` answers. A return for a call in
+    /// flight to another feature is refused and the call stays pending.
+    pub fn close_from(
+        &mut self,
+        caller: &str,
+        id: &str,
+        from: &str,
+    ) -> Result<PendingCall, Refused> {
+        let key = (caller.to_string(), id.to_string());
+        match self.pending.get(&key) {
+            None => {
+                self.stats.late_returns += 1;
+                Err(Refused::NoCall)
+            }
+            Some(call) if !same_feature(&call.target, from) => {
+                self.stats.forged_returns += 1;
+                Err(Refused::Forged {
+                    target: call.target.clone(),
+                })
+            }
+            Some(_) => self.close(caller, id).ok_or(Refused::NoCall),
+        }
     }
 
     /// Takes the call a return answers.
@@ -139,6 +167,24 @@ impl Rpc {
     /// Fails every pending call (at shutdown).
     pub fn drain(&mut self) -> Vec<((String, String), PendingCall)> {
         self.pending.drain().collect()
+    }
+}
+
+/// Why a return was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// No call in flight has that `caller` and `rpcID` (it timed out, or never was).
+    NoCall,
+    /// The call in flight went to `target`, not to the feature that answered.
+    Forged { target: String },
+}
+
+/// Is `from` (the feature a return came from) the feature `target` names? Client ids
+/// are numbers, so `client:007` is `client:7`.
+fn same_feature(target: &str, from: &str) -> bool {
+    match (target.strip_prefix("client:"), from.strip_prefix("client:")) {
+        (Some(t), Some(f)) => t.parse::<u64>().ok().is_some_and(|t| f.parse() == Ok(t)),
+        _ => target == from,
     }
 }
 
@@ -204,5 +250,34 @@ mod tests {
         assert!(rpc.expire("driver:a", "0", a).is_some());
         assert_eq!(rpc.in_flight(), 0);
         assert_eq!(rpc.stats.timeouts, 1);
+    }
+
+    #[test]
+    fn returns_are_taken_only_from_the_called_feature() {
+        let mut rpc = Rpc::default();
+        rpc.open("client:1", "5", "driver:b", "echo", None);
+        rpc.open("-", "6", "client:007", "echo", None);
+        let forged = rpc.close_from("client:1", "5", "client:3").unwrap_err();
+        assert_eq!(
+            forged,
+            Refused::Forged {
+                target: "driver:b".into()
+            }
+        );
+        assert_eq!(
+            rpc.close_from("-", "6", "driver:b").unwrap_err(),
+            Refused::Forged {
+                target: "client:007".into()
+            }
+        );
+        assert_eq!(rpc.stats.forged_returns, 2);
+        assert!(rpc.close_from("client:1", "5", "driver:b").is_ok());
+        assert!(rpc.close_from("-", "6", "client:7").is_ok());
+        assert_eq!(
+            rpc.close_from("-", "6", "client:7").unwrap_err(),
+            Refused::NoCall
+        );
+        assert_eq!(rpc.stats.late_returns, 1);
+        assert!(!same_feature("broker", "client:1") && !same_feature("client:x", "client:x"));
     }
 }

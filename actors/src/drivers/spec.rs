@@ -23,6 +23,9 @@ pub struct DriverSpec {
     pub start_timeout: Duration,
     /// Sent as `data` in `command options`.
     pub options: Value,
+    /// Bytes queued for its stdin, or held for it while it starts; past it, calls to
+    /// it fail at once.
+    pub queue_bytes: usize,
 }
 
 impl DriverSpec {
@@ -75,6 +78,8 @@ pub struct HostSettings {
     pub kill_grace: Duration,
     /// Frames queued for one driver's stdin; past it calls to the driver fail at once.
     pub queue_frames: usize,
+    /// How much of a driver's stderr and fd 3 reaches the log.
+    pub log: DriverLogLimits,
     /// Frame limits for what drivers write.
     pub limits: Limits,
     /// Process restarts: at most `max_restarts` within `within`, with back-off between
@@ -82,6 +87,25 @@ pub struct HostSettings {
     pub policy: RestartPolicy,
     /// Driver events are appended to this topic, when set and topics run.
     pub eventbus_topic: Option<String>,
+}
+
+/// A driver's log lines: a token bucket of `burst` lines refilled at `lines_per_sec`,
+/// each line cut at `line_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriverLogLimits {
+    pub lines_per_sec: u32,
+    pub burst: u32,
+    pub line_bytes: usize,
+}
+
+impl Default for DriverLogLimits {
+    fn default() -> Self {
+        DriverLogLimits {
+            lines_per_sec: 100,
+            burst: 200,
+            line_bytes: 4096,
+        }
+    }
 }
 
 impl HostSettings {

@@ -57,6 +57,8 @@ pub struct DriverStatus {
     pub frames_in: u64,
     pub frames_out: u64,
     pub last_error: Option<String>,
+    /// Its log lines (stderr, fd 3) dropped over `log_lines_per_sec`.
+    pub log_lines_dropped: u64,
 }
 
 impl DriverStatus {
@@ -73,6 +75,7 @@ impl DriverStatus {
             frames_in: 0,
             frames_out: 0,
             last_error: None,
+            log_lines_dropped: 0,
         }
     }
 }

@@ -299,6 +299,18 @@ pub async fn render(b: &Backend) -> String {
         for d in &drivers {
             o.sample("driver_restarts_total", &[("driver", &d.name)], d.restarts);
         }
+        o.family(
+            "driver_log_lines_dropped_total",
+            "counter",
+            "Driver log lines (stderr, fd 3) dropped over log_lines_per_sec.",
+        );
+        for d in &drivers {
+            o.sample(
+                "driver_log_lines_dropped_total",
+                &[("driver", &d.name)],
+                d.log_lines_dropped,
+            );
+        }
         o.family("driver_failed", "gauge", "1 for a driver given up.");
         for d in &drivers {
             o.sample(
@@ -330,6 +342,18 @@ pub async fn render(b: &Backend) -> String {
                 "counter",
                 "RPC calls to a feature that was not there.",
                 r.unroutable,
+            );
+            o.one(
+                "rpc_late_returns_total",
+                "counter",
+                "RPC returns for no call in flight (late or unknown), dropped.",
+                r.late_returns,
+            );
+            o.one(
+                "rpc_forged_returns_total",
+                "counter",
+                "RPC returns from a feature the call was not routed to, dropped.",
+                r.forged_returns,
             );
             o.family(
                 "rpc_latency_seconds",

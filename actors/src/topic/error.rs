@@ -2,6 +2,8 @@
 //! answer (an `error` envelope on the broker port, a status code over HTTP and gRPC)
 //! from the variant rather than from the text.
 
+use std::borrow::Cow;
+
 /// A failed topic request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
@@ -17,7 +19,7 @@ pub enum TopicError {
     },
     #[error("topic `{topic}` routes explicitly: a partition is required")]
     PartitionRequired { topic: String },
-    #[error("invalid topic name `{name}`: 1 to 128 of A-Z a-z 0-9 . _ -")]
+    #[error("invalid topic name `{name}`: 1 to 128 of A-Z a-z 0-9 . _ -, not starting with `.`")]
     InvalidName { name: String },
     #[error("a topic has 1 to 4096 partitions, not {count}")]
     PartitionCount { count: u32 },
@@ -41,16 +43,88 @@ pub enum TopicError {
         has: String,
         asked: String,
     },
-    /// The partition or its log failed; the text is the partition's.
-    #[error("{0}")]
+    /// The partition or its log failed; the text is the partition's, without any
+    /// server path it may carry (those go to the log only).
+    #[error("{}", without_paths(.0))]
     Partition(String),
     /// The actor that would answer has stopped or its mailbox is full.
-    #[error("{0}")]
+    #[error("{}", without_paths(.0))]
     Unavailable(String),
 }
+
+/// `text` with each absolute path in it replaced by `<path>`: the texts of storage and
+/// system errors may carry one, and a client is never told where the server keeps its
+/// files. A path starts with `/` at the start of a word and runs to the next space or
+/// one of ``:`'"),;``, or when quoted, to its closing quote.
+pub fn without_paths(text: &str) -> Cow<'_, str> {
+    let starts_path = |i: usize| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + 1..].chars().next();
+        before.is_none_or(|c| c.is_whitespace() || "`'\"(=[".contains(c))
+            && after.is_some_and(|c| !c.is_whitespace() && !PATH_END.contains(c))
+    };
+    let mut out = String::new();
+    let mut copied = 0;
+    for (i, _) in text.match_indices('/') {
+        if i < copied || !starts_path(i) {
+            continue;
+        }
+        // A quoted path runs to its closing quote, spaces and all.
+        let quote = text[..i]
+            .chars()
+            .next_back()
+            .filter(|c| "`'\"".contains(*c));
+        let end = text[i..]
+            .find(|c: char| match quote {
+                Some(q) => c == q,
+                None => c.is_whitespace() || PATH_END.contains(c),
+            })
+            .map_or(text.len(), |n| i + n);
+        out.push_str(&text[copied..i]);
+        out.push_str("<path>");
+        copied = end;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+const PATH_END: &str = ":`'\"),;";
 
 impl From<actix::MailboxError> for TopicError {
     fn from(e: actix::MailboxError) -> Self {
         TopicError::Unavailable(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_withheld_and_the_rest_kept() {
+        let cases = [
+            (
+                "/var/lib/sy/demo/0: record at byte 0: too big",
+                "<path>: record at byte 0: too big",
+            ),
+            (
+                "cannot open `/srv/data x/demo/0/00000000000000000000.log`: denied",
+                "cannot open `<path>`: denied",
+            ),
+            (
+                "partition demo/0: No space left on device",
+                "partition demo/0: No space left on device",
+            ),
+            ("a / b and 1/2", "a / b and 1/2"),
+            ("(/tmp/a) /b", "(<path>) <path>"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(without_paths(text), want, "{text}");
+        }
+        let e = TopicError::Partition("/tmp/.tmpX/t/0: record at byte 0: r".into());
+        assert_eq!(e.to_string(), "<path>: record at byte 0: r");
     }
 }

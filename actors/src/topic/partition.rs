@@ -326,7 +326,7 @@ impl Partition {
         }
         let handle = match log.sync_handle() {
             Ok(h) => h,
-            Err(e) => return self.fail_waiters(&e.client_text()),
+            Err(e) => return self.fail_waiters(&storage_error(&self.name, e)),
         };
         self.syncing = true;
         let covered = std::mem::take(&mut self.waiting);

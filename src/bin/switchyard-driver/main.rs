@@ -10,6 +10,8 @@
 //!   says `cold`.
 //! - `crashloop`: says alive, then exits with code 2 after 200 ms.
 //! - `silent`: never says alive and ignores the end of its input.
+//! - `deaf`: `conformance` that answers its first RPC call and then never reads its
+//!   input again (a driver whose stdin queue fills).
 //! - `chatplugin`, `chatdup`, `chatbad`: chat plugins for the chat-ops tests (`chat`).
 //!
 //! Modules: `wire` (framing), `runtime` (the library's behaviour).
@@ -151,6 +153,7 @@ fn main() {
             },
             ..conformance()
         },
+        "deaf" => conformance(),
         "silent" => Behaviour {
             on_start: |_| false,
             ..conformance()
@@ -158,7 +161,7 @@ fn main() {
         other => match chat::behaviour(other) {
             Some(b) => b,
             None => {
-                eprintln!("unknown driver kind {other:?}: conformance, dummy, crashloop, silent, chatplugin, chatdup or chatbad");
+                eprintln!("unknown driver kind {other:?}: conformance, dummy, crashloop, silent, deaf, chatplugin, chatdup or chatbad");
                 std::process::exit(2);
             }
         },
@@ -172,7 +175,16 @@ fn main() {
     let mut reader = Reader::new();
     loop {
         match reader.next() {
-            Input::Frame(env) => driver.dispatch(env),
+            Input::Frame(env) => {
+                // `deaf` answers its first call, then never reads stdin again.
+                let stall = kind == "deaf" && env.channel == "rpc" && env.subject == "call";
+                driver.dispatch(env);
+                if stall {
+                    loop {
+                        std::thread::sleep(Duration::from_secs(3600));
+                    }
+                }
+            }
             Input::Invalid(e) => {
                 driver.log("WARN", "Run", &format!("invalid message envelope: {e}"))
             }

@@ -165,11 +165,11 @@ pub struct TopicRegistry {
     guard: ChildGuard,
 }
 
-/// A topic name: 1 to 128 of `A-Z a-z 0-9 . _ -`, not `.` or `..` (it names a folder).
+/// A topic name: 1 to 128 of `A-Z a-z 0-9 . _ -`, not starting with `.` (it names a
+/// folder: not `.` or `..`, and never one that `ls`, globs and backups pass over).
 pub fn valid_name(name: &str) -> bool {
     (1..=128).contains(&name.len())
-        && name != "."
-        && name != ".."
+        && !name.starts_with('.')
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -240,6 +240,10 @@ impl TopicRegistry {
         for d in dirs.filter_map(|e| e.ok()) {
             let name = d.file_name().to_string_lossy().into_owned();
             if !valid_name(&name) || !d.path().is_dir() {
+                // Names with a leading dot were once taken: say why such a topic is gone.
+                if name.starts_with('.') && valid_name(name.trim_start_matches('.')) {
+                    warn!(folder = %name, "folder starting with `.` is not a topic, not served");
+                }
                 continue;
             }
             let on_disk = std::fs::read_dir(d.path())
