@@ -2,6 +2,8 @@
 //!
 //! - [`partition`]: [`Partition`], the single writer of one partition log, with group
 //!   commit: appends that arrive while one `fdatasync` runs share the next.
+//! - [`partition_msgs`]: what a partition is asked and answers, its fsync policy and
+//!   status.
 //! - [`registry`]: [`TopicRegistry`], the topics, auto-creation and routing.
 //! - [`subscribers`]: a partition's subscribers and their credit.
 //! - [`wire`]: the `topic` channel's envelopes, in and out.
@@ -11,6 +13,7 @@
 pub mod deliver_batch;
 pub mod error;
 pub mod partition;
+pub mod partition_msgs;
 pub mod registry;
 pub mod subscribers;
 pub mod wire;
