@@ -1,9 +1,10 @@
 //! The broker-wide memory budget (`broker.memory_limit_bytes`) for buffered input and
 //! output, counted in bytes.
 //!
-//! What is charged: every broker-port connection's read buffer (its capacity), its
-//! queued output, topic records on their way to it (read from a partition, not yet in
-//! its output), and the records a gateway stream holds for its client.
+//! What is charged: every broker-port connection's read buffer (its capacity), the
+//! records of its publishes until they are answered, its queued output, topic records
+//! on their way to it (read from a partition, not yet in its output), and the records a
+//! gateway stream holds for its client.
 //!
 //! What happens when it is full (the policy the README declares):
 //! - A connection whose read buffer would grow past 64 KiB (a frame larger than one
