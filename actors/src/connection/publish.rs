@@ -7,6 +7,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use super::Connection;
+use crate::budget::Held;
 use crate::topic::registry::batch::PublishMany;
 use crate::topic::registry::Publish;
 use crate::topic::wire;
@@ -32,6 +33,15 @@ impl Connection {
             }
             return;
         };
+        // The records stay in memory until a partition has them: counted until answered.
+        let mut held = Held::new(self.input.budget().clone());
+        held.force(
+            batch
+                .iter()
+                .flat_map(|(p, _)| &p.records)
+                .map(|a| (a.value.len() + a.key.as_ref().map_or(0, |k| k.len())) as u64)
+                .sum(),
+        );
         let mut answers = Vec::with_capacity(n);
         let publishes = batch
             .into_iter()
@@ -45,6 +55,7 @@ impl Connection {
                 .send(PublishMany(publishes))
                 .into_actor(self)
                 .map(move |r, act, ctx| {
+                    drop(held);
                     act.inflight -= n;
                     match r {
                         Ok(results) => {

@@ -15,8 +15,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
 pub use super::partition_msgs::{
-    AppendBatch, Appended, ApplyRetention, Fetch, FsyncPolicy, GetPartitionStatus,
-    PartitionStatus,
+    AppendBatch, Appended, ApplyRetention, Fetch, FsyncPolicy, GetPartitionStatus, PartitionStatus,
 };
 use super::subscribers::{Credit, Subscribe, Subscribers, Unsubscribe};
 use crate::storage::log::Append;

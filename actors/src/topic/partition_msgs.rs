@@ -89,4 +89,3 @@ pub struct ApplyRetention {
     pub retention_ms: Option<u64>,
     pub retention_bytes: Option<u64>,
 }
-

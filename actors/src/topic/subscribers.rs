@@ -88,6 +88,11 @@ struct Sub {
 /// At most this much is read for one delivery.
 const READ_BYTES: usize = 256 << 10;
 
+/// At most this much is read for all subscribers in one turn of the partition; the rest
+/// waits for the next try, so a fan-out of large records to many subscribers does not
+/// hold the broker's thread for seconds.
+const TURN_BYTES: u64 = 4 << 20;
+
 #[derive(Debug)]
 pub struct Subscribers {
     topic: String,
@@ -95,6 +100,8 @@ pub struct Subscribers {
     subs: HashMap<SubKey, Sub>,
     /// Subscriptions ended by unreadable records.
     unreadable: u64,
+    /// Where the next turn of `pump` starts.
+    next_first: usize,
 }
 
 impl Subscribers {
@@ -104,6 +111,7 @@ impl Subscribers {
             partition,
             subs: HashMap::new(),
             unreadable: 0,
+            next_first: 0,
         }
     }
 
@@ -158,98 +166,148 @@ impl Subscribers {
     }
 
     /// Sends every subscriber what it has credit for, up to `limit` (exclusive), and
-    /// what its window has room for. Returns true when a full mailbox or the full
-    /// memory budget left something for a later try; a subscriber whose own window is
-    /// full is marked starved instead and nudges the partition when it has drained.
+    /// what its window has room for, reading at most [`TURN_BYTES`] in all (each turn
+    /// starts one subscriber further on, so none waits behind the others for ever).
+    /// Returns true when a full mailbox, the full memory budget or the turn's cap left
+    /// something for a later try; a subscriber whose own window is full is marked
+    /// starved instead and nudges the partition when it has drained.
     pub fn pump(&mut self, log: &PartitionLog, limit: u64) -> bool {
-        let mut retry = false;
-        let mut gone = Vec::new();
-        for (key, s) in self.subs.iter_mut() {
-            while s.credit > 0 && s.next < limit {
-                if let Some(w) = s.window.as_ref().filter(|w| !w.has_room()) {
-                    w.starve();
-                    if !w.budget().has_room() {
-                        // Output that nobody takes may be what fills it.
-                        w.budget().relieve(1);
-                        retry = true;
-                    }
-                    break;
-                }
-                let mut recs = match log.read(s.next, READ_BYTES) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        // Told, not left waiting in silence: the subscription ends here.
-                        error!(topic = %self.topic, partition = self.partition, sub = %key.sub, offset = s.next, error = %e, "subscriber reached unreadable records");
-                        let (first, last) = match &e {
-                            StorageError::Damaged { first, last, .. } => (*first, Some(*last)),
-                            _ => (s.next, None),
-                        };
-                        let msg = Deliveries {
-                            sub: key.sub.clone(),
-                            topic: self.topic.clone(),
-                            partition: self.partition,
-                            records: Vec::new(),
-                            unreadable: Some(Unreadable {
-                                first,
-                                last,
-                                reason: e.client_text(),
-                            }),
-                            charged: 0,
-                        };
-                        if let Err(SendError::Full(_)) = s.to.try_send(msg) {
-                            retry = true;
-                            break;
-                        }
-                        self.unreadable += 1;
-                        gone.push(key.clone());
-                        break;
-                    }
-                };
-                recs.retain(|r| r.offset < limit);
-                recs.truncate(usize::try_from(s.credit).unwrap_or(usize::MAX));
-                let Some(last) = recs.last().map(|r| r.offset) else {
-                    break;
-                };
-                let n = recs.len() as u64;
-                let charged = match &s.window {
-                    Some(w) => {
-                        let bytes = recs.iter().map(record_bytes).sum();
-                        w.charge(bytes);
-                        bytes
-                    }
-                    None => 0,
-                };
-                let msg = Deliveries {
-                    sub: key.sub.clone(),
-                    topic: self.topic.clone(),
-                    partition: self.partition,
-                    records: recs,
-                    unreadable: None,
-                    charged,
-                };
-                let sent = s.to.try_send(msg);
-                if let (Err(_), Some(w)) = (&sent, &s.window) {
-                    w.release(charged);
-                }
-                match sent {
-                    Ok(()) => {
-                        s.next = last + 1;
-                        s.credit -= n;
-                    }
-                    Err(SendError::Full(_)) => {
-                        retry = true;
-                        break;
-                    }
-                    Err(SendError::Closed(_)) => {
-                        gone.push(key.clone());
-                        break;
-                    }
-                }
+        let mut turn = Turn {
+            log,
+            limit,
+            topic: &self.topic,
+            partition: self.partition,
+            bytes: 0,
+            retry: false,
+            gone: Vec::new(),
+            unreadable: 0,
+        };
+        let first = self.next_first % self.subs.len().max(1);
+        self.next_first = first + 1;
+        let (mut later, mut earlier): (Vec<_>, Vec<_>) = self
+            .subs
+            .iter_mut()
+            .enumerate()
+            .partition(|(i, _)| *i >= first);
+        later.append(&mut earlier);
+        for (_, (key, s)) in later {
+            if turn.bytes >= TURN_BYTES {
+                turn.retry = true;
+                break;
             }
+            turn.feed(key, s);
         }
+        self.unreadable += turn.unreadable;
+        let (retry, gone) = (turn.retry, turn.gone);
         for key in gone {
             self.subs.remove(&key);
         }
         retry
+    }
+}
+
+/// One turn of [`Subscribers::pump`].
+struct Turn<'a> {
+    log: &'a PartitionLog,
+    limit: u64,
+    topic: &'a str,
+    partition: u32,
+    /// Read so far in this turn.
+    bytes: u64,
+    retry: bool,
+    gone: Vec<SubKey>,
+    /// Subscriptions ended by unreadable records in this turn.
+    unreadable: u64,
+}
+
+impl Turn<'_> {
+    /// Tells the subscriber it reached records that cannot be read, rather than leaving
+    /// it waiting in silence; its subscription to this partition ends there.
+    fn unreadable(&mut self, key: &SubKey, s: &mut Sub, e: StorageError) {
+        error!(topic = %self.topic, partition = self.partition, sub = %key.sub, offset = s.next, error = %e, "subscriber reached unreadable records");
+        let (first, last) = match &e {
+            StorageError::Damaged { first, last, .. } => (*first, Some(*last)),
+            _ => (s.next, None),
+        };
+        let msg = Deliveries {
+            sub: key.sub.clone(),
+            topic: self.topic.to_string(),
+            partition: self.partition,
+            records: Vec::new(),
+            unreadable: Some(Unreadable {
+                first,
+                last,
+                reason: e.client_text(),
+            }),
+            charged: 0,
+        };
+        if let Err(SendError::Full(_)) = s.to.try_send(msg) {
+            self.retry = true;
+            return;
+        }
+        self.unreadable += 1;
+        self.gone.push(key.clone());
+    }
+
+    fn feed(&mut self, key: &SubKey, s: &mut Sub) {
+        while s.credit > 0 && s.next < self.limit && self.bytes < TURN_BYTES {
+            if let Some(w) = s.window.as_ref().filter(|w| !w.has_room()) {
+                w.starve();
+                if !w.budget().has_room() {
+                    // Output that nobody takes may be what fills it.
+                    w.budget().relieve(1);
+                    self.retry = true;
+                }
+                return;
+            }
+            let mut recs = match self.log.read(s.next, READ_BYTES) {
+                Ok(r) => r,
+                Err(e) => return self.unreadable(key, s, e),
+            };
+            recs.retain(|r| r.offset < self.limit);
+            recs.truncate(usize::try_from(s.credit).unwrap_or(usize::MAX));
+            let Some(last) = recs.last().map(|r| r.offset) else {
+                return;
+            };
+            let n = recs.len() as u64;
+            let bytes: u64 = recs.iter().map(record_bytes).sum();
+            self.bytes += bytes;
+            let charged = match &s.window {
+                Some(w) => {
+                    w.charge(bytes);
+                    bytes
+                }
+                None => 0,
+            };
+            let msg = Deliveries {
+                sub: key.sub.clone(),
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                records: recs,
+                unreadable: None,
+                charged,
+            };
+            let sent = s.to.try_send(msg);
+            if let (Err(_), Some(w)) = (&sent, &s.window) {
+                w.release(charged);
+            }
+            match sent {
+                Ok(()) => {
+                    s.next = last + 1;
+                    s.credit -= n;
+                }
+                Err(SendError::Full(_)) => {
+                    self.retry = true;
+                    return;
+                }
+                Err(SendError::Closed(_)) => {
+                    self.gone.push(key.clone());
+                    return;
+                }
+            }
+        }
+        if self.bytes >= TURN_BYTES {
+            self.retry = true;
+        }
     }
 }
