@@ -208,3 +208,22 @@ fn retention_by_size_and_by_age_deletes_whole_closed_segments() {
     let (_, rec) = PartitionLog::open(dir.path(), small()).unwrap();
     assert_eq!(rec.next_offset, 100);
 }
+
+#[test]
+fn a_small_read_of_large_records_reads_each_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+    let big = |i: u8| Append {
+        timestamp_ms: 1,
+        key: None,
+        labels: Labels::new(),
+        value: Bytes::from(vec![i; 100_000]),
+    };
+    log.append(&[big(1), msg(1, 2), big(2)]).unwrap();
+    for (from, len) in [(0, 100_000), (1, 12), (2, 100_000)] {
+        let r = log.read(from, 10).unwrap();
+        assert_eq!(r.len(), 1, "at most about max_bytes, at least one record");
+        assert_eq!((r[0].offset, r[0].value.len()), (from, len));
+    }
+    assert_eq!(log.read(0, 150_000).unwrap().len(), 2);
+}

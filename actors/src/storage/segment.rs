@@ -150,14 +150,18 @@ pub fn read_from(
     let mut pos = start;
     let mut out = Vec::new();
     let mut taken = 0usize;
+    // What was asked for, plus the records before `from` since the index entry; a
+    // record larger than that is read whole when it comes (a window of `max_record`
+    // for every small read would zero and pin a megabyte per delivery).
+    let mut window = max_bytes.saturating_add(4096).clamp(4096, 4 << 20);
     while pos < size && taken < max_bytes {
-        let window = max_bytes.min(4 << 20).max(max_record);
         let want = ((size - pos) as usize).min(window);
         let mut buf = BytesMut::zeroed(want);
         file.read_exact_at(&mut buf, pos).map_err(io(path))?;
         let buf: Bytes = buf.freeze();
         let mut at = 0usize;
         let mut bad = None;
+        let mut grow = None;
         while at < buf.len() && taken < max_bytes {
             match record::check(&buf[at..], max_record) {
                 Ok(Some(n)) => match record::parse(buf.slice(at..at + n)) {
@@ -175,7 +179,15 @@ pub fn read_from(
                 },
                 Ok(None) if at > 0 => break,
                 Ok(None) => {
-                    bad = Some("incomplete record".to_string());
+                    let need = buf
+                        .get(..4)
+                        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize + 4);
+                    match need {
+                        Some(n) if n > want && n <= max_record && pos + n as u64 <= size => {
+                            grow = Some(n);
+                        }
+                        _ => bad = Some("incomplete record".to_string()),
+                    }
                     break;
                 }
                 Err(e) => {
@@ -183,6 +195,10 @@ pub fn read_from(
                     break;
                 }
             }
+        }
+        if let Some(n) = grow {
+            window = n;
+            continue;
         }
         if let Some(reason) = bad {
             return Ok(Read {
