@@ -246,7 +246,9 @@ fn main() -> ExitCode {
             switchyard::client::events(addr, &mut std::io::stdout().lock())
         }),
         Some(Command::Reload { pid }) => reload(cli.config, pid),
-        Some(Command::Verify { dir, repair }) => verify(cli.config, dir, repair),
+        Some(Command::Verify { dir, repair }) => {
+            switchyard::verify::command(cli.config, dir, repair)
+        }
         Some(Command::Topics { broker }) => client(cli.config, broker, |addr| {
             switchyard::client::topics(addr, &mut std::io::stdout().lock())
         }),
@@ -417,26 +419,6 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 /// `switchyard reload`: SIGHUP to the broker whose pid is given or in `broker.pid_file`.
-/// Exit 0: nothing damaged (or repaired); 1: damage found; 2: the check failed.
-fn verify(config: Option<PathBuf>, dir: Option<PathBuf>, repair: bool) -> ExitCode {
-    let settings = match Config::load(config.as_deref()) {
-        Ok((c, _)) => c.topic_settings(),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let dir = dir.unwrap_or(settings.dir);
-    match switchyard::verify::run(&dir, settings.log, repair, &mut std::io::stdout().lock()) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
-}
-
 fn reload(config: Option<PathBuf>, pid: Option<i32>) -> ExitCode {
     let pid = match pid {
         Some(p) => p,

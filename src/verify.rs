@@ -2,7 +2,10 @@
 //! one line per partition and a summary.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::config::Config;
 
 use switchyard_actors::storage::verify::{verify_dir, PartitionReport};
 use switchyard_actors::storage::{LogConfig, StorageError};
@@ -65,4 +68,25 @@ fn line(r: &PartitionReport) -> String {
         s.push_str(&format!(", {} files repaired", r.repaired));
     }
     s
+}
+
+/// The `verify` command: exit 0 when nothing is damaged (or all was repaired), 1 when
+/// damage is found, 2 when the check cannot run.
+pub fn command(config: Option<PathBuf>, dir: Option<PathBuf>, repair: bool) -> ExitCode {
+    let settings = match Config::load(config.as_deref()) {
+        Ok((c, _)) => c.topic_settings(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = dir.unwrap_or(settings.dir);
+    match run(&dir, settings.log, repair, &mut std::io::stdout().lock()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -4,6 +4,11 @@
 //! Reads and writes happen inside the actor (`try_read_buf` / `try_write` when the
 //! socket is ready), so a whole socket read is decoded and handled in one turn and
 //! its replies leave together.
+//!
+//! - `memory`: the connection's share of the broker's memory budget.
+//! - `publish`: publishes of one read, sent to the registry together.
+//! - `routed`: oversize frames, and frames routed to the driver host.
+//! - `topics`: the `topic` channel: subscriptions, credit, groups, deliveries.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -12,25 +17,26 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use switchyard_codecs::{Envelope, Frame, FrameCodec, Mode, Oversize};
+use switchyard_codecs::{Envelope, Frame, FrameCodec, Mode};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn, Span};
 
 mod memory;
 mod publish;
+mod routed;
 mod topics;
 
 use crate::budget::{Held, Window};
 use crate::conn_set::Membership;
-use crate::drivers::{ClientGone, DriverHost, FromClient, ToClient};
+use crate::drivers::{ClientGone, DriverHost, ToClient};
 use crate::outbox::Full;
 use crate::ratelog::SharedRateLog;
 use crate::settings::{ConnectionSettings, SlowConsumer};
 use crate::socket::{wait_writable, Flushed, Socket};
 use crate::stats::BrokerStats;
 use crate::topic::registry::TopicRegistry;
-use crate::topic::{wire, Partition};
+use crate::topic::Partition;
 use crate::tree::TreeEntry;
 
 /// Read buffer growth step.
@@ -281,61 +287,7 @@ impl Connection {
         }
     }
 
-    /// An envelope over `broker.max_frame_bytes`, skipped whole by the codec: answered
-    /// with an error where the request has an answer, and the connection goes on.
-    fn oversize(&mut self, o: Oversize, ctx: &mut Context<Self>) {
-        BrokerStats::add(&self.stats.oversize_frames, 1);
-        warn!(peer = %self.peer, offset = o.offset, size = o.size, max = o.max, channel = %o.channel, subject = %o.subject, "oversize frame skipped");
-        let why = format!(
-            "frame of {} bytes is over broker.max_frame_bytes ({})",
-            o.size, o.max
-        );
-        let answer = match (o.channel.as_str(), o.subject.as_str()) {
-            ("topic", _) => {
-                // After the publishes read before it, like any other topic request.
-                self.send_publishes(ctx);
-                Some(wire::error(o.labels.get("id"), &why))
-            }
-            ("rpc", "call") => o.labels.get("rpcID").map(|id| {
-                Envelope::new("rpc", "return")
-                    .with_label("rpcID", id.clone())
-                    .with_label("caller", format!("client:{}", self.id))
-                    .with_label("error", why)
-            }),
-            _ => None,
-        };
-        if let Some(env) = answer {
-            self.send_envelope(&env, ctx);
-        }
-    }
-
-    /// RPC and event-bus frames go to the driver host; this connection's feature is
-    /// `client:<id>`.
-    fn driver_frame(&mut self, env: Envelope, ctx: &mut Context<Self>) {
-        let Some(host) = self.services.drivers.clone() else {
-            if env.is("rpc", "call") {
-                if let Some(id) = env.labels.get("rpcID").cloned() {
-                    let ret = Envelope::new("rpc", "return")
-                        .with_label("rpcID", id)
-                        .with_label("caller", format!("client:{}", self.id))
-                        .with_label("error", "no drivers configured");
-                    self.send_envelope(&ret, ctx);
-                }
-            }
-            return;
-        };
-        self.talks_to_drivers = true;
-        let msg = FromClient {
-            id: self.id,
-            to: ctx.address().recipient(),
-            env,
-        };
-        if let Err(e) = host.try_send(msg) {
-            warn!(peer = %self.peer, error = %e, "driver host busy, frame dropped");
-        }
-    }
-
-    fn send_envelope(&mut self, env: &Envelope, ctx: &mut Context<Self>) {
+    pub(super) fn send_envelope(&mut self, env: &Envelope, ctx: &mut Context<Self>) {
         let mut buf = BytesMut::with_capacity(env.encoded_len());
         match env.encode(&mut buf) {
             Ok(()) => self.reply(&buf, ctx),

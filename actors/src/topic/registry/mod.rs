@@ -7,6 +7,7 @@
 //! - `limits`: partitions per topic and in all.
 //! - `lookup`: the topic listing and a partition's actor for reads.
 //! - `meta`: a topic's options in its `topic.json`, and create conflicts.
+//! - `spec`: a topic's options ([`TopicSpec`], [`Routing`]) and the registry's settings.
 
 pub mod batch;
 mod fetch;
@@ -14,79 +15,25 @@ pub mod groups;
 mod limits;
 mod lookup;
 mod meta;
+mod spec;
 
 pub use fetch::{FetchRecords, Fetched, FETCH_CEILING_BYTES};
 pub use lookup::{ListTopics, PartitionOf, TopicInfo};
+pub use spec::{Routing, TopicSettings, TopicSpec};
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
 use super::partition::{AppendBatch, ApplyRetention, FsyncPolicy, Partition};
 use super::subscribers::{Deliveries, StartAt, SubKey, Subscribe};
 use super::TopicError;
 use crate::storage::log::Append;
-use crate::storage::{LogConfig, PartitionLog};
+use crate::storage::PartitionLog;
 use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
 use crate::tree::TreeEntry;
-
-/// How a topic picks the partition of a publish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Routing {
-    /// Partitions in turn, from 0.
-    #[default]
-    RoundRobin,
-    /// A hash of the key; publishes without a key go round robin.
-    KeyHash,
-    /// The publisher names the partition.
-    Explicit,
-}
-
-impl Routing {
-    /// Its name in the config and the protocol.
-    pub fn name(self) -> &'static str {
-        match self {
-            Routing::RoundRobin => "round_robin",
-            Routing::KeyHash => "key_hash",
-            Routing::Explicit => "explicit",
-        }
-    }
-}
-
-/// One configured topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicSpec {
-    pub name: String,
-    pub partitions: u32,
-    pub routing: Routing,
-    pub fsync: Option<FsyncPolicy>,
-    pub retention_ms: Option<u64>,
-    pub retention_bytes: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicSettings {
-    pub dir: PathBuf,
-    pub fsync: FsyncPolicy,
-    pub log: LogConfig,
-    pub retention_ms: Option<u64>,
-    pub retention_bytes: Option<u64>,
-    pub retention_check: Duration,
-    pub default_partitions: u32,
-    pub auto_create: bool,
-    /// The most one fetch reads (`topics.max_fetch_bytes`), on every front end.
-    pub max_fetch_bytes: usize,
-    /// Partitions a new topic may have, and all topics together.
-    pub max_partitions_per_topic: u32,
-    pub max_partitions: usize,
-    pub topics: Vec<TopicSpec>,
-}
 
 /// Publishes a batch to a topic; answered once it is as durable as the topic's fsync
 /// policy asks.
