@@ -83,9 +83,10 @@ async fn a_refused_record_is_reported_without_the_storage_path() {
     assert_no_path(&listing, dir.path());
     assert_no_path(st.last_error.as_deref().unwrap(), dir.path());
 
-    // The log has the whole story.
+    // The log has the whole story: the partition and the limit (a refused record has
+    // no file to name; storage faults that do log their paths, see storage tests).
     let line = log.wait_for(&["storage error", "big/0"]).await;
-    assert!(line.contains(&dir.path().display().to_string()), "{line}");
+    assert!(line.contains("at most"), "{line}");
     let line = log.wait_for(&["driver command cannot be started"]).await;
     assert!(line.contains(&ghost.display().to_string()), "{line}");
     b.run_until(async {}).await;
