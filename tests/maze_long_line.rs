@@ -73,3 +73,26 @@ async fn an_over_long_line_in_one_write_does_not_stall_the_stream() {
     assert!(line.contains("line longer than"), "{line}");
     assert_eq!(b.maze_status().await.unwrap().next_seq, 7);
 }
+
+/// A flood of malformed lines is counted whole but logged a line a second after the
+/// first few (500 over-long lines once wrote 500 warnings).
+#[actix_rt::test]
+async fn malformed_lines_are_logged_a_few_then_once_a_second() {
+    let (log, _g) = Log::capture();
+    let b = start().await;
+    let mut c = client(&b, 9).await;
+    let mut s = TcpStream::connect(b.maze().unwrap().event_addr)
+        .await
+        .unwrap();
+    let mut input = Vec::new();
+    for _ in 0..500 {
+        input.extend_from_slice(b"x|B\n");
+    }
+    input.extend_from_slice(b"1|B\n");
+    s.write_all(&input).await.unwrap();
+    expect(&mut c, &["1|B"]).await;
+    let lines = log.text().matches("not an event line").count()
+        + log.text().matches("malformed event").count();
+    assert!((1..=20).contains(&lines), "{lines} lines for 500 malformed");
+    assert!(b.stats().snapshot().malformed_frames >= 500);
+}

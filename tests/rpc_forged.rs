@@ -143,3 +143,30 @@ async fn a_client_cannot_answer_an_http_call_to_a_driver() {
     );
     b.run_until(async {}).await;
 }
+
+/// Returns for calls nobody made cost a log line a second, not one each.
+#[actix::test]
+async fn stray_returns_are_logged_once_a_second_with_a_count() {
+    let (log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&config(dir.path(), &driver("conf", "conformance", "")))
+        .await
+        .unwrap();
+    wait_alive(&b, "conf").await;
+    let mut c = Tcp::connect(b.local_addr()).await;
+    for i in 0..300 {
+        let ret = Envelope::new("rpc", "return")
+            .with_label("caller", format!("client:{}", 1000 + i))
+            .with_label("rpcID", "1");
+        c.send(&ret).await;
+    }
+    // The connection still answers, and the strays left one line (or two at a second's
+    // edge), not 300.
+    c.send(&Envelope::new("command", "ping")).await;
+    assert!(c.next(Duration::from_secs(5)).await.is_some());
+    log.wait_for(&["rpc return for no pending call", "count=1"])
+        .await;
+    let lines = log.text().matches("rpc return for no pending call").count();
+    assert!(lines <= 3, "{lines} lines for 300 stray returns");
+    b.run_until(async {}).await;
+}

@@ -65,6 +65,8 @@ pub struct DriverHost {
     pub(super) chat: Option<Recipient<crate::chat::ChatFrame>>,
     /// Rate limit of the warning for forged rpc returns.
     pub(super) forged_log: Throttle,
+    /// Returns for no call in flight (late, or made up): one line a second.
+    pub(super) stray_log: Throttle,
 }
 
 impl DriverHost {
@@ -88,6 +90,7 @@ impl DriverHost {
                 watchers: Vec::new(),
                 chat: None,
                 forged_log: Throttle::default(),
+                stray_log: Throttle::default(),
             };
             let addr = host.start();
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr.clone());

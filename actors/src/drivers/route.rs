@@ -141,7 +141,10 @@ impl DriverHost {
         let call = match self.rpc.close_from(&caller, &id, from) {
             Ok(call) => call,
             Err(Refused::NoCall) => {
-                warn!(caller = %caller, rpc_id = %id, from = %from, "rpc return for no pending call (late or unknown), dropped");
+                // Any client can send these too: one line a second with a count.
+                if let Some(count) = self.stray_log.hit() {
+                    warn!(caller = %caller, rpc_id = %id, from = %from, count, "rpc return for no pending call (late or unknown), dropped");
+                }
                 return;
             }
             Err(Refused::Forged { target }) => {

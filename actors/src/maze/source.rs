@@ -43,6 +43,9 @@ pub struct EventSource {
     in_flight: bool,
     eof: bool,
     malformed: u64,
+    /// Malformed lines are counted each; the first few of a source are logged each,
+    /// the rest at most once a second with a count.
+    malformed_log: crate::ratelog::RateLog,
     /// A whole line has been read (the first-frame deadline no longer applies).
     framed: bool,
     first_frame_timeout: Option<std::time::Duration>,
@@ -67,6 +70,7 @@ impl EventSource {
             in_flight: false,
             eof: false,
             malformed: 0,
+            malformed_log: crate::ratelog::RateLog::new(std::time::Duration::from_secs(1)),
             framed: false,
             first_frame_timeout: a.settings.first_frame_timeout,
             first_frame_log: a.first_frame_log,
@@ -111,6 +115,15 @@ impl EventSource {
         }
     }
 
+    /// Whether to log this malformed line: each of a source's first 16, then one a
+    /// second (`Some(lines left out since the last one)`).
+    fn log_malformed(&mut self) -> Option<u64> {
+        if self.malformed <= 16 {
+            return Some(0);
+        }
+        self.malformed_log.allow()
+    }
+
     /// Decodes everything buffered into one batch and hands it to the router.
     fn process(&mut self, ctx: &mut Context<Self>) {
         let mut entries = Vec::with_capacity(self.rbuf.len() / 12 + 1);
@@ -126,20 +139,26 @@ impl EventSource {
                 }
                 Ok(Some(other)) => {
                     self.malformed += 1;
-                    warn!(peer = %self.peer, line = ?other, "not an event line, dropped");
+                    if let Some(suppressed) = self.log_malformed() {
+                        warn!(peer = %self.peer, line = ?other, suppressed, "not an event line, dropped");
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
                     self.malformed += 1;
                     BrokerStats::add(&self.stats.malformed_frames, 1);
-                    match e.maze_seq() {
-                        Some(seq) => {
-                            warn!(peer = %self.peer, offset = e.offset, seq, reason = %e.kind, "malformed event, its sequence number is consumed as a no-op");
-                            entries.push((seq, Entry::Skip));
+                    let logged = self.log_malformed();
+                    match (e.maze_seq(), logged) {
+                        (Some(seq), Some(suppressed)) => {
+                            warn!(peer = %self.peer, offset = e.offset, seq, reason = %e.kind, suppressed, "malformed event, its sequence number is consumed as a no-op");
                         }
-                        None => {
-                            warn!(peer = %self.peer, offset = e.offset, reason = %e.kind, "malformed event without a sequence number, dropped")
+                        (None, Some(suppressed)) => {
+                            warn!(peer = %self.peer, offset = e.offset, reason = %e.kind, suppressed, "malformed event without a sequence number, dropped")
                         }
+                        _ => {}
+                    }
+                    if let Some(seq) = e.maze_seq() {
+                        entries.push((seq, Entry::Skip));
                     }
                 }
             }
