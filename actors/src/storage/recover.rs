@@ -26,12 +26,7 @@ pub(super) fn open(
     ops: FileOps,
 ) -> Result<(PartitionLog, Recovery), StorageError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut bases: Vec<u64> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log")?.parse().ok())
-        .collect();
-    bases.sort_unstable();
+    let mut bases = segment::bases(dir)?;
     if bases.is_empty() {
         bases.push(0);
     }

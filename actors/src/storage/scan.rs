@@ -58,7 +58,17 @@ struct Window<'a> {
     buf: Vec<u8>,
 }
 
-impl Window<'_> {
+impl<'a> Window<'a> {
+    fn new(file: &'a File, path: &'a Path, size: u64) -> Self {
+        Window {
+            file,
+            path,
+            size,
+            start: 0,
+            buf: Vec::new(),
+        }
+    }
+
     /// Up to `n` bytes from `at` (fewer only at the end of the file).
     fn get(&mut self, at: u64, n: usize) -> Result<&[u8], StorageError> {
         let end = (at + n as u64).min(self.size);
@@ -103,13 +113,7 @@ pub fn scan(
     max_record: usize,
     interval: u64,
 ) -> Result<Scan, StorageError> {
-    let mut w = Window {
-        file,
-        path,
-        size,
-        start: 0,
-        buf: Vec::new(),
-    };
+    let mut w = Window::new(file, path, size);
     let mut out = Scan::default();
     let mut pos = 0u64;
     let mut last_indexed: Option<u64> = None;
@@ -220,13 +224,7 @@ pub(crate) fn resync_at(
     max_record: usize,
     expected: u64,
 ) -> Result<Option<(u64, u64)>, StorageError> {
-    let mut w = Window {
-        file,
-        path,
-        size,
-        start: 0,
-        buf: Vec::new(),
-    };
+    let mut w = Window::new(file, path, size);
     resync(&mut w, from, max_record, expected)
 }
 

@@ -74,6 +74,17 @@ pub fn open_log(path: &Path) -> Result<File, StorageError> {
         .map_err(io(path))
 }
 
+/// The base offsets of the segments in a partition folder, oldest first.
+pub fn bases(dir: &Path) -> Result<Vec<u64>, StorageError> {
+    let mut bases: Vec<u64> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log")?.parse().ok())
+        .collect();
+    bases.sort_unstable();
+    Ok(bases)
+}
+
 pub fn index_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.index"))
 }

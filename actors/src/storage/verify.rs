@@ -86,12 +86,7 @@ pub fn verify_partition(
     cfg: LogConfig,
     repair: bool,
 ) -> Result<PartitionReport, StorageError> {
-    let mut bases: Vec<u64> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log")?.parse().ok())
-        .collect();
-    bases.sort_unstable();
+    let bases = segment::bases(dir)?;
     let mut r = PartitionReport {
         segments: bases.len(),
         ..PartitionReport::default()
