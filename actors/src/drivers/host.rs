@@ -16,8 +16,8 @@ use super::driver::{Driver, Reconfigure, StopDriver};
 use super::rpc::Rpc;
 use super::spec::{DriverSpec, HostSettings};
 use super::status::{DriverState, DriverStatus};
-use super::throttle::Throttle;
 use super::*;
+use crate::ratelog::RateLog;
 use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
 use crate::topic::registry::TopicsSlot;
 use crate::tree::{ActorTree, TreeEntry};
@@ -64,9 +64,9 @@ pub struct DriverHost {
     watchers: Vec<Recipient<DriverUpdate>>,
     pub(super) chat: Option<Recipient<crate::chat::ChatFrame>>,
     /// Rate limit of the warning for forged rpc returns.
-    pub(super) forged_log: Throttle,
+    pub(super) forged_log: RateLog,
     /// Returns for no call in flight (late, or made up): one line a second.
-    pub(super) stray_log: Throttle,
+    pub(super) stray_log: RateLog,
 }
 
 impl DriverHost {
@@ -89,8 +89,8 @@ impl DriverHost {
                 waiting_bytes: HashMap::new(),
                 watchers: Vec::new(),
                 chat: None,
-                forged_log: Throttle::default(),
-                stray_log: Throttle::default(),
+                forged_log: RateLog::new(Duration::from_secs(1)),
+                stray_log: RateLog::new(Duration::from_secs(1)),
             };
             let addr = host.start();
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr.clone());

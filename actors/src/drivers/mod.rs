@@ -17,7 +17,6 @@
 //! - [`conditions`]: `CompareAll`, the dipper condition language.
 //! - [`mapdata`]: `GetMapData` dot paths.
 //! - [`spec`]: what the configuration says; [`status`]: what the host reports.
-//! - [`throttle`]: rate limits for what a driver or client can make the broker log.
 
 pub mod broker_feature;
 pub mod bus;
@@ -32,7 +31,6 @@ pub mod route;
 pub mod rpc;
 pub mod spec;
 pub mod status;
-pub mod throttle;
 
 use actix::prelude::*;
 use bytes::Bytes;

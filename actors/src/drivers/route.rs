@@ -142,15 +142,15 @@ impl DriverHost {
             Ok(call) => call,
             Err(Refused::NoCall) => {
                 // Any client can send these too: one line a second with a count.
-                if let Some(count) = self.stray_log.hit() {
-                    warn!(caller = %caller, rpc_id = %id, from = %from, count, "rpc return for no pending call (late or unknown), dropped");
+                if let Some(suppressed) = self.stray_log.allow() {
+                    warn!(caller = %caller, rpc_id = %id, from = %from, suppressed, "rpc return for no pending call (late or unknown), dropped");
                 }
                 return;
             }
             Err(Refused::Forged { target }) => {
                 // Anyone may write these labels; one line a second however many come.
-                if let Some(count) = self.forged_log.hit() {
-                    warn!(caller = %caller, rpc_id = %id, from = %from, expected = %target, count, "rpc return from a feature the call was not routed to, dropped");
+                if let Some(suppressed) = self.forged_log.allow() {
+                    warn!(caller = %caller, rpc_id = %id, from = %from, expected = %target, suppressed, "rpc return from a feature the call was not routed to, dropped");
                 }
                 return;
             }
