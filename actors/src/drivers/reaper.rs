@@ -166,21 +166,39 @@ impl Orphans {
     }
 }
 
+/// Runs a `/proc` scan on the blocking pool: reading every process's `environ` is file
+/// I/O, and it must not hold up the arbiter the broker's actors run on.
+async fn off_arbiter<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    actix_rt::task::spawn_blocking(f).await.ok()
+}
+
+/// Tends the orphans of `mark` off the arbiter.
+async fn tend_off(mark: &str, orphans: &Arc<Orphans>) {
+    let (m, o) = (mark.to_string(), orphans.clone());
+    off_arbiter(move || o.tend(&m)).await;
+}
+
+/// The live processes with `mark`, found off the arbiter.
+async fn marked_off(mark: &str) -> Vec<u32> {
+    let m = mark.to_string();
+    off_arbiter(move || marked(&m)).await.unwrap_or_default()
+}
+
 /// Reaps the orphans of the driver process with `mark` that exit while it runs
 /// (until `exited`).
 pub async fn tend(mark: String, exited: Arc<AtomicBool>, orphans: Arc<Orphans>) {
     while !exited.load(Ordering::SeqCst) {
         tokio::time::sleep(WATCH_EVERY).await;
-        orphans.tend(&mark);
+        tend_off(&mark, &orphans).await;
     }
 }
 
 /// Once the driver process with `mark` has exited: every process with its mark gets
 /// SIGTERM, and after `grace` SIGKILL; those re-parented to us are reaped.
-pub async fn end_all(driver: &str, mark: &str, grace: Duration, orphans: &Orphans) {
-    let left = marked(mark);
+pub async fn end_all(driver: &str, mark: &str, grace: Duration, orphans: &Arc<Orphans>) {
+    let left = marked_off(mark).await;
     if left.is_empty() {
-        orphans.tend(mark);
+        tend_off(mark, orphans).await;
         return;
     }
     warn!(driver = %driver, processes = left.len(), "driver left processes behind, ending them");
@@ -190,7 +208,7 @@ pub async fn end_all(driver: &str, mark: &str, grace: Duration, orphans: &Orphan
     tokio::time::sleep(grace).await;
     // Whatever still runs (or was started meanwhile) is killed, until none is left.
     for _ in 0..50 {
-        let alive = marked(mark);
+        let alive = marked_off(mark).await;
         signal(&alive, Signal::SIGKILL);
         known.extend(&alive);
         known.retain(|&pid| !reap(pid));
