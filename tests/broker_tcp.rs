@@ -61,8 +61,7 @@ async fn ping_pong_and_a_malformed_frame_closes_only_its_connection() {
 }
 
 #[actix_rt::test]
-async fn a_client_that_never_reads_is_cut_at_its_output_budget() {
-    let (log, _guard) = Log::capture();
+async fn a_client_that_never_reads_its_answers_is_paced_and_loses_nothing() {
     let budget = 64 * 1024;
     let broker = start(&format!(
         "output_buffer_bytes = {budget}\nmax_frame_bytes = 4096\nmax_line_bytes = 1024"
@@ -72,42 +71,80 @@ async fn a_client_that_never_reads_is_cut_at_its_output_budget() {
     let mut bystander = connect(addr).await;
     ping(&mut bystander).await;
 
-    let mut greedy = connect(addr).await;
+    let (mut rd, mut wr) = connect(addr).await.into_split();
     let chunk = PING.repeat(4096);
     let mut sent = 0usize;
-    // Up to 256 MiB of pings (16 MiB of replies); the broker must cut us off long before.
-    while sent < 256 << 20 {
-        match tokio::time::timeout(Duration::from_secs(5), greedy.write_all(&chunk)).await {
-            Ok(Ok(())) => sent += chunk.len(),
-            Ok(Err(_)) => break,
+    // Pings until the broker stops reading them (its answers are not taken).
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), wr.write_all(&chunk)).await {
+            Ok(Ok(())) => sent += 4096,
+            Ok(Err(e)) => panic!("cut off after {sent} pings: {e}"),
             Err(_) => break,
         }
-        if broker.stats().snapshot().slow_consumer_disconnects > 0 {
+        assert!(sent < 64 << 20, "never paced");
+    }
+    ping(&mut bystander).await;
+    let stats = broker.stats().snapshot();
+    assert_eq!(stats.slow_consumer_disconnects, 0);
+    assert!(
+        stats.output_peak_bytes <= budget,
+        "peak {} over budget {budget}",
+        stats.output_peak_bytes
+    );
+    // Every ping written whole is answered once the client reads.
+    drop(wr);
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), rd.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if n == 0 {
             break;
         }
+        got += n;
     }
-    eventually("slow consumer disconnect", || {
-        broker.stats().snapshot().slow_consumer_disconnects == 1
-    })
+    assert!(got >= sent * ALIVE.len(), "{got} bytes for {sent} pings");
+    assert_eq!(got % ALIVE.len(), 0);
+}
+
+#[actix_rt::test]
+async fn a_client_that_never_reads_event_bus_messages_is_cut_at_its_output_budget() {
+    let (log, _guard) = Log::capture();
+    let budget = 64 * 1024;
+    let broker = start(&format!(
+        "output_buffer_bytes = {budget}\nmax_frame_bytes = 4096\nmax_line_bytes = 1024"
+    ))
     .await;
+    let addr = broker.local_addr();
+    let mut greedy = connect(addr).await;
+    greedy.write_all(b"eventbus subscribe 0 0\n").await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = greedy.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"eventbus subscribed 0 0\n");
+    let greedy_peer = greedy.local_addr().unwrap().to_string();
+
+    let mut source = connect(addr).await;
+    let payload = format!("{{\"events\":[\"x.\"],\"data\":\"{}\"}}", "d".repeat(2000));
+    let frame = format!("eventbus message 0 {}\n{payload}", payload.len());
+    let mut sent = 0;
+    while broker.stats().snapshot().slow_consumer_disconnects == 0 {
+        source.write_all(frame.repeat(16).as_bytes()).await.unwrap();
+        sent += 16;
+        assert!(sent < 100_000, "never cut off");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    log.wait_for(&["slow consumer", &greedy_peer, "budget=65536"])
+        .await;
     let stats = broker.stats().snapshot();
     assert!(
         stats.output_peak_bytes <= budget,
         "peak {} over budget {budget}",
         stats.output_peak_bytes
     );
-    assert!(
-        stats.output_peak_bytes > budget / 2,
-        "the budget was reached: peak {}",
-        stats.output_peak_bytes
-    );
-    log.wait_for(&[
-        "slow consumer",
-        &greedy.local_addr().unwrap().to_string(),
-        "budget=65536",
-    ])
-    .await;
-    ping(&mut bystander).await;
+    assert!(closed_by_peer(&mut greedy).await);
+    ping(&mut source).await;
 }
 
 #[actix_rt::test]

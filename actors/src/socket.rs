@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, Span};
 
 use crate::budget::Window;
-use crate::outbox::{Full, Outbox};
+use crate::outbox::{Full, Outbox, MAX_SLICES};
 use crate::stats::BrokerStats;
 
 /// What a flush achieved.
@@ -98,10 +98,21 @@ impl Socket {
     /// Queues `bytes` under the budget.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), Full> {
         self.out.push(bytes)?;
+        self.note_peak();
+        Ok(())
+    }
+
+    /// Queues `bytes`, paced elsewhere, whatever the budget says (see
+    /// [`Outbox::push_paced`]); large ones are queued without a copy.
+    pub fn push_paced(&mut self, bytes: bytes::Bytes) {
+        self.out.push_paced(bytes);
+        self.note_peak();
+    }
+
+    fn note_peak(&self) {
         self.stats
             .output_peak_bytes
             .fetch_max(self.out.peak() as u64, Relaxed);
-        Ok(())
     }
 
     /// Writes `bytes` straight to the socket when nothing is queued before them, and
@@ -145,8 +156,14 @@ impl Socket {
             return Flushed::Blocked;
         }
         while !self.out.is_empty() {
-            let stream = self.stream.clone();
-            match stream.try_write(self.out.pending()) {
+            let mut slices = [std::io::IoSlice::new(&[]); MAX_SLICES];
+            let k = self.out.slices(&mut slices);
+            let wrote = if k == 1 {
+                self.stream.try_write(&slices[0])
+            } else {
+                self.stream.try_write_vectored(&slices[..k])
+            };
+            match wrote {
                 Ok(n) => {
                     self.out.consume(n);
                     self.written += n as u64;

@@ -32,7 +32,7 @@ use crate::conn_set::Membership;
 use crate::drivers::{ClientGone, DriverHost, ToClient};
 use crate::outbox::Full;
 use crate::ratelog::SharedRateLog;
-use crate::settings::{ConnectionSettings, SlowConsumer};
+use crate::settings::ConnectionSettings;
 use crate::socket::{wait_writable, Flushed, Socket};
 use crate::stats::BrokerStats;
 use crate::topic::registry::TopicRegistry;
@@ -223,12 +223,11 @@ impl Connection {
 
     /// Decodes and handles every complete frame buffered, then writes the replies.
     fn process(&mut self, ctx: &mut Context<Self>) {
+        // Answers are paced by reading requests no faster than they are taken: a
+        // peer that does not read what it asked for stops being read.
         let high_water = self.settings.output_buffer_bytes / 2;
         while self.sock.closing().is_none() {
-            if (self.settings.slow_consumer == SlowConsumer::Block
-                && self.sock.queued() >= high_water)
-                || self.inflight >= self.settings.max_inflight
-            {
+            if self.sock.queued() >= high_water || self.inflight >= self.settings.max_inflight {
                 self.paused = true;
                 break;
             }
@@ -272,7 +271,9 @@ impl Connection {
 
     fn handle_frame(&mut self, frame: Frame, ctx: &mut Context<Self>) {
         match frame {
-            Frame::Envelope(env) if env.is("command", "ping") => self.reply(ALIVE, ctx),
+            Frame::Envelope(env) if env.is("command", "ping") => {
+                self.reply(bytes::Bytes::from_static(ALIVE))
+            }
             Frame::Envelope(env) if env.channel == "topic" => self.topic_request(env, ctx),
             Frame::Envelope(env)
                 if env.channel == "rpc" || env.channel == "eventbus" || env.channel == "chat" =>
@@ -287,17 +288,39 @@ impl Connection {
         }
     }
 
-    pub(super) fn send_envelope(&mut self, env: &Envelope, ctx: &mut Context<Self>) {
+    /// Queues the answer to one of the peer's requests.
+    pub(super) fn send_envelope(&mut self, env: &Envelope, _ctx: &mut Context<Self>) {
         let mut buf = BytesMut::with_capacity(env.encoded_len());
         match env.encode(&mut buf) {
-            Ok(()) => self.reply(&buf, ctx),
+            Ok(()) => self.reply(buf.freeze()),
             Err(e) => warn!(error = %e, "an answer could not be encoded"),
         }
     }
 
-    /// Queues one reply frame under the budget and slow-consumer policy.
-    fn reply(&mut self, bytes: &[u8], ctx: &mut Context<Self>) {
-        match self.sock.push(bytes) {
+    /// Queues one answer. Answers are paced, not refused: no request is read while
+    /// half the output budget is queued, so what a peer asks for is bounded by what it
+    /// takes (see [`Connection::process`]).
+    fn reply(&mut self, bytes: bytes::Bytes) {
+        self.sock.push_paced(bytes);
+        BrokerStats::add(&self.stats.frames_out, 1);
+    }
+
+    /// Queues output that arrives on its own time under the output budget and the
+    /// slow-consumer policy: what the peer did not ask for (event-bus messages, calls
+    /// to a service it offers, chat), and the returns of its RPC calls, whose number
+    /// and size the peer's input does not bound. It cannot be read again, so a peer
+    /// that does not take it loses it. A return is always taken while less than half
+    /// the budget is queued, so one answer as large as the budget (a fetch of
+    /// `topics.max_fetch_bytes`) still reaches a peer that reads.
+    fn push_unasked(&mut self, env: &Envelope, ctx: &mut Context<Self>) {
+        let mut buf = BytesMut::with_capacity(env.encoded_len());
+        if let Err(e) = env.encode(&mut buf) {
+            return warn!(error = %e, "a frame could not be encoded");
+        }
+        if env.is("rpc", "return") && self.sock.queued() < self.settings.output_buffer_bytes / 2 {
+            return self.reply(buf.freeze());
+        }
+        match self.sock.push(&buf) {
             Ok(()) => BrokerStats::add(&self.stats.frames_out, 1),
             Err(full) => self.slow_consumer(ctx, full),
         }
@@ -448,7 +471,7 @@ impl Handler<ToClient> for Connection {
     fn handle(&mut self, ToClient(env): ToClient, ctx: &mut Self::Context) {
         let _g = self.span.clone().entered();
         if self.sock.closing().is_none() {
-            self.send_envelope(&env, ctx);
+            self.push_unasked(&env, ctx);
             self.flush(ctx);
         }
     }

@@ -406,9 +406,10 @@ impl Handler<Deliveries> for Connection {
             d.records.len()
         };
         crate::stats::BrokerStats::add(&self.stats.records_delivered, d.records.len() as u64);
-        let extra = (frames as u64).saturating_sub(1);
-        crate::stats::BrokerStats::add(&self.stats.frames_out, extra);
-        self.reply(&buf, ctx);
+        crate::stats::BrokerStats::add(&self.stats.frames_out, frames as u64);
+        // Paced by the connection's window, not refused by the output budget: records
+        // can be read again, so a slow reader is held back, never cut off.
+        self.sock.push_paced(buf.freeze());
         if let Some(u) = d.unreadable {
             // The partition ended this subscription there; the client may subscribe
             // again from `last + 1`.

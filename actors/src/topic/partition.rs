@@ -41,6 +41,8 @@ pub struct Partition {
     entry: Option<TreeEntry>,
     subs: Subscribers,
     pump_scheduled: bool,
+    /// A pump runs once the mailbox is drained (see [`PumpDue`]).
+    pump_due: bool,
     /// Batches received this turn, written together once the mailbox is drained.
     pending: Vec<(Vec<Append>, oneshot::Sender<Appended>)>,
     write_scheduled: bool,
@@ -89,6 +91,7 @@ impl Partition {
             unreadable_reads: 0,
             subs: Subscribers::new(topic.to_string(), index),
             pump_scheduled: false,
+            pump_due: false,
             pending: Vec::new(),
             write_scheduled: false,
             name: format!("{topic}/{index}"),
@@ -231,6 +234,15 @@ impl Partition {
                 act.pump_scheduled = false;
                 act.pump(ctx);
             });
+        }
+    }
+
+    /// Pumps once this turn's messages are handled: a burst of subscriptions or
+    /// credits (200 subscribers waking at once) costs one turn of reads, not one each.
+    fn pump_soon(&mut self, ctx: &mut Context<Self>) {
+        if !self.pump_due {
+            self.pump_due = true;
+            ctx.notify(PumpDue);
         }
     }
 
@@ -384,8 +396,22 @@ impl Handler<Subscribe> for Partition {
             return Err(self.unavailable());
         };
         let start = self.subs.add(s, log)?;
-        self.pump(ctx);
+        self.pump_soon(ctx);
         Ok(start)
+    }
+}
+
+/// Runs the pump [`Partition::pump_soon`] asked for.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct PumpDue;
+
+impl Handler<PumpDue> for Partition {
+    type Result = ();
+
+    fn handle(&mut self, _: PumpDue, ctx: &mut Self::Context) {
+        self.pump_due = false;
+        self.pump(ctx);
     }
 }
 
@@ -394,7 +420,7 @@ impl Handler<Credit> for Partition {
 
     fn handle(&mut self, c: Credit, ctx: &mut Self::Context) {
         self.subs.credit(&c.key, c.n);
-        self.pump(ctx);
+        self.pump_soon(ctx);
     }
 }
 
