@@ -52,9 +52,11 @@ impl TopicGlob {
                     )))
                 }
                 "*" => segments.push(Seg::Any),
-                p if p.contains(['*', '>']) => return Err(GlobError(format!(
+                p if p.contains(['*', '>']) => {
+                    return Err(GlobError(format!(
                     "a wildcard must be a whole segment (`*` or `>` between dots), got `{pattern}`"
-                ))),
+                )))
+                }
                 p => segments.push(Seg::Lit(p.to_string())),
             }
         }
