@@ -233,3 +233,138 @@ async fn an_open_broker_answers_any_login_as_anonymous() {
         .await;
     assert!(c.next().await.is("topic", "ack"));
 }
+
+/// Runs the built binary without blocking the broker on this thread.
+async fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    cmd.args(args)
+        .env_remove("SWITCHYARD_PASSWORD")
+        .env_remove("SWITCHYARD_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("the command finished")
+        .unwrap()
+}
+
+#[actix::test]
+async fn client_commands_log_in_with_flags_or_environment() {
+    let (_log, _g) = Log::capture();
+    let (b, _dir) = start("login_delay_ms = 20").await;
+    let addr = b.local_addr().to_string();
+    let out = cli(
+        &[
+            "pub",
+            "--broker",
+            &addr,
+            "--user",
+            "ops",
+            "--password",
+            "pw-ops",
+            "orders",
+            "hello",
+        ],
+        &[],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(
+        &["pub", "--broker", &addr, "--user", "ops", "orders", "hello"],
+        &[("SWITCHYARD_PASSWORD", "pw-ops")],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(
+        &[
+            "sub",
+            "--broker",
+            &addr,
+            "--user",
+            "ops",
+            "--password",
+            "pw-ops",
+            "orders",
+            "--from",
+            "earliest",
+            "--max",
+            "2",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "0 0 hello\n0 1 hello\n"
+    );
+    let out = cli(
+        &[
+            "pub",
+            "--broker",
+            &addr,
+            "--user",
+            "ops",
+            "--password",
+            "nope",
+            "orders",
+            "x",
+        ],
+        &[],
+    )
+    .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("login refused: bad credentials"), "{err}");
+    assert!(!err.contains("nope"), "the password was echoed: {err}");
+    // Without credentials the broker refuses the request.
+    let out = cli(&["topics", "--broker", &addr], &[]).await;
+    assert!(!out.status.success());
+    // A token from the environment; the bot may not subscribe, so it sees no topics.
+    let out = cli(
+        &["topics", "--broker", &addr],
+        &[("SWITCHYARD_TOKEN", "tok-bot")],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("orders"));
+    // The benchmark logs in on each of its connections.
+    let out = cli(
+        &[
+            "bench",
+            "pub",
+            "--broker",
+            &addr,
+            "--user",
+            "ops",
+            "--password",
+            "pw-ops",
+            "--topic",
+            "orders",
+            "--count",
+            "2000",
+            "--batch",
+            "100",
+            "--quiet",
+        ],
+        &[],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
