@@ -368,3 +368,43 @@ async fn client_commands_log_in_with_flags_or_environment() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[actix::test]
+async fn metrics_count_failures_and_denials() {
+    let (log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = section(
+        "login_delay_ms = 20",
+        &[("ops", "pw-ops", "publish = [\"orders\"]")],
+    );
+    let b = switchyard::start(&common::gateway::gateway_config(dir.path(), &auth))
+        .await
+        .unwrap();
+    let mut c = Client::connect(b.local_addr()).await;
+    c.send(&bytes(&login_env("ops", "bad", None))).await;
+    until_closed(&mut c).await;
+    let mut c = Client::connect(b.local_addr()).await;
+    login(&mut c, "ops", "pw-ops").await;
+    c.send(&topic_env(
+        "publish",
+        &[("topic", "other"), ("id", "1")],
+        b"x",
+    ))
+    .await;
+    assert!(c.next().await.is("topic", "error"));
+    // The connection's span carries the user from the login on.
+    let line = log.wait_for(&["conn{", "user=ops", "login"]).await;
+    assert!(line.contains("peer=127.0.0.1"), "{line}");
+    let m = common::http::get(b.gateway().http.unwrap(), "/metrics")
+        .await
+        .text();
+    assert!(
+        m.contains("switchyard_auth_failures_total{port=\"broker\",reason=\"bad_credentials\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("switchyard_permission_denied_total{op=\"publish\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("# TYPE switchyard_auth_failures_total counter"));
+}
