@@ -4,7 +4,10 @@
 //! callers on an actix arbiter use the `*_blocking` forms, which run on the blocking
 //! pool. An unknown user is verified against a dummy hash with the same parameters as
 //! the real ones, so the time taken does not tell whether a name exists. A token is
-//! verified against every user's `token_hash` (all of them, every time).
+//! verified against every user's `token_hash` (all of them, every time). At most
+//! [`MAX_CONCURRENT_CHECKS`] checks run at once (each holds its hash's memory cost, 19
+//! MiB by default); the rest wait their turn without a thread, so a flood of logins
+//! cannot exhaust memory or the blocking pool.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::SaltString;
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use subtle::{Choice, ConditionallySelectable};
+use tokio::sync::Semaphore;
 
 use super::config::{AuthConfig, AuthConfigError};
 use super::glob::{FeatureGlob, TopicGlob};
@@ -31,7 +35,12 @@ pub struct Users {
     tokens: Vec<(String, Arc<Principal>)>,
     /// Verified instead when the user is unknown or has no password.
     dummy: String,
+    /// Credential checks allowed to run at once.
+    checks: Arc<Semaphore>,
 }
+
+/// Credential checks that run at once, at most (more wait for a turn).
+pub const MAX_CONCURRENT_CHECKS: usize = 4;
 
 /// argon2id with the parameters `switchyard passwd` uses (m=19456, t=2, p=1).
 pub fn hash_secret(secret: &[u8]) -> Result<String, argon2::password_hash::Error> {
@@ -106,6 +115,7 @@ impl Users {
             by_name,
             tokens,
             dummy,
+            checks: Arc::new(Semaphore::new(MAX_CONCURRENT_CHECKS)),
         })
     }
 
@@ -152,6 +162,7 @@ impl Users {
         user: String,
         password: String,
     ) -> Option<Arc<Principal>> {
+        let _turn = self.checks.clone().acquire_owned().await.ok()?;
         tokio::task::spawn_blocking(move || self.verify_password(&user, &password))
             .await
             .ok()
@@ -160,6 +171,7 @@ impl Users {
 
     /// [`Users::verify_token`] on the blocking pool.
     pub async fn verify_token_blocking(self: Arc<Self>, token: String) -> Option<Arc<Principal>> {
+        let _turn = self.checks.clone().acquire_owned().await.ok()?;
         tokio::task::spawn_blocking(move || self.verify_token(&token))
             .await
             .ok()
@@ -218,6 +230,21 @@ mod tests {
         assert_eq!(u.verify_token("tok-ops").unwrap().name, "ops");
         assert_eq!(u.verify_token("tok-bot").unwrap().name, "bot");
         assert!(u.verify_token("tok-x").is_none());
+    }
+
+    #[tokio::test]
+    async fn checks_past_the_limit_wait_their_turn() {
+        let u = Arc::new(users());
+        let all: Vec<_> = (0..3 * MAX_CONCURRENT_CHECKS)
+            .map(|i| {
+                let pw = if i % 2 == 0 { "pw" } else { "no" };
+                tokio::spawn(u.clone().verify_password_blocking("ops".into(), pw.into()))
+            })
+            .collect();
+        for (i, h) in all.into_iter().enumerate() {
+            assert_eq!(h.await.unwrap().is_some(), i % 2 == 0);
+        }
+        assert_eq!(u.checks.available_permits(), MAX_CONCURRENT_CHECKS);
     }
 
     #[test]
