@@ -120,21 +120,7 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         )),
         None => None,
     };
-    let auth = match &config.auth {
-        Some(a) => Some(
-            switchyard_actors::auth::Auth::from_config(a)
-                .map_err(|e| StartError::Auth(e.to_string()))?,
-        ),
-        None => None,
-    };
-    if config.auth.as_ref().is_some_and(|a| a.allow_anonymous) {
-        let open: Vec<String> = config
-            .anonymous_open_binds()
-            .iter()
-            .map(|(k, a)| format!("{k}={a}"))
-            .collect();
-        warn!(open_binds = %open.join(" "), "auth.allow_anonymous = true: no login is needed, every peer may do everything");
-    }
+    let auth = config.auth_settings().map_err(StartError::Auth)?;
     // What drivers leave behind comes to us, to be ended with them (drivers::reaper).
     switchyard_actors::drivers::reaper::become_subreaper();
     let tree = ActorTree::new();

@@ -4,6 +4,9 @@
 
 use std::net::SocketAddr;
 
+use switchyard_actors::auth::Auth;
+use tracing::warn;
+
 use super::drivers::at_entry;
 use super::error::at_key;
 use super::{Config, ConfigError};
@@ -72,6 +75,21 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The compiled users for the broker port (one argon2 hash for the dummy: call it
+    /// once, at start-up); warns when `auth.allow_anonymous` leaves the broker open.
+    pub fn auth_settings(&self) -> Result<Option<Auth>, String> {
+        let Some(a) = &self.auth else { return Ok(None) };
+        if a.allow_anonymous {
+            let open: Vec<String> = self
+                .anonymous_open_binds()
+                .iter()
+                .map(|(k, a)| format!("{k}={a}"))
+                .collect();
+            warn!(open_binds = %open.join(" "), "auth.allow_anonymous = true: no login is needed, every peer may do everything");
+        }
+        Auth::from_config(a).map(Some).map_err(|e| e.to_string())
     }
 
     /// Ports off loopback that accept anyone (`auth.allow_anonymous`): warned at start.
