@@ -38,6 +38,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Driver(String),
+    #[error("[auth]: {0}")]
+    Auth(String),
 }
 
 /// A running broker.
@@ -118,6 +120,7 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         )),
         None => None,
     };
+    let auth = config.auth_settings().map_err(StartError::Auth)?;
     // What drivers leave behind comes to us, to be ended with them (drivers::reaper).
     switchyard_actors::drivers::reaper::become_subreaper();
     let tree = ActorTree::new();
@@ -136,7 +139,7 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         Listener::spec(
             config.broker_listener(),
             socket,
-            broker_connections(topics.clone(), drivers.clone()),
+            broker_connections(topics.clone(), drivers.clone(), auth.clone()),
             ConnectionSet::default(),
             stats.clone(),
         ),

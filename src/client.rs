@@ -8,6 +8,8 @@ use bytes::BytesMut;
 use switchyard_codecs::{Envelope, Frame, FrameCodec, Limits};
 use tokio_util::codec::Decoder;
 
+pub use crate::login::{Endpoint, Login};
+
 /// Why a client command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -24,6 +26,8 @@ pub enum ClientError {
     Broker(String),
     #[error("bad frame from the broker: {0}")]
     Frame(String),
+    #[error("{0}")]
+    Login(String),
 }
 
 /// A blocking connection to the broker port.
@@ -35,8 +39,14 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn connect(addr: SocketAddr) -> Result<Client, ClientError> {
-        let s = TcpStream::connect(addr).map_err(|source| ClientError::Connect { addr, source })?;
+    /// Connects, and logs in when `ep` has a login.
+    pub fn connect(ep: &Endpoint) -> Result<Client, ClientError> {
+        let addr = ep.addr;
+        let mut s =
+            TcpStream::connect(addr).map_err(|source| ClientError::Connect { addr, source })?;
+        if let Some(l) = &ep.login {
+            crate::login::login(&mut s, l).map_err(ClientError::Login)?;
+        }
         Ok(Client {
             s,
             codec: FrameCodec::detect(Limits::default()),
@@ -92,13 +102,13 @@ fn label(e: &Envelope, name: &str) -> String {
 /// Publishes `message`, or every line of stdin (in batches of up to 1000), and waits
 /// for every ack. Returns how many records were stored.
 pub fn publish(
-    addr: SocketAddr,
+    addr: impl Into<Endpoint>,
     topic: &str,
     key: Option<&str>,
     partition: Option<u32>,
     message: Option<&str>,
 ) -> Result<u64, ClientError> {
-    let mut c = Client::connect(addr)?;
+    let mut c = Client::connect(&addr.into())?;
     let base = |id: u64| {
         let mut e = Envelope::new("topic", "publish")
             .with_label("topic", topic.to_string())
@@ -171,11 +181,11 @@ pub struct SubOptions {
 /// Prints each record as `<partition> <offset> <value>` until `max` or the broker
 /// closes; in a group, commits what it printed.
 pub fn subscribe(
-    addr: SocketAddr,
+    addr: impl Into<Endpoint>,
     o: &SubOptions,
     out: &mut impl Write,
 ) -> Result<u64, ClientError> {
-    let mut c = Client::connect(addr)?;
+    let mut c = Client::connect(&addr.into())?;
     let mut e = Envelope::new("topic", "subscribe")
         .with_label("topic", o.topic.clone())
         .with_label("sub", "cli")
@@ -227,8 +237,8 @@ pub fn subscribe(
 
 /// `switchyard topics`: each topic's options, its partitions' offsets and sizes, and
 /// each group's lag.
-pub fn topics(addr: SocketAddr, out: &mut impl Write) -> Result<(), ClientError> {
-    let mut c = Client::connect(addr)?;
+pub fn topics(addr: impl Into<Endpoint>, out: &mut impl Write) -> Result<(), ClientError> {
+    let mut c = Client::connect(&addr.into())?;
     c.send(&Envelope::new("topic", "list"))?;
     let list = c.recv()?;
     let topics: serde_json::Value =
@@ -297,13 +307,13 @@ pub fn topics(addr: SocketAddr, out: &mut impl Write) -> Result<(), ClientError>
 /// `switchyard call <feature> <method> [PARAMS]`: one RPC call from this client
 /// (feature `client:<id>`); returns the result payload, or the `error` label.
 pub fn call(
-    addr: SocketAddr,
+    addr: impl Into<Endpoint>,
     feature: &str,
     method: &str,
     params: &[u8],
     timeout: Option<&str>,
 ) -> Result<bytes::Bytes, ClientError> {
-    let mut c = Client::connect(addr)?;
+    let mut c = Client::connect(&addr.into())?;
     let mut env = Envelope::new("rpc", "call")
         .with_label("rpcID", "1")
         .with_label("feature", feature.to_string())
@@ -328,8 +338,8 @@ pub fn call(
 
 /// `switchyard events`: subscribes to the event bus and prints each event as
 /// `<driver> <payload>` until the broker closes the connection.
-pub fn events(addr: SocketAddr, out: &mut impl Write) -> Result<(), ClientError> {
-    let mut c = Client::connect(addr)?;
+pub fn events(addr: impl Into<Endpoint>, out: &mut impl Write) -> Result<(), ClientError> {
+    let mut c = Client::connect(&addr.into())?;
     c.send(&Envelope::new("eventbus", "subscribe"))?;
     loop {
         let env = c.recv()?;

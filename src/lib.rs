@@ -7,6 +7,9 @@
 //!   period. Tests use both on port 0.
 //! - [`logging`]: the tracing subscriber behind `-v`/`-vv` and `RUST_LOG`.
 //! - [`client`]: `switchyard pub`, `sub` and `topics`, clients of the broker port.
+//! - [`login`]: the `--user`/`--password`/`--token` flags and the client's `auth login`.
+//! - [`reload`]: `switchyard reload`, SIGHUP to the running broker.
+//! - [`passwd`]: `switchyard passwd`, which prints an argon2id hash for `[[auth.user]]`.
 //! - [`bench`]: `switchyard bench maze`, the load generator and checker.
 //! - [`verify`]: `switchyard verify [--repair]`, the offline check of a data dir.
 //!
@@ -18,6 +21,9 @@ pub mod broker;
 pub mod client;
 pub mod config;
 pub mod logging;
+pub mod login;
+pub mod passwd;
+pub mod reload;
 pub mod verify;
 
 pub use broker::{run, start, Broker, StartError};

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::io::Write;
+use switchyard::client::Endpoint;
 use switchyard::config::{Config, Source};
 use tracing::info;
 
@@ -23,6 +24,8 @@ struct Cli {
     /// More log output when RUST_LOG is unset: -v debug, -vv trace
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    #[command(flatten)]
+    login: switchyard::login::LoginArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -75,6 +78,8 @@ enum Command {
         #[arg(long)]
         broker: Option<std::net::SocketAddr>,
     },
+    /// Read a password or token from stdin (no echo on a terminal) and print its argon2id hash
+    Passwd,
     /// Make the running broker re-read its config (sends SIGHUP to broker.pid_file's pid)
     Reload {
         /// The broker's pid [default: read from broker.pid_file]
@@ -190,17 +195,26 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A broker with thousands of clients needs more descriptors than the usual soft limit.
     let raised = rlimit::increase_nofile_limit(u64::MAX);
+    let login = match cli.login.login() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = (cli.config.clone(), login);
     match cli.command {
+        Some(Command::Passwd) => switchyard::passwd::command(),
         Some(Command::CheckConfig { path }) => check_config(path.or(cli.config)),
         Some(Command::Bench(Bench::Maze(args))) => bench_maze(&args),
         Some(Command::Bench(Bench::Pub(a))) => {
-            bench_topics(cli.config, switchyard::bench::topics::Mode::Pub, a)
+            bench_topics(config.clone(), switchyard::bench::topics::Mode::Pub, a)
         }
         Some(Command::Bench(Bench::Sub(a))) => {
-            bench_topics(cli.config, switchyard::bench::topics::Mode::Sub, a)
+            bench_topics(config.clone(), switchyard::bench::topics::Mode::Sub, a)
         }
         Some(Command::Bench(Bench::Pubsub(a))) => {
-            bench_topics(cli.config, switchyard::bench::topics::Mode::PubSub, a)
+            bench_topics(config.clone(), switchyard::bench::topics::Mode::PubSub, a)
         }
         Some(Command::Pub {
             topic,
@@ -208,7 +222,7 @@ fn main() -> ExitCode {
             key,
             partition,
             broker,
-        }) => client(cli.config, broker, |addr| {
+        }) => client(config.clone(), broker, |addr| {
             let n = switchyard::client::publish(
                 addr,
                 &topic,
@@ -219,7 +233,7 @@ fn main() -> ExitCode {
             eprintln!("published {n} records to {topic}");
             Ok(())
         }),
-        Some(Command::Sub { options, broker }) => client(cli.config, broker, |addr| {
+        Some(Command::Sub { options, broker }) => client(config.clone(), broker, |addr| {
             switchyard::client::subscribe(addr, &options, &mut std::io::stdout().lock()).map(|_| ())
         }),
         Some(Command::Call {
@@ -228,7 +242,7 @@ fn main() -> ExitCode {
             params,
             timeout,
             broker,
-        }) => client(cli.config, broker, |addr| {
+        }) => client(config.clone(), broker, |addr| {
             let p = params.unwrap_or_default();
             let out = switchyard::client::call(
                 addr,
@@ -242,14 +256,14 @@ fn main() -> ExitCode {
             o.write_all(b"\n")?;
             Ok(())
         }),
-        Some(Command::Events { broker }) => client(cli.config, broker, |addr| {
+        Some(Command::Events { broker }) => client(config.clone(), broker, |addr| {
             switchyard::client::events(addr, &mut std::io::stdout().lock())
         }),
-        Some(Command::Reload { pid }) => reload(cli.config, pid),
+        Some(Command::Reload { pid }) => switchyard::reload::command(cli.config, pid),
         Some(Command::Verify { dir, repair }) => {
             switchyard::verify::command(cli.config, dir, repair)
         }
-        Some(Command::Topics { broker }) => client(cli.config, broker, |addr| {
+        Some(Command::Topics { broker }) => client(config.clone(), broker, |addr| {
             switchyard::client::topics(addr, &mut std::io::stdout().lock())
         }),
         None => {
@@ -280,11 +294,14 @@ fn log_nofile(raised: std::io::Result<u64>) {
     }
 }
 
+/// The config file and the login flags a client command uses.
+type ClientConfig = (Option<PathBuf>, Option<switchyard::client::Login>);
+
 /// Runs a client command against `--broker`, or the config's `broker.bind`.
 fn client(
-    config: Option<PathBuf>,
+    (config, login): ClientConfig,
     broker: Option<std::net::SocketAddr>,
-    run: impl FnOnce(std::net::SocketAddr) -> Result<(), switchyard::client::ClientError>,
+    run: impl FnOnce(Endpoint) -> Result<(), switchyard::client::ClientError>,
 ) -> ExitCode {
     let addr = match broker {
         Some(a) => a,
@@ -296,7 +313,7 @@ fn client(
             }
         },
     };
-    match run(addr) {
+    match run(Endpoint { addr, login }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -306,14 +323,15 @@ fn client(
 }
 
 fn bench_topics(
-    config: Option<PathBuf>,
+    config: ClientConfig,
     mode: switchyard::bench::topics::Mode,
     a: TopicArgs,
 ) -> ExitCode {
-    client(config, a.broker, |broker| {
+    client(config, a.broker, |ep| {
         let o = switchyard::bench::topics::Options {
             mode,
-            broker,
+            broker: ep.addr,
+            login: ep.login,
             topic: a.topic.clone(),
             size: a.size.max(8),
             count: a.count,
@@ -416,53 +434,6 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(p);
     }
     result
-}
-
-/// `switchyard reload`: SIGHUP to the broker whose pid is given or in `broker.pid_file`.
-fn reload(config: Option<PathBuf>, pid: Option<i32>) -> ExitCode {
-    let pid = match pid {
-        Some(p) => p,
-        None => {
-            let file = match Config::load(config.as_deref()) {
-                Ok((c, _)) => c.broker.pid_file,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let Some(file) = file else {
-                eprintln!("error: broker.pid_file is not set in the config; pass --pid");
-                return ExitCode::FAILURE;
-            };
-            match std::fs::read_to_string(&file).map(|t| t.trim().parse::<i32>()) {
-                Ok(Ok(p)) => p,
-                Ok(Err(e)) => {
-                    eprintln!("error: {} does not hold a pid: {e}", file.display());
-                    return ExitCode::FAILURE;
-                }
-                Err(e) => {
-                    eprintln!(
-                        "error: cannot read {} (is the broker running?): {e}",
-                        file.display()
-                    );
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-    };
-    match nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGHUP,
-    ) {
-        Ok(()) => {
-            eprintln!("sent SIGHUP to {pid}: the broker re-reads its config (see its log)");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: cannot signal pid {pid}: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

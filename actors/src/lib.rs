@@ -1,6 +1,7 @@
 //! switchyard's actors: the supervised tree every part of the broker hangs from.
 //!
 //! Modules:
+//! - [`auth`]: users, logins, permissions and the login throttle.
 //! - [`supervisor`]: the root [`Supervisor`], child specs, the restart policy, and the
 //!   [`ChildGuard`] that reports a child's stop *or* panic.
 //! - [`tree`]: the actor-tree registry ([`ActorTree`]), printed to the log and served.
@@ -24,6 +25,7 @@
 //! Everything runs on one actix Arbiter (see `ARCHITECTURE.md`, performance stance).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod auth;
 pub mod budget;
 pub mod chat;
 pub mod conn_set;

@@ -31,6 +31,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 enum Refusal {
     Full,
     PerIp,
+    /// Not from a network in the listener's `allow` list.
+    NotAllowed,
 }
 
 /// The log-line budgets of a listener's repeated warnings.
@@ -38,6 +40,7 @@ enum Refusal {
 struct Logs {
     refused_full: RateLog,
     refused_per_ip: RateLog,
+    not_allowed: RateLog,
     accept_failed: RateLog,
     /// Shared with the connections, which log their own first-frame timeouts.
     first_frame: SharedRateLog,
@@ -48,6 +51,7 @@ impl Default for Logs {
         Logs {
             refused_full: RateLog::per_second(),
             refused_per_ip: RateLog::per_second(),
+            not_allowed: RateLog::per_second(),
             accept_failed: RateLog::per_second(),
             first_frame: SharedRateLog::per_second(),
         }
@@ -60,11 +64,18 @@ pub type Spawner = Arc<dyn Fn(Accepted) -> Option<Recipient<Drain>> + Send + Syn
 
 /// The broker port's spawner: a [`Connection`] per peer, with the topic registry and
 /// driver host that run at the time.
-pub fn broker_connections(topics: TopicsSlot, drivers: DriversSlot) -> Spawner {
+pub fn broker_connections(
+    topics: TopicsSlot,
+    drivers: DriversSlot,
+    auth: Option<crate::auth::Auth>,
+) -> Spawner {
+    let auth_log = SharedRateLog::per_second();
     Arc::new(move |a| {
         let services = Services {
             topics: topics.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             drivers: drivers.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            auth: auth.clone(),
+            auth_log: auth_log.clone(),
         };
         Some(Connection::new(a, services).start().recipient())
     })
@@ -154,6 +165,9 @@ impl Listener {
 
     fn on_accept(&mut self, stream: tokio::net::TcpStream, peer: SocketAddr) {
         let ip = peer_key(&peer);
+        if !self.settings.allow.is_empty() && !self.settings.allow.iter().any(|n| n.contains(ip)) {
+            return self.refuse(stream, peer, Refusal::NotAllowed);
+        }
         if self.conns.len() >= self.settings.max_connections {
             return self.refuse(stream, peer, Refusal::Full);
         }
@@ -210,6 +224,21 @@ impl Listener {
                     peer_key(&peer)
                 )
             }
+            Refusal::NotAllowed => {
+                let port = if name.starts_with("maze") {
+                    "maze"
+                } else {
+                    "broker"
+                };
+                self.stats.auth.failure(port, "not_allowed");
+                if let Some(suppressed) = self.logs.not_allowed.allow() {
+                    warn!(listener = %name, peer = %peer, suppressed, "connection refused: peer not in the allowed networks");
+                }
+                format!(
+                    "connection refused: {} is not in the allowed networks",
+                    peer_key(&peer)
+                )
+            }
         };
         if self.settings.refusal_notice {
             // One small write into an empty send buffer: it never blocks, and if it
@@ -228,6 +257,9 @@ impl Listener {
         }
         if let Some(n) = self.logs.refused_per_ip.flush() {
             warn!(listener = %name, suppressed = n, "connection refused: max_connections_per_ip reached (repeats)");
+        }
+        if let Some(n) = self.logs.not_allowed.flush() {
+            warn!(listener = %name, suppressed = n, "connection refused: peer not in the allowed networks (repeats)");
         }
         if let Some(n) = self.logs.accept_failed.flush() {
             warn!(listener = %name, suppressed = n, "accept failed, backing off (repeats)");

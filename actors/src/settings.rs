@@ -61,5 +61,8 @@ pub struct ListenerSettings {
     /// A refused peer is sent a `state refused` envelope saying why before it is
     /// closed (the broker port; the maze ports speak no envelopes).
     pub refusal_notice: bool,
+    /// Peer networks admitted; empty: every peer. Others are closed at once and
+    /// counted as `auth_failures_total{port,reason="not_allowed"}`.
+    pub allow: Vec<crate::auth::Cidr>,
     pub connection: ConnectionSettings,
 }

@@ -6,10 +6,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use switchyard_actors::auth::{AuthConfig, Cidr};
 use switchyard_actors::maze::OnNewSource;
 use switchyard_actors::topic::Routing;
 use switchyard_actors::SlowConsumer;
 
+mod auth;
 mod chat;
 mod drivers;
 mod error;
@@ -104,6 +106,9 @@ pub struct Config {
     /// The HTTP/JSON and gRPC gateway; off when the section is absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayConfig>,
+    /// Users and permissions; without it every peer may do everything (loopback only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
 }
 
 /// `[broker]`: the broker port and the bounds of every connection.
@@ -200,6 +205,9 @@ pub struct MazeConfig {
     /// Append every maze event to this topic (partition 0), to replay the stream.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    /// Peer networks the maze ports admit; empty: any peer (loopback binds only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<Cidr>,
 }
 
 impl Default for MazeConfig {
@@ -217,6 +225,7 @@ impl Default for MazeConfig {
             pace_output_bytes: Ranged::new(8 * MIB),
             client_stall_ms: Ranged::new(10_000),
             topic: None,
+            allow: Vec::new(),
         }
     }
 }
@@ -441,6 +450,7 @@ impl Config {
         self.validate_topics(text, file)?;
         self.validate_drivers(text, file)?;
         self.validate_chat(text, file)?;
+        self.validate_auth(text, file)?;
         let s = &self.supervisor;
         if s.backoff_max_ms < s.backoff_ms {
             return Err(at_key(

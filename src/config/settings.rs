@@ -32,6 +32,7 @@ impl Config {
             max_connections: b.max_connections.usize(),
             max_connections_per_ip: b.max_connections_per_ip.usize(),
             refusal_notice: true,
+            allow: Vec::new(),
             connection: ConnectionSettings {
                 limits: self.limits(),
                 output_buffer_bytes: b.output_buffer_bytes.usize(),
@@ -118,6 +119,7 @@ impl Config {
             max_connections: 8,
             max_connections_per_ip: 8,
             refusal_notice: false,
+            allow: m.allow.clone(),
             connection: conn.clone(),
         };
         let clients = ListenerSettings {
@@ -126,6 +128,7 @@ impl Config {
             max_connections: m.max_clients.usize(),
             max_connections_per_ip: m.max_clients_per_ip.usize(),
             refusal_notice: false,
+            allow: m.allow.clone(),
             connection: conn,
         };
         Some((events, clients))

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub mod auth;
 pub mod drivers;
 pub mod gateway;
 pub mod http;

@@ -5,6 +5,7 @@
 //! socket is ready), so a whole socket read is decoded and handled in one turn and
 //! its replies leave together.
 //!
+//! - `login`: `auth login`, the login deadline, and permission checks.
 //! - `memory`: the connection's share of the broker's memory budget.
 //! - `publish`: publishes of one read, sent to the registry together.
 //! - `routed`: oversize frames, and frames routed to the driver host.
@@ -22,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn, Span};
 
+mod login;
 mod memory;
 mod publish;
 mod routed;
@@ -67,10 +69,14 @@ pub(crate) struct SubState {
 }
 
 /// What the broker port's connections can reach besides themselves.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Services {
     pub topics: Option<Addr<TopicRegistry>>,
     pub drivers: Option<Addr<DriverHost>>,
+    /// `[auth]`: users and the login throttle; `None`: no logins, everything allowed.
+    pub auth: Option<crate::auth::Auth>,
+    /// The port's line budget for login failures.
+    pub auth_log: SharedRateLog,
 }
 
 /// What a listener hands the actor it starts for a new peer.
@@ -142,12 +148,14 @@ pub struct Connection {
     window: Arc<Window>,
     /// Reading waits for room in the memory budget.
     mem_wait: bool,
+    /// Who this connection acts for, and its cached permission decisions.
+    login: login::LoginState,
+    auth_log: SharedRateLog,
 }
 
 impl Connection {
     pub fn new(a: Accepted, services: Services) -> Self {
-        let span =
-            tracing::info_span!("conn", id = a.id, peer = %a.peer, proto = tracing::field::Empty);
+        let span = tracing::info_span!("conn", id = a.id, peer = %a.peer, proto = tracing::field::Empty, user = tracing::field::Empty);
         let stream = Rc::new(a.stream);
         let mut sock = Socket::new(stream, a.settings.output_buffer_bytes, a.stats.clone());
         // Deliveries stop at half the output budget, so replies still fit beside them.
@@ -156,6 +164,7 @@ impl Connection {
             a.settings.output_buffer_bytes as u64 / 2,
         );
         sock.set_window(window.clone());
+        let required = services.auth.as_ref().is_some_and(|a| a.login_required());
         Connection {
             id: a.id,
             peer: a.peer,
@@ -172,7 +181,7 @@ impl Connection {
             flush_due: false,
             inflight: 0,
             draining: false,
-            services,
+            services: services.clone(),
             publishes: Vec::new(),
             subs: std::collections::HashMap::new(),
             eof: false,
@@ -181,13 +190,15 @@ impl Connection {
             framed: false,
             first_frame_log: a.first_frame_log,
             last_activity: Instant::now(),
+            login: login::LoginState::new(required),
+            auth_log: services.auth_log.clone(),
             entry: a.entry,
             _membership: a.membership,
         }
     }
 
     fn wait_readable(&mut self, ctx: &mut Context<Self>) {
-        if self.paused || !self.input_fits(ctx) {
+        if self.paused || self.login.pending || !self.input_fits(ctx) {
             return;
         }
         self.sock.wait_readable(
@@ -231,6 +242,10 @@ impl Connection {
                 self.paused = true;
                 break;
             }
+            if self.login.pending {
+                // The frames after a login are handled as the user it names.
+                break;
+            }
             let decoded = if self.eof {
                 self.codec.decode_eof(&mut self.rbuf)
             } else {
@@ -270,6 +285,9 @@ impl Connection {
     }
 
     fn handle_frame(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        let Some(frame) = self.gate(frame, ctx) else {
+            return;
+        };
         match frame {
             Frame::Envelope(env) if env.is("command", "ping") => {
                 self.reply(bytes::Bytes::from_static(ALIVE))
@@ -416,6 +434,7 @@ impl Actor for Connection {
                 }
             });
         }
+        self.start_login_deadline(ctx);
         self.window.register(ctx.address().recipient());
         self.on_readable(ctx);
     }

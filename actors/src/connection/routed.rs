@@ -1,12 +1,15 @@
 //! Frames a connection does not answer itself: oversize envelopes (answered with an
 //! error where the request has an answer) and RPC and event-bus frames (routed to the
-//! driver host as `client:<id>`).
+//! driver host as `client:<id>`), after the permission checks of `rpc`, `eventbus`
+//! and `chat` frames.
 
 use actix::prelude::*;
 use switchyard_codecs::{Envelope, Oversize};
 use tracing::warn;
 
+use super::login::denied;
 use super::Connection;
+use crate::auth::Kind;
 use crate::drivers::FromClient;
 use crate::stats::BrokerStats;
 use crate::topic::wire;
@@ -43,6 +46,26 @@ impl Connection {
     /// RPC and event-bus frames go to the driver host; this connection's feature is
     /// `client:<id>`.
     pub(super) fn driver_frame(&mut self, env: Envelope, ctx: &mut Context<Self>) {
+        if let Some((op, what)) = self.driver_refusal(&env) {
+            let why = denied(op, &what);
+            let answer = if env.is("rpc", "call") {
+                let Some(id) = env.labels.get("rpcID").cloned() else {
+                    // No answer is asked for; the call still goes nowhere.
+                    return self.stats.auth.denied(op);
+                };
+                Envelope::new("rpc", "return")
+                    .with_label("rpcID", id)
+                    .with_label("caller", format!("client:{}", self.id))
+                    .with_label("error", why)
+            } else {
+                let e = Envelope::new(env.channel.clone(), "error").with_label("error", why);
+                match env.labels.get("id") {
+                    Some(id) => e.with_label("id", id.clone()),
+                    None => e,
+                }
+            };
+            return self.refuse(op, &answer, ctx);
+        }
         let Some(host) = self.services.drivers.clone() else {
             if env.is("rpc", "call") {
                 if let Some(id) = env.labels.get("rpcID").cloned() {
@@ -64,5 +87,61 @@ impl Connection {
         if let Err(e) = host.try_send(msg) {
             warn!(peer = %self.peer, error = %e, "driver host busy, frame dropped");
         }
+    }
+}
+
+/// The parameters of the `broker` feature's `publish` and `fetch` a permission needs.
+#[derive(Debug, serde::Deserialize)]
+struct TopicParam {
+    topic: String,
+}
+
+impl Connection {
+    /// The operation `env` would do without permission, and on what; `None`: allowed.
+    /// A refused frame never reaches the driver host.
+    fn driver_refusal(&mut self, env: &Envelope) -> Option<(&'static str, String)> {
+        if self.login.unrestricted() {
+            return None;
+        }
+        match (&*env.channel, &*env.subject) {
+            ("rpc", "call") => {
+                let feature = env.labels.get_str("feature").unwrap_or_default();
+                if feature == "broker" {
+                    return self.broker_method_refusal(env);
+                }
+                (!self.may(Kind::Call, feature)).then(|| ("call", format!("feature `{feature}`")))
+            }
+            ("eventbus", "subscribe") => (!self.may(Kind::Subscribe, "eventbus"))
+                .then(|| ("subscribe", "topic `eventbus`".to_string())),
+            ("eventbus", "message" | "return") => (!self.may(Kind::Publish, "eventbus"))
+                .then(|| ("publish", "topic `eventbus`".to_string())),
+            ("chat", _) => {
+                let adapter = env.labels.get_str("adapter").unwrap_or_default();
+                let feature = format!("chat:{adapter}");
+                (!self.may_admin() && !self.may(Kind::Call, &feature))
+                    .then(|| ("chat", format!("adapter `{adapter}`")))
+            }
+            _ => None,
+        }
+    }
+
+    /// The `broker` feature: `ping` for everyone, `publish` and `fetch` by the topic they
+    /// name, every other method (`tree`, `drivers`, ...) for admins.
+    fn broker_method_refusal(&mut self, env: &Envelope) -> Option<(&'static str, String)> {
+        let method = env.labels.get_str("method").unwrap_or_default();
+        let (op, kind) = match method {
+            "ping" => return None,
+            "publish" => ("publish", Kind::Publish),
+            "fetch" => ("fetch", Kind::Subscribe),
+            other => {
+                return (!self.may_admin())
+                    .then(|| ("admin", format!("method `broker.{other}` (admin only)")))
+            }
+        };
+        // A payload without a topic is refused by the method itself.
+        let topic = serde_json::from_slice::<TopicParam>(&env.payload)
+            .ok()?
+            .topic;
+        (!self.may(kind, &topic)).then(|| (op, format!("topic `{topic}`")))
     }
 }

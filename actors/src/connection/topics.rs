@@ -8,7 +8,9 @@ use bytes::{Bytes, BytesMut};
 use switchyard_codecs::number::parse_u64;
 use switchyard_codecs::Envelope;
 
+use super::login::denied;
 use super::{Connection, SubState};
+use crate::auth::Kind;
 use crate::topic::deliver_batch::{encode_deliver_batches, MAX_DELIVER_BATCH};
 use crate::topic::registry::groups::{Assignment, Commit, JoinGroup, LeaveGroup};
 use crate::topic::registry::{CreateTopic, ListTopics, SubscribeTopic, TopicRegistry};
@@ -85,6 +87,14 @@ impl Connection {
             // Keep the order: publishes read before this request go first.
             self.send_publishes(ctx);
         }
+        if let Some((op, topic)) = self.topic_refusal(&env) {
+            if op == "publish" {
+                // Answered after the publishes read before it, like any other error.
+                self.send_publishes(ctx);
+            }
+            let why = denied(op, &format!("topic `{topic}`"));
+            return self.refuse(op, &wire::error(id.as_ref(), &why), ctx);
+        }
         let outcome = match &*env.subject {
             "publish" => wire::publish(&env, env.payload.len() / 4 + 1)
                 .map(|p| self.queue_publish(p, id.clone())),
@@ -110,8 +120,10 @@ impl Connection {
                     });
                 }),
             "list" => {
-                self.request(&topics, ListTopics, ctx, |_, r, _| {
-                    let json = serde_json::to_vec(&r.unwrap_or_default()).unwrap_or_default();
+                self.request(&topics, ListTopics, ctx, |act, r, _| {
+                    let mut list = r.unwrap_or_default();
+                    list.retain(|t| act.may(Kind::Subscribe, &t.name));
+                    let json = serde_json::to_vec(&list).unwrap_or_default();
                     Some(Envelope::new("topic", "list").with_payload(json))
                 });
                 Ok(())
@@ -153,6 +165,27 @@ impl Connection {
             let id = env.labels.get("id");
             self.send_envelope(&wire::error(id, &why), ctx);
         }
+    }
+
+    /// The operation this request would do without permission, and on which topic.
+    fn topic_refusal(&mut self, env: &Envelope) -> Option<(&'static str, String)> {
+        if self.login.unrestricted() {
+            return None;
+        }
+        let (op, kind) = match &*env.subject {
+            "publish" => ("publish", Some(Kind::Publish)),
+            "subscribe" => ("subscribe", Some(Kind::Subscribe)),
+            "commit" => ("commit", Some(Kind::Subscribe)),
+            "create" => ("create", None),
+            _ => return None,
+        };
+        // A request without a topic is refused by its own checks.
+        let topic = env.labels.get_str("topic")?;
+        let allowed = match kind {
+            Some(kind) => self.may(kind, topic),
+            None => self.may_admin(),
+        };
+        (!allowed).then(|| (op, topic.to_string()))
     }
 
     fn subscribe(

@@ -80,6 +80,26 @@ pub async fn render(b: &Backend) -> String {
         "Failed accepts (out of file descriptors, mostly); the listener backs off and goes on.",
         s.accept_errors,
     );
+    o.family(
+        "auth_failures_total",
+        "counter",
+        "Failed or missing logins, by port and reason (bad_credentials, login_required, login_timeout, bad_request, not_allowed).",
+    );
+    for ((port, reason), n) in b.stats.auth.failures() {
+        o.sample(
+            "auth_failures_total",
+            &[("port", port), ("reason", reason)],
+            n,
+        );
+    }
+    o.family(
+        "permission_denied_total",
+        "counter",
+        "Operations refused for want of permission, by operation.",
+    );
+    for (op, n) in b.stats.auth.denials() {
+        o.sample("permission_denied_total", &[("op", op)], n);
+    }
     o.one(
         "frames_in_total",
         "counter",

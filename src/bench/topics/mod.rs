@@ -57,6 +57,19 @@ pub struct Options {
     /// The broker's pid, to sample its resident memory during the run.
     pub broker_pid: Option<u32>,
     pub progress: bool,
+    /// Logged in on every connection when set (a secured broker).
+    pub login: Option<crate::login::Login>,
+}
+
+impl Options {
+    /// A new connection to the broker, logged in when `login` is set.
+    pub(super) fn connect(&self) -> Result<std::net::TcpStream, String> {
+        crate::login::Endpoint {
+            addr: self.broker,
+            login: self.login.clone(),
+        }
+        .connect()
+    }
 }
 
 #[derive(Debug, Default)]

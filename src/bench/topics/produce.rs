@@ -29,7 +29,7 @@ pub(super) fn produce(
     shared: &Arc<Shared>,
     t0: Instant,
 ) -> Result<(), String> {
-    let mut s = TcpStream::connect(o.broker).map_err(|e| format!("connect {}: {e}", o.broker))?;
+    let mut s = o.connect()?;
     let _ = s.set_nodelay(true);
     let reader = s.try_clone().map_err(|e| e.to_string())?;
     let window: Window = Arc::default();
