@@ -204,7 +204,8 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         maze = Some(handle);
     }
     let mut gateway = GatewayHandle::default();
-    if let Some((settings, timeout)) = config.gateway_settings() {
+    if let Some((mut settings, timeout)) = config.gateway_settings() {
+        settings.auth = auth.clone();
         let (http, grpc) = gateway_sockets;
         gateway.http = http.as_ref().and_then(|l| l.local_addr().ok());
         gateway.grpc = grpc.as_ref().and_then(|l| l.local_addr().ok());

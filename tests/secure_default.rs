@@ -54,11 +54,13 @@ fn an_open_bind_without_auth_is_refused() {
     ))
     .unwrap();
     parse("[broker]\nbind = \"0.0.0.0:7400\"\n[auth]\nallow_anonymous = true\n").unwrap();
-    // The gateway does not know the users yet: off loopback it needs its token too.
+    // The gateway checks the same users: off loopback, [auth] is enough.
     let gw = "[gateway]\nhttp_bind = \"10.1.2.3:80\"\n";
-    let e = parse(&format!("{gw}[auth]\n{}", user("a"))).unwrap_err();
-    assert!(e.message.contains("gateway.token"), "{e}");
-    parse(&format!("{gw}token = \"t\"\n[auth]\n{}", user("a"))).unwrap();
+    parse(&format!("{gw}[auth]\n{}", user("a"))).unwrap();
+    // The old shared token is refused, naming what replaces it.
+    let e = parse(&format!("{gw}token = \"t\"\n[auth]\n{}", user("a"))).unwrap_err();
+    assert!(e.message.contains("gateway.token is gone"), "{e}");
+    assert!(e.message.contains("[[auth.user]] with token_hash"), "{e}");
     // Loopback needs nothing.
     parse("[broker]\nbind = \"127.0.0.1:7400\"\n[gateway]\nhttp_bind = \"[::1]:80\"\n").unwrap();
 }

@@ -47,18 +47,10 @@ impl Config {
             logged_in.extend(g.http_bind.map(|a| ("gateway", "http_bind", a)));
             logged_in.extend(g.grpc_bind.map(|a| ("gateway", "grpc_bind", a)));
         }
-        let gateway_token = self
-            .gateway
-            .as_ref()
-            .and_then(|g| g.token.as_deref())
-            .is_some_and(|t| !t.is_empty());
+        if self.gateway.as_ref().is_some_and(|g| g.token.is_some()) {
+            return Err(at_key(text, file, "gateway", "token", "gateway.token is gone: the gateway checks the [auth] users, like the broker port. Give the token's holder an [[auth.user]] with token_hash = the output of `switchyard passwd` (fed the token) and send `Authorization: Bearer <token>`; or use `Authorization: Basic` with a user's password".into()));
+        }
         for (section, key, addr) in logged_in {
-            // The gateway does not check [auth] users yet: off loopback it needs its token.
-            if section == "gateway" && open(&addr) && secured && !anonymous && !gateway_token {
-                return Err(at_key(text, file, section, key, format!(
-                    "{section}.{key} = {addr} is not a loopback address and the gateway does not check [auth] users yet: set gateway.token, or bind to 127.0.0.1, or set auth.allow_anonymous = true to accept anyone"
-                )));
-            }
             if open(&addr) && !secured {
                 return Err(at_key(text, file, section, key, format!(
                     "{section}.{key} = {addr} is not a loopback address and [auth] is absent, so anyone who can reach it could use the broker: add an [auth] section with [[auth.user]] entries (README, \"Security\"), or bind to 127.0.0.1, or set auth.allow_anonymous = true to accept anyone"

@@ -24,7 +24,7 @@ pub struct GatewayConfig {
     pub http_bind: Option<SocketAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc_bind: Option<SocketAddr>,
-    /// A bearer token every call but health must carry.
+    /// Gone: refused with a config error naming `[auth]`, its replacement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     #[serde(default = "request_timeout")]
@@ -40,7 +40,7 @@ impl Config {
         let g = self.gateway.as_ref()?;
         Some((
             GatewaySettings {
-                token: g.token.clone().filter(|t| !t.is_empty()),
+                auth: None,
                 grace: Duration::from_millis(self.shutdown.grace_ms),
                 stream_buffer_bytes: g.stream_buffer_bytes.get(),
             },

@@ -11,6 +11,7 @@ pub enum ErrorKind {
     InvalidArgument,
     NotFound,
     Unauthenticated,
+    PermissionDenied,
     Unavailable,
     DeadlineExceeded,
     Failed,
@@ -65,6 +66,7 @@ impl ApiError {
         match self.kind {
             ErrorKind::InvalidArgument => 400,
             ErrorKind::Unauthenticated => 401,
+            ErrorKind::PermissionDenied => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::Failed => 422,
             ErrorKind::Internal => 500,
@@ -77,6 +79,7 @@ impl ApiError {
         match self.kind {
             ErrorKind::InvalidArgument => tonic::Code::InvalidArgument,
             ErrorKind::Unauthenticated => tonic::Code::Unauthenticated,
+            ErrorKind::PermissionDenied => tonic::Code::PermissionDenied,
             ErrorKind::NotFound => tonic::Code::NotFound,
             ErrorKind::Failed => tonic::Code::FailedPrecondition,
             ErrorKind::Internal => tonic::Code::Internal,

@@ -1,11 +1,13 @@
 //! The gRPC front end (tonic): `switchyard.v1.Broker` and the standard health service.
-//! The bearer token, when configured, is required in `authorization` metadata on every
-//! call but health; every response carries `x-request-id` metadata.
+//! With `[auth]`, every call but health names a user in `authorization` metadata
+//! (`Basic` or `Bearer`, as over HTTP: see [`super::auth`]) and is held to its
+//! permissions; every response carries `x-request-id` metadata.
 // tonic's own signatures return `Result<_, Status>`, a large error by clippy's measure.
 #![allow(clippy::result_large_err)]
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,16 +16,32 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 use tracing::{info_span, Instrument};
 
+use super::auth::GatewayAuth;
 use super::backend::{Backend, NewTopic};
 use super::pb::broker_server::{Broker, BrokerServer};
 use super::pb::*;
 use super::stream::Delivered;
+use crate::auth::Principal;
 
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug, Clone)]
 pub struct Service {
     pub backend: Backend,
+    pub auth: GatewayAuth,
+}
+
+impl Service {
+    /// The user `req`'s `authorization` metadata names (`UNAUTHENTICATED` if none).
+    async fn caller<T>(&self, req: &Request<T>) -> Result<Arc<Principal>, Status> {
+        let value = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let peer = req.remote_addr().map(|a| a.ip());
+        Ok(self.auth.check(value.as_deref(), peer, "grpc").await?)
+    }
 }
 
 fn with_id<T>(id: &str, body: T) -> Response<T> {
@@ -77,6 +95,9 @@ impl Broker for Service {
     ) -> Result<Response<PublishReply>, Status> {
         call!("Publish", req, {
             let r = req.get_ref().clone();
+            let c = self.caller(&req).await?;
+            self.auth
+                .need(c.may_publish(&r.topic), "publish", &r.topic)?;
             let values = r.values.into_iter().map(Bytes::from).collect();
             let p = self
                 .backend
@@ -93,6 +114,9 @@ impl Broker for Service {
     async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchReply>, Status> {
         call!("Fetch", req, {
             let r = req.get_ref().clone();
+            let c = self.caller(&req).await?;
+            self.auth
+                .need(c.may_subscribe(&r.topic), "fetch", &r.topic)?;
             // 0: the cap.
             let max_bytes =
                 (r.max_bytes > 0).then(|| usize::try_from(r.max_bytes).unwrap_or(usize::MAX));
@@ -127,6 +151,9 @@ impl Broker for Service {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         call!("Subscribe", req, {
             let r = req.get_ref().clone();
+            let c = self.caller(&req).await?;
+            self.auth
+                .need(c.may_subscribe(&r.topic), "subscribe", &r.topic)?;
             let rx = self
                 .backend
                 .subscribe(r.topic, r.partition, r.from, r.group)
@@ -141,7 +168,9 @@ impl Broker for Service {
         req: Request<ListTopicsRequest>,
     ) -> Result<Response<ListTopicsReply>, Status> {
         call!("ListTopics", req, {
-            let topics = self.backend.list_topics().await?;
+            let c = self.caller(&req).await?;
+            let mut topics = self.backend.list_topics().await?;
+            topics.retain(|t| c.may_subscribe(&t.name));
             Ok::<_, Status>(ListTopicsReply {
                 topics: topics
                     .into_iter()
@@ -176,6 +205,8 @@ impl Broker for Service {
     ) -> Result<Response<CreateTopicReply>, Status> {
         call!("CreateTopic", req, {
             let r = req.get_ref().clone();
+            let c = self.caller(&req).await?;
+            self.auth.need(c.is_admin(), "create", &r.name)?;
             self.backend
                 .create_topic(NewTopic {
                     name: r.name,
@@ -197,6 +228,9 @@ impl Broker for Service {
     ) -> Result<Response<CallDriverReply>, Status> {
         call!("CallDriver", req, {
             let r = req.get_ref().clone();
+            let c = self.caller(&req).await?;
+            let feature = format!("driver:{}", r.driver);
+            self.auth.need(c.may_call(&feature), "call", &feature)?;
             let out = self
                 .backend
                 .call_driver(
@@ -217,6 +251,8 @@ impl Broker for Service {
         req: Request<ListDriversRequest>,
     ) -> Result<Response<ListDriversReply>, Status> {
         call!("ListDrivers", req, {
+            let c = self.caller(&req).await?;
+            self.auth.need(c.is_admin(), "drivers", "ListDrivers")?;
             let drivers = self.backend.list_drivers().await?;
             Ok::<_, Status>(ListDriversReply {
                 drivers: drivers
@@ -236,6 +272,8 @@ impl Broker for Service {
 
     async fn tree(&self, req: Request<TreeRequest>) -> Result<Response<TreeReply>, Status> {
         call!("Tree", req, {
+            let c = self.caller(&req).await?;
+            self.auth.need(c.is_admin(), "tree", "Tree")?;
             let json = serde_json::to_string(&self.backend.tree())
                 .map_err(|e| Status::internal(e.to_string()))?;
             Ok::<_, Status>(TreeReply { json })
@@ -243,34 +281,17 @@ impl Broker for Service {
     }
 }
 
-/// The token check, as a tonic interceptor.
-pub fn auth(token: Option<String>) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
-    move |req: Request<()>| {
-        let Some(t) = &token else { return Ok(req) };
-        let got = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if got == Some(t.as_str()) {
-            Ok(req)
-        } else {
-            Err(Status::unauthenticated("missing or wrong bearer token"))
-        }
-    }
-}
-
 /// Serves `switchyard.v1.Broker` and health on `listener` until `shutdown` resolves.
 pub async fn serve(
     backend: Backend,
-    token: Option<String>,
+    auth: GatewayAuth,
     listener: tokio::net::TcpListener,
     health_service: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let svc = BrokerServer::with_interceptor(Service { backend }, auth(token));
+    let svc = BrokerServer::new(Service { backend, auth });
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(svc)

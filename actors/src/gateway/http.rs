@@ -1,25 +1,30 @@
 //! The HTTP/JSON front end (actix-web): the same operations as the gRPC service, plus
 //! `/healthz`, `/metrics` and the live page at `/`. Every response carries
-//! `x-request-id`; every request runs in a `request{id method path}` span; every call but
-//! `/healthz` needs the bearer token when one is configured (`Authorization: Bearer …`,
-//! or `?access_token=` for the page and what it loads).
+//! `x-request-id`; every request runs in a `request{id method path}` span. With
+//! `[auth]`, every call but `/healthz` and the page itself names a user
+//! (`Authorization: Basic` or `Bearer`, see [`super::auth`]) and is held to its
+//! permissions, like the broker port.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use actix_web::{web, App, FromRequest, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::{info_span, Instrument};
 
+use super::auth::GatewayAuth;
 use super::backend::{Backend, NewTopic};
 use super::error::{ApiError, ErrorKind};
 use super::{metrics, record_json, PAGE};
+use crate::auth::Principal;
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> actix_web::http::StatusCode {
@@ -28,15 +33,44 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code())
-            .json(json!({"error": self.message, "kind": self.kind}))
+        let mut r = HttpResponse::build(self.status_code());
+        if self.kind == ErrorKind::Unauthenticated {
+            // Not `Basic`: a browser would answer that with its own password dialog
+            // instead of the page's login form. Clients send credentials up front.
+            r.insert_header(("www-authenticate", "Bearer realm=\"switchyard\""));
+        }
+        r.json(json!({"error": self.message, "kind": self.kind}))
     }
 }
 
 #[derive(Clone)]
 struct State {
     backend: Backend,
-    token: Option<Arc<str>>,
+    auth: GatewayAuth,
+}
+
+/// The user a request's credentials name; a request without good ones is answered
+/// 401 before its handler runs.
+struct Caller(Arc<Principal>);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let auth = req.app_data::<web::Data<State>>().map(|s| s.auth.clone());
+        let value = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let peer = req.peer_addr().map(|a| a.ip());
+        Box::pin(async move {
+            let auth =
+                auth.ok_or_else(|| ApiError::new(ErrorKind::Internal, "no gateway state"))?;
+            auth.check(value.as_deref(), peer, "http").await.map(Caller)
+        })
+    }
 }
 
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
@@ -50,34 +84,17 @@ fn request_id(req: &ServiceRequest) -> String {
         .unwrap_or_else(|| format!("h{:x}", REQUEST_IDS.fetch_add(1, Ordering::Relaxed)))
 }
 
-fn authorized(req: &ServiceRequest, token: &str) -> bool {
-    let bearer = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let query =
-        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-            .ok()
-            .and_then(|q| q.get("access_token").cloned());
-    bearer == Some(token) || query.as_deref() == Some(token)
-}
-
 /// Starts the HTTP server on `listener`; returns its handle and the future to run.
 pub fn server(
     backend: Backend,
-    token: Option<String>,
+    auth: GatewayAuth,
     listener: std::net::TcpListener,
     grace: Duration,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let state = State {
-        backend,
-        token: token.map(Arc::from),
-    };
+    let state = State { backend, auth };
     let server = HttpServer::new(move || {
-        let st = state.clone();
         App::new()
-            .app_data(web::Data::new(st.clone()))
+            .app_data(web::Data::new(state.clone()))
             .app_data(web::PayloadConfig::new(16 << 20))
             .app_data(
                 web::JsonConfig::default()
@@ -87,25 +104,9 @@ pub fn server(
                 let id = request_id(&req);
                 let span =
                     info_span!("request", id = %id, method = %req.method(), path = %req.path());
-                let denied = match &st.token {
-                    Some(t) if req.path() != "/healthz" && !authorized(&req, t) => {
-                        Some(req.request().clone())
-                    }
-                    _ => None,
-                };
-                let fut = (denied.is_none()).then(|| actix_web::dev::Service::call(srv, req));
+                let fut = actix_web::dev::Service::call(srv, req);
                 async move {
-                    let mut res: ServiceResponse = match (denied, fut) {
-                        (Some(r), _) => {
-                            let e = ApiError::new(
-                                ErrorKind::Unauthenticated,
-                                "missing or wrong bearer token",
-                            );
-                            ServiceResponse::new(r, e.error_response())
-                        }
-                        (None, Some(f)) => f.await?.map_into_boxed_body(),
-                        (None, None) => unreachable!(),
-                    };
+                    let mut res: ServiceResponse = fut.await?.map_into_boxed_body();
                     if let Ok(v) = HeaderValue::from_str(&id) {
                         res.headers_mut()
                             .insert(HeaderName::from_static("x-request-id"), v);
@@ -155,21 +156,27 @@ async fn healthz(st: web::Data<State>) -> HttpResponse {
     }
 }
 
-async fn metrics_text(st: web::Data<State>) -> HttpResponse {
-    HttpResponse::Ok()
+async fn metrics_text(st: web::Data<State>, c: Caller) -> Result<HttpResponse, ApiError> {
+    st.auth.need(c.0.is_admin(), "metrics", "/metrics")?;
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics::render(&st.backend).await)
+        .body(metrics::render(&st.backend).await))
 }
 
-async fn list_topics(st: web::Data<State>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(json!({"topics": st.backend.list_topics().await?})))
+/// Only the topics the caller may read.
+async fn list_topics(st: web::Data<State>, c: Caller) -> Result<HttpResponse, ApiError> {
+    let mut topics = st.backend.list_topics().await?;
+    topics.retain(|t| c.0.may_subscribe(&t.name));
+    Ok(HttpResponse::Ok().json(json!({"topics": topics})))
 }
 
 async fn create_topic(
     st: web::Data<State>,
+    c: Caller,
     body: web::Json<NewTopic>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
+    st.auth.need(c.0.is_admin(), "create", &b.name)?;
     let name = b.name.clone();
     st.backend.create_topic(b).await?;
     Ok(HttpResponse::Created().json(json!({"name": name})))
@@ -201,11 +208,13 @@ fn value_bytes(v: Value) -> Bytes {
 /// JSON text), or any other content type as one raw record.
 async fn publish(
     st: web::Data<State>,
+    c: Caller,
     req: HttpRequest,
     topic: web::Path<String>,
     q: web::Query<PublishQuery>,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    st.auth.need(c.0.may_publish(&topic), "publish", &topic)?;
     let json_body = req
         .headers()
         .get(CONTENT_TYPE)
@@ -249,10 +258,12 @@ struct FetchQuery {
 
 async fn fetch(
     st: web::Data<State>,
+    c: Caller,
     topic: web::Path<String>,
     q: web::Query<FetchQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let t = topic.into_inner();
+    st.auth.need(c.0.may_subscribe(&t), "fetch", &t)?;
     let page = st
         .backend
         .fetch(t.clone(), q.partition, q.from, q.max, q.max_bytes)
@@ -280,9 +291,12 @@ struct StreamQuery {
 /// Server-sent events: one `record` event per record, `id: <partition>:<offset>`.
 async fn stream(
     st: web::Data<State>,
+    c: Caller,
     topic: web::Path<String>,
     q: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    st.auth
+        .need(c.0.may_subscribe(&topic), "subscribe", &topic)?;
     let q = q.into_inner();
     let rx = st
         .backend
@@ -301,7 +315,8 @@ async fn stream(
         .streaming(events))
 }
 
-async fn list_drivers(st: web::Data<State>) -> Result<HttpResponse, ApiError> {
+async fn list_drivers(st: web::Data<State>, c: Caller) -> Result<HttpResponse, ApiError> {
+    st.auth.need(c.0.is_admin(), "drivers", "/v1/drivers")?;
     Ok(HttpResponse::Ok().json(json!({"drivers": st.backend.list_drivers().await?})))
 }
 
@@ -313,11 +328,14 @@ struct CallQuery {
 /// The body is the call's params; the answer is the driver's result, as it is.
 async fn call_driver(
     st: web::Data<State>,
+    c: Caller,
     path: web::Path<(String, String)>,
     q: web::Query<CallQuery>,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let (name, method) = path.into_inner();
+    let feature = format!("driver:{name}");
+    st.auth.need(c.0.may_call(&feature), "call", &feature)?;
     let out = st
         .backend
         .call_driver(name, method, body, q.timeout_ms.map(Duration::from_millis))
@@ -330,6 +348,7 @@ async fn call_driver(
     Ok(HttpResponse::Ok().content_type(ct).body(out))
 }
 
-async fn tree(st: web::Data<State>) -> HttpResponse {
-    HttpResponse::Ok().json(st.backend.tree())
+async fn tree(st: web::Data<State>, c: Caller) -> Result<HttpResponse, ApiError> {
+    st.auth.need(c.0.is_admin(), "tree", "/v1/tree")?;
+    Ok(HttpResponse::Ok().json(st.backend.tree()))
 }

@@ -4,12 +4,14 @@
 //!
 //! Modules:
 //! - [`backend`]: the operations, each one or two actor messages under a deadline.
-//! - [`http`]: the actix-web routes, the token check, request ids, JSON errors.
+//! - [`auth`]: [`auth::GatewayAuth`], the `[auth]` users over `Authorization`.
+//! - [`http`]: the actix-web routes, request ids, JSON errors.
 //! - [`grpc`]: `switchyard.v1.Broker` (from `actors/proto/switchyard.proto`) and health.
 //! - [`stream`]: [`stream::StreamSink`], one actor per live subscription stream.
 //! - [`metrics`]: the Prometheus rendering.
 //! - [`error`]: [`error::ApiError`], mapped to HTTP statuses and gRPC codes.
 
+pub mod auth;
 pub mod backend;
 pub mod error;
 pub mod grpc;
@@ -46,7 +48,8 @@ pub const SERVICE: &str = "switchyard.v1.Broker";
 /// `[gateway]`.
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
-    pub token: Option<String>,
+    /// `[auth]`, as for the broker port (`None`: everyone may do everything).
+    pub auth: Option<crate::auth::Auth>,
     /// How long a draining server waits for open requests and streams.
     pub grace: Duration,
     /// Bytes of records one stream may hold that its client has not read.
@@ -102,6 +105,8 @@ fn base64(b: &[u8]) -> String {
 pub struct Gateway {
     settings: GatewaySettings,
     backend: Backend,
+    /// Shared by restarts, so verified credentials stay remembered.
+    auth: auth::GatewayAuth,
     http: Option<std::net::TcpListener>,
     grpc: Option<std::net::TcpListener>,
     http_handle: Option<actix_web::dev::ServerHandle>,
@@ -138,6 +143,7 @@ impl Gateway {
         grpc: Option<std::net::TcpListener>,
     ) -> ChildSpec {
         let (http, grpc) = (http.map(Arc::new), grpc.map(Arc::new));
+        let gw_auth = auth::GatewayAuth::new(settings.auth.clone(), backend.stats.clone());
         ChildSpec::new("gateway", "gateway", move |cx: ChildContext| {
             let mut detail = Vec::new();
             for (what, l) in [("http", &http), ("grpc", &grpc)] {
@@ -150,6 +156,7 @@ impl Gateway {
             Ok(Gateway {
                 settings: settings.clone(),
                 backend: backend.clone(),
+                auth: gw_auth.clone(),
                 http: clone_listener(&http)?,
                 grpc: clone_listener(&grpc)?,
                 http_handle: None,
@@ -169,7 +176,7 @@ impl Gateway {
         let addr = l.local_addr().ok();
         match http::server(
             self.backend.clone(),
-            self.settings.token.clone(),
+            self.auth.clone(),
             l,
             self.settings.grace,
         ) {
@@ -203,12 +210,12 @@ impl Gateway {
         self.grpc_stop = Some(stop_tx);
         self.grpc_done = Some(done_rx);
         let backend = self.backend.clone();
-        let token = self.settings.token.clone();
+        let auth = self.auth.clone();
         actix::spawn(async move {
             let stop = async {
                 let _ = stop_rx.await;
             };
-            if let Err(e) = grpc::serve(backend, token, listener, health_service, stop).await {
+            if let Err(e) = grpc::serve(backend, auth, listener, health_service, stop).await {
                 warn!(error = %e, "grpc gateway stopped with an error");
             }
             let _ = done_tx.send(());
