@@ -375,7 +375,10 @@ async fn metrics_count_failures_and_denials() {
     let dir = tempfile::tempdir().unwrap();
     let auth = section(
         "login_delay_ms = 20",
-        &[("ops", "pw-ops", "publish = [\"orders\"]")],
+        &[
+            ("ops", "pw-ops", "publish = [\"orders\"]"),
+            ("mon", "pw-mon", "admin = true"),
+        ],
     );
     let b = switchyard::start(&common::gateway::gateway_config(dir.path(), &auth))
         .await
@@ -395,9 +398,16 @@ async fn metrics_count_failures_and_denials() {
     // The connection's span carries the user from the login on.
     let line = log.wait_for(&["conn{", "user=ops", "login"]).await;
     assert!(line.contains("peer=127.0.0.1"), "{line}");
-    let m = common::http::get(b.gateway().http.unwrap(), "/metrics")
-        .await
-        .text();
+    // With [auth], /metrics is for admins (`mon:pw-mon` in base64).
+    let m = common::http::request(
+        b.gateway().http.unwrap(),
+        "GET",
+        "/metrics",
+        &[("authorization", "Basic bW9uOnB3LW1vbg==")],
+        b"",
+    )
+    .await
+    .text();
     assert!(
         m.contains("switchyard_auth_failures_total{port=\"broker\",reason=\"bad_credentials\"} 1"),
         "{m}"

@@ -197,11 +197,16 @@ fn driver_and_rule_errors_name_the_entry_key_and_line() {
 
 #[test]
 fn gateway_keys_are_checked_not_ignored() {
-    let c = Config::parse(
+    let c = Config::parse("[gateway]\nhttp_bind = \"127.0.0.1:7480\"\n", "x").unwrap();
+    // The old shared token is refused at its line, naming what replaces it.
+    let e = Config::parse(
         "[gateway]\nhttp_bind = \"127.0.0.1:7480\"\ntoken = \"t\"\n",
-        "x",
+        "c.toml",
     )
-    .unwrap();
+    .unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("gateway.token"));
+    assert_eq!(e.line, Some((3, 1)));
+    assert!(e.message.contains("[auth]"), "{e}");
     let g = c.gateway.as_ref().unwrap();
     assert_eq!(g.http_bind, Some("127.0.0.1:7480".parse().unwrap()));
     assert_eq!(g.grpc_bind, None);
