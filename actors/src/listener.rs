@@ -59,14 +59,18 @@ impl Default for Logs {
 pub type Spawner = Arc<dyn Fn(Accepted) -> Option<Recipient<Drain>> + Send + Sync>;
 
 /// The broker port's spawner: a [`Connection`] per peer, with the topic registry and
-/// driver host that run at the time.
-pub fn broker_connections(topics: TopicsSlot, drivers: DriversSlot) -> Spawner {
+/// driver host that run at the time; with `tls`, every peer speaks TLS.
+pub fn broker_connections(
+    topics: TopicsSlot,
+    drivers: DriversSlot,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Spawner {
     Arc::new(move |a| {
         let services = Services {
             topics: topics.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             drivers: drivers.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         };
-        Some(Connection::new(a, services).start().recipient())
+        Some(Connection::new(a, services, tls.as_ref()).start().recipient())
     })
 }
 

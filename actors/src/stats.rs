@@ -49,6 +49,8 @@ pub struct BrokerStats {
     pub stream_buffer_peak_bytes: AtomicU64,
     /// The broker-wide budget for buffered input and output (`broker.memory_limit_bytes`).
     pub memory: Arc<MemoryBudget>,
+    /// TLS handshakes done and failed, per port.
+    pub tls: crate::tls::TlsStats,
 }
 
 /// A copy of the counters at one moment.

@@ -15,11 +15,13 @@ mod drivers;
 mod error;
 mod gateway;
 mod settings;
+mod tls;
 mod topics;
 
 pub use chat::{AdapterConfig, ChatConfig, ConsoleConfig, PluginConfig, RateConfig};
 pub use drivers::{DoConfig, DriverConfig, DriversConfig, RuleConfig, WhenConfig};
 pub use gateway::GatewayConfig;
+pub use tls::TlsConfig;
 
 pub use error::ConfigError;
 use error::{at_key, from_toml};
@@ -104,6 +106,9 @@ pub struct Config {
     /// The HTTP/JSON and gRPC gateway; off when the section is absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayConfig>,
+    /// Certificates for `broker.tls` and `gateway.tls`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 /// `[broker]`: the broker port and the bounds of every connection.
@@ -135,6 +140,8 @@ pub struct BrokerConfig {
     /// The broker writes its pid here (for `switchyard reload`); unset: no file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid_file: Option<PathBuf>,
+    /// The port speaks TLS only (`[tls]` has the certificates).
+    pub tls: bool,
 }
 
 impl Default for BrokerConfig {
@@ -156,6 +163,7 @@ impl Default for BrokerConfig {
             slow_consumer: SlowConsumer::Disconnect,
             memory_limit_bytes: Ranged::new(512 * MIB),
             pid_file: None,
+            tls: false,
         }
     }
 }
@@ -441,6 +449,7 @@ impl Config {
         self.validate_topics(text, file)?;
         self.validate_drivers(text, file)?;
         self.validate_chat(text, file)?;
+        self.validate_tls(text, file)?;
         let s = &self.supervisor;
         if s.backoff_max_ms < s.backoff_ms {
             return Err(at_key(

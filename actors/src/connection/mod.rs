@@ -9,6 +9,10 @@
 //! - `publish`: publishes of one read, sent to the registry together.
 //! - `routed`: oversize frames, and frames routed to the driver host.
 //! - `topics`: the `topic` channel: subscriptions, credit, groups, deliveries.
+//!
+//! On a TLS port the socket decrypts and seals (see [`crate::tls::session`]); the
+//! connection only learns when the handshake is over and who the client certificate
+//! names ([`Connection::tls_identity`]).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -142,10 +146,21 @@ pub struct Connection {
     window: Arc<Window>,
     /// Reading waits for room in the memory budget.
     mem_wait: bool,
+    /// The verified client certificate's name (CN, else the first DNS or e-mail SAN),
+    /// once a mutual-TLS handshake has finished. The hook for authentication: a
+    /// connection that has one is that user, and needs no login frame.
+    tls_identity: Option<String>,
+    /// The port speaks TLS but no session could be made: close at once.
+    tls_unusable: bool,
 }
 
 impl Connection {
-    pub fn new(a: Accepted, services: Services) -> Self {
+    /// A connection for `a`; with `tls`, it speaks TLS from the first byte.
+    pub fn new(
+        a: Accepted,
+        services: Services,
+        tls: Option<&Arc<rustls::ServerConfig>>,
+    ) -> Self {
         let span =
             tracing::info_span!("conn", id = a.id, peer = %a.peer, proto = tracing::field::Empty);
         let stream = Rc::new(a.stream);
@@ -156,7 +171,19 @@ impl Connection {
             a.settings.output_buffer_bytes as u64 / 2,
         );
         sock.set_window(window.clone());
+        let mut tls_unusable = false;
+        if let Some(config) = tls {
+            match crate::tls::TlsSession::new(config.clone()) {
+                Ok(session) => sock.set_tls(session),
+                Err(e) => {
+                    warn!(peer = %a.peer, error = %e, "cannot start a tls session, closing");
+                    tls_unusable = true;
+                }
+            }
+        }
         Connection {
+            tls_identity: None,
+            tls_unusable,
             id: a.id,
             peer: a.peer,
             span,
@@ -205,6 +232,9 @@ impl Connection {
         let chunk = self.read_chunk();
         let read = self.sock.try_read(&mut self.rbuf, chunk);
         self.charge_read();
+        if let Some(name) = self.sock.take_established() {
+            self.tls_established(name);
+        }
         match read {
             Ok(0) => {
                 self.eof = true;
@@ -216,9 +246,52 @@ impl Connection {
                 self.process(ctx);
                 self.after_input(ctx);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.wait_readable(ctx),
-            Err(e) => self.sock.abort(ctx, "read error", &e),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if self.sock.tls_pending() {
+                    // Handshake answers: they go out though the client has said nothing.
+                    self.flush(ctx);
+                }
+                self.wait_readable(ctx)
+            }
+            Err(e) => {
+                if let Some(f) = crate::tls::TlsFailure::of(&e) {
+                    if f.handshake {
+                        crate::tls::incoming::log_failure(
+                            crate::tls::TlsPort::Broker,
+                            self.peer,
+                            f.reason,
+                            &f.detail,
+                        );
+                    } else {
+                        debug!(error = %f, "tls session failed, closing");
+                    }
+                    self.sock.discard();
+                    return ctx.stop();
+                }
+                self.sock.abort(ctx, "read error", &e)
+            }
         }
+    }
+
+    /// The name the verified client certificate carries (mutual TLS), once the
+    /// handshake is over; `None` without TLS, without `tls.client_ca`, or when the
+    /// certificate names nobody. Authentication takes the connection's user from it.
+    pub fn tls_identity(&self) -> Option<&str> {
+        self.tls_identity.as_deref()
+    }
+
+    fn tls_established(&mut self, name: Option<String>) {
+        match &name {
+            Some(n) => {
+                debug!(identity = %n, "tls handshake done, client certificate verified");
+                self.entry.set_detail(format!("tls identity={n}"));
+            }
+            None => {
+                debug!("tls handshake done");
+                self.entry.set_detail("tls");
+            }
+        }
+        self.tls_identity = name;
     }
 
     /// Decodes and handles every complete frame buffered, then writes the replies.
@@ -266,7 +339,11 @@ impl Connection {
                 "dipper"
             };
             self.span.record("proto", proto);
-            self.entry.set_detail(proto);
+            match (&self.tls_identity, self.sock.is_tls()) {
+                (Some(n), _) => self.entry.set_detail(format!("{proto} tls identity={n}")),
+                (None, true) => self.entry.set_detail(format!("{proto} tls")),
+                (None, false) => self.entry.set_detail(proto),
+            }
         }
     }
 
@@ -394,6 +471,9 @@ impl Actor for Connection {
             });
         }
         self.window.register(ctx.address().recipient());
+        if self.tls_unusable {
+            return ctx.stop();
+        }
         self.on_readable(ctx);
     }
 

@@ -269,14 +269,25 @@ pub async fn serve(
         impl tonic_health::pb::health_server::Health,
     >,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 ) -> Result<(), tonic::transport::Error> {
+    let stats = backend.stats.clone();
     let svc = BrokerServer::with_interceptor(Service { backend }, auth(token));
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .add_service(health_service)
-        .add_service(svc)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
-        .await
+        .add_service(svc);
+    match tls {
+        Some(config) => {
+            let incoming = crate::tls::incoming::accept(listener, config, stats);
+            router.serve_with_incoming_shutdown(incoming, shutdown).await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    shutdown,
+                )
+                .await
+        }
+    }
 }

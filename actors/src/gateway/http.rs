@@ -69,6 +69,7 @@ pub fn server(
     token: Option<String>,
     listener: std::net::TcpListener,
     grace: Duration,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let state = State {
         backend,
@@ -135,10 +136,13 @@ pub fn server(
     })
     .workers(1)
     .disable_signals()
-    .shutdown_timeout(grace.as_secs().max(1))
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .shutdown_timeout(grace.as_secs().max(1));
+    // actix-http adds the ALPN names (h2, http/1.1) to the config it is given.
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, (*config).clone())?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
 }
 
 async fn page() -> HttpResponse {
