@@ -10,6 +10,7 @@ use std::time::Duration;
 pub mod drivers;
 pub mod gateway;
 pub mod http;
+pub mod tls;
 pub mod topics;
 
 use bytes::BytesMut;

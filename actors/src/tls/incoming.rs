@@ -147,13 +147,13 @@ pub fn log_failure(port: TlsPort, peer: SocketAddr, reason: FailReason, detail: 
     let port = port.name();
     match reason {
         FailReason::Plaintext => {
-            warn!(port, peer = %peer, "plaintext client on a TLS port, closing")
+            warn!(port = %port, peer = %peer, "plaintext client on a TLS port, closing")
         }
         FailReason::Eof => {
-            debug!(port, peer = %peer, reason = reason.label(), error = %detail, "tls handshake not finished, closing")
+            debug!(port = %port, peer = %peer, reason = %reason.label(), error = %detail, "tls handshake not finished, closing")
         }
         _ => {
-            warn!(port, peer = %peer, reason = reason.label(), error = %detail, "tls handshake failed, closing")
+            warn!(port = %port, peer = %peer, reason = %reason.label(), error = %detail, "tls handshake failed, closing")
         }
     }
 }
