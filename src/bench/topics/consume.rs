@@ -2,7 +2,6 @@
 //! optional pace (a slow subscriber), and the topic's creation before a run.
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -30,9 +29,11 @@ pub(super) fn consume(
     t0: Instant,
     ready: &Barrier,
 ) -> Result<(), String> {
-    let mut s = TcpStream::connect(o.broker).map_err(|e| format!("connect {}: {e}", o.broker))?;
-    // Credit grants are small writes; Nagle would hold one back behind the last.
-    let _ = s.set_nodelay(true);
+    // Credit grants are small writes: the connector turns Nagle off.
+    let (s, mut writer) = o
+        .connector
+        .connect_split(o.broker)
+        .map_err(|e| format!("connect {}: {e}", o.broker))?;
     let credit = o.credit.unwrap_or_else(|| default_credit(o)).max(1);
     let from = if o.mode == Mode::Sub {
         "earliest"
@@ -49,8 +50,7 @@ pub(super) fn consume(
             .with_label("batch", o.deliver_batch.to_string()),
         &mut out,
     );
-    s.write_all(&out).map_err(|e| e.to_string())?;
-    let mut writer = s.try_clone().map_err(|e| e.to_string())?;
+    writer.write_all(&out).map_err(|e| e.to_string())?;
     let mut got = 0u64;
     let mut since = 0u64;
     let mut subscribed = false;
@@ -130,14 +130,17 @@ pub(super) fn consume(
 /// Makes sure the topic exists (a subscription to an unknown topic is an error), with
 /// `--fsync` as its fsync option when given.
 pub(super) fn create(o: &Options) -> Result<(), String> {
-    let mut s = TcpStream::connect(o.broker).map_err(|e| format!("connect {}: {e}", o.broker))?;
+    let (s, mut w) = o
+        .connector
+        .connect_split(o.broker)
+        .map_err(|e| format!("connect {}: {e}", o.broker))?;
     let mut b = BytesMut::new();
     let mut env = Envelope::new("topic", "create").with_label("topic", o.topic.clone());
     if let Some(f) = &o.fsync {
         env = env.with_label("fsync", f.clone());
     }
     encode(&env, &mut b);
-    s.write_all(&b).map_err(|e| e.to_string())?;
+    w.write_all(&b).map_err(|e| e.to_string())?;
     let mut result = Err("no answer to topic create".to_string());
     read_loop(
         s,

@@ -9,7 +9,7 @@ mod consume;
 mod produce;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +33,8 @@ pub enum Mode {
 pub struct Options {
     pub mode: Mode,
     pub broker: SocketAddr,
+    /// Plain TCP, or TLS (`--tls`).
+    pub connector: crate::client::Connector,
     pub topic: String,
     /// Bytes per message (at least 8: the send time rides in the first 8).
     pub size: usize,
@@ -91,7 +93,7 @@ fn now_ns(t0: Instant) -> u64 {
 
 /// Reads envelopes from `s` and hands each to `f` until it returns false or EOF;
 /// `after` runs once the envelopes of one read are handled.
-fn read_loop(mut s: TcpStream, mut f: impl FnMut(Envelope) -> bool, mut after: impl FnMut()) {
+fn read_loop(mut s: impl Read, mut f: impl FnMut(Envelope) -> bool, mut after: impl FnMut()) {
     let mut codec = FrameCodec::detect(Limits {
         max_frame_bytes: 64 << 20,
         ..Limits::default()
