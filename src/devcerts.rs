@@ -90,11 +90,31 @@ pub fn write(dir: &Path, client: &str, out: &mut impl Write) -> Result<(), DevCe
     let client_cert = c.signed_by(&client_key, &ca_cert, &ca_key)?;
 
     let files = [
-        ("ca.pem", ca_cert.pem(), false, "the CA: clients trust it (--ca), and tls.client_ca"),
-        ("ca.key", ca_key.serialize_pem(), true, "the CA's key: keep it, or delete it"),
-        ("server.pem", server_cert.pem(), false, "tls.cert: localhost, 127.0.0.1, ::1"),
+        (
+            "ca.pem",
+            ca_cert.pem(),
+            false,
+            "the CA: clients trust it (--ca), and tls.client_ca",
+        ),
+        (
+            "ca.key",
+            ca_key.serialize_pem(),
+            true,
+            "the CA's key: keep it, or delete it",
+        ),
+        (
+            "server.pem",
+            server_cert.pem(),
+            false,
+            "tls.cert: localhost, 127.0.0.1, ::1",
+        ),
         ("server.key", server_key.serialize_pem(), true, "tls.key"),
-        ("client.pem", client_cert.pem(), false, "--cert, for mutual TLS"),
+        (
+            "client.pem",
+            client_cert.pem(),
+            false,
+            "--cert, for mutual TLS",
+        ),
         ("client.key", client_key.serialize_pem(), true, "--cert-key"),
     ];
     for (name, text, secret, what) in &files {

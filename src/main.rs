@@ -240,7 +240,7 @@ fn bench_topics(
     mode: switchyard::bench::topics::Mode,
     a: switchyard::bench::cli::TopicArgs,
 ) -> ExitCode {
-    client(config, a.broker, &a.tls.clone(), |to| {
+    client(config, a.broker, &a.tls, |to| {
         let o = switchyard::bench::cli::topic_options(mode, to, &a);
         switchyard::bench::topics::run(&o, &mut std::io::stdout().lock())
             .map_err(switchyard::client::ClientError::Broker)

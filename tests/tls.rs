@@ -49,7 +49,12 @@ async fn ping_publish_and_subscribe_over_tls() {
     let mut s = connect(b.local_addr(), cfg).await.unwrap();
     s.write_all(&topic_env(
         "subscribe",
-        &[("topic", "secure"), ("from", "earliest"), ("sub", "s"), ("credit", "10")],
+        &[
+            ("topic", "secure"),
+            ("from", "earliest"),
+            ("sub", "s"),
+            ("credit", "10"),
+        ],
         b"",
     ))
     .await
@@ -63,7 +68,11 @@ async fn ping_publish_and_subscribe_over_tls() {
     assert!(d.payload.iter().all(|&c| c == b'x'));
     assert_eq!(b.stats().tls.handshakes(TlsPort::Broker), 2);
     // Without a client certificate required, nobody is named.
-    assert!(b.tree().render().contains("dipper tls"), "{}", b.tree().render());
+    assert!(
+        b.tree().render().contains("dipper tls"),
+        "{}",
+        b.tree().render()
+    );
 }
 
 #[actix_rt::test]
@@ -187,12 +196,16 @@ async fn reload_swaps_certificates_and_keeps_open_connections() {
         .is_err());
 
     // A broken key is refused, naming the key, and the certificates in force stay.
-    std::fs::write(&pki.key, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-        .unwrap();
+    std::fs::write(
+        &pki.key,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
     let e = b.reload_tls(&config).unwrap_err();
     assert!(e.contains("tls.key"), "{e}");
     assert!(!e.contains("AAAA"), "the file's contents leaked: {e}");
-    log.wait_for(&["tls reload failed, the certificates in force stay"]).await;
+    log.wait_for(&["tls reload failed, the certificates in force stay"])
+        .await;
     let mut again = connect(b.local_addr(), client_config(&ca2, None))
         .await
         .unwrap();
@@ -204,7 +217,10 @@ async fn reload_swaps_certificates_and_keeps_open_connections() {
 fn tls_without_a_tls_section_is_a_config_error() {
     for (text, key) in [
         ("[broker]\ntls = true\n", "broker.tls"),
-        ("[gateway]\nhttp_bind = \"127.0.0.1:0\"\ntls = true\n", "gateway.tls"),
+        (
+            "[gateway]\nhttp_bind = \"127.0.0.1:0\"\ntls = true\n",
+            "gateway.tls",
+        ),
     ] {
         let e = switchyard::Config::parse(text, "x.toml").unwrap_err();
         assert_eq!(e.key.as_deref(), Some(key), "{e}");
@@ -217,9 +233,30 @@ async fn unusable_files_stop_the_start_naming_the_key() {
     let pki = Pki::new();
     let missing = pki.dir.path().join("nope.pem");
     let cases = [
-        (format!("cert = \"{}\"\nkey = \"{}\"\n", missing.display(), pki.key.display()), "tls.cert: cannot read"),
-        (format!("cert = \"{}\"\nkey = \"{}\"\n", pki.key.display(), pki.key.display()), "tls.cert"),
-        (format!("cert = \"{}\"\nkey = \"{}\"\n", pki.cert.display(), pki.cert.display()), "tls.key"),
+        (
+            format!(
+                "cert = \"{}\"\nkey = \"{}\"\n",
+                missing.display(),
+                pki.key.display()
+            ),
+            "tls.cert: cannot read",
+        ),
+        (
+            format!(
+                "cert = \"{}\"\nkey = \"{}\"\n",
+                pki.key.display(),
+                pki.key.display()
+            ),
+            "tls.cert",
+        ),
+        (
+            format!(
+                "cert = \"{}\"\nkey = \"{}\"\n",
+                pki.cert.display(),
+                pki.cert.display()
+            ),
+            "tls.key",
+        ),
         (
             format!(
                 "cert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n",
@@ -244,5 +281,8 @@ async fn unusable_files_stop_the_start_naming_the_key() {
         other.1.display()
     ));
     let e = switchyard::start(&config).await.unwrap_err().to_string();
-    assert!(e.contains("tls.key") && e.contains("does not fit tls.cert"), "{e}");
+    assert!(
+        e.contains("tls.key") && e.contains("does not fit tls.cert"),
+        "{e}"
+    );
 }

@@ -116,7 +116,10 @@ async fn mutual_tls_on_the_gateway() {
     };
     assert!(refused, "a client without a certificate got an answer");
     common::eventually("no_client_cert counted", || {
-        b.stats().tls.failures(TlsPort::Grpc, FailReason::NoClientCert) == 1
+        b.stats()
+            .tls
+            .failures(TlsPort::Grpc, FailReason::NoClientCert)
+            == 1
     })
     .await;
 
@@ -124,7 +127,9 @@ async fn mutual_tls_on_the_gateway() {
     let r = https_get(http, client_config(&pki.ca, Some(&ops)), "/healthz").await;
     assert_eq!(r.status, 200);
     if let Ok(mut s) = connect(http, client_config(&pki.ca, None)).await {
-        let _ = s.write_all(head("GET", "/healthz", &[], 0).as_bytes()).await;
+        let _ = s
+            .write_all(head("GET", "/healthz", &[], 0).as_bytes())
+            .await;
         let mut raw = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw)).await;
         assert!(raw.is_empty(), "{}", String::from_utf8_lossy(&raw));

@@ -70,7 +70,11 @@ pub fn broker_connections(
             topics: topics.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             drivers: drivers.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         };
-        Some(Connection::new(a, services, tls.as_ref()).start().recipient())
+        Some(
+            Connection::new(a, services, tls.as_ref())
+                .start()
+                .recipient(),
+        )
     })
 }
 

@@ -89,25 +89,25 @@ pub struct MazeArgs {
 
 /// The options of `bench pub | sub | pubsub` against `to`.
 pub fn topic_options(mode: Mode, to: Target, a: &TopicArgs) -> Options {
-        Options {
-            mode,
-            broker: to.addr,
-            connector: to.connector,
-            topic: a.topic.clone(),
-            size: a.size.max(8),
-            count: a.count,
-            batch: a.batch.max(1),
-            producers: a.producers.max(1),
-            consumers: a.consumers.max(1),
-            inflight: a.inflight.max(1),
-            rate: a.rate,
-            credit: a.credit,
-            consume_rate: a.consume_rate,
-            deliver_batch: a.deliver_batch.max(1),
-            fsync: a.fsync.clone(),
-            broker_pid: a.broker_pid,
-            progress: !a.quiet,
-        }
+    Options {
+        mode,
+        broker: to.addr,
+        connector: to.connector,
+        topic: a.topic.clone(),
+        size: a.size.max(8),
+        count: a.count,
+        batch: a.batch.max(1),
+        producers: a.producers.max(1),
+        consumers: a.consumers.max(1),
+        inflight: a.inflight.max(1),
+        rate: a.rate,
+        credit: a.credit,
+        consume_rate: a.consume_rate,
+        deliver_batch: a.deliver_batch.max(1),
+        fsync: a.fsync.clone(),
+        broker_pid: a.broker_pid,
+        progress: !a.quiet,
+    }
 }
 
 /// `bench maze`: runs and prints the report; fails when the check did not pass.
@@ -141,4 +141,3 @@ pub fn maze(a: &MazeArgs) -> ExitCode {
         }
     }
 }
-

@@ -22,12 +22,12 @@ use switchyard_actors::listener::{broker_connections, Spawner};
 use switchyard_actors::maze::router::GetStatus;
 use switchyard_actors::maze::{EventSource, MazeRouter, RouterSlot, RouterStatus, Session};
 use switchyard_actors::supervisor::{AddChild, Status};
+use switchyard_actors::tls::TlsCerts;
 use switchyard_actors::topic::registry::TopicsSlot;
 use switchyard_actors::topic::TopicRegistry;
 use switchyard_actors::{
     ActorTree, BrokerStats, ChildStatus, ConnectionSet, Listener, Shutdown, Supervisor,
 };
-use switchyard_actors::tls::TlsCerts;
 use tracing::{info, warn};
 
 use crate::config::Config;

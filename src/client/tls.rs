@@ -91,7 +91,10 @@ impl Connector {
             .and_then(|i| i.collect::<Result<Vec<_>, _>>())
             .map_err(|e| tls_error(format!("--ca {}: {e}", ca.display())))?;
         if certs.is_empty() {
-            return Err(tls_error(format!("--ca {}: no certificate in it", ca.display())));
+            return Err(tls_error(format!(
+                "--ca {}: no certificate in it",
+                ca.display()
+            )));
         }
         for c in certs {
             roots
@@ -134,8 +137,8 @@ impl Connector {
         let Some((config, name)) = &self.tls else {
             return Ok(Stream::Plain(s));
         };
-        let conn = ClientConnection::new(config.clone(), Self::name(addr, name)?)
-            .map_err(tls_error)?;
+        let conn =
+            ClientConnection::new(config.clone(), Self::name(addr, name)?).map_err(tls_error)?;
         let mut tls = StreamOwned::new(conn, s);
         while tls.conn.is_handshaking() {
             tls.conn
@@ -148,7 +151,8 @@ impl Connector {
     /// A connection as a reader and a writer that two threads can use at once.
     pub fn connect_split(&self, addr: SocketAddr) -> Result<(Reader, Writer), ClientError> {
         let Some((config, name)) = &self.tls else {
-            let s = TcpStream::connect(addr).map_err(|source| ClientError::Connect { addr, source })?;
+            let s =
+                TcpStream::connect(addr).map_err(|source| ClientError::Connect { addr, source })?;
             let _ = s.set_nodelay(true);
             let r = s.try_clone()?;
             return Ok((Box::new(r), Box::new(s)));

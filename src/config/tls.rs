@@ -41,7 +41,10 @@ impl Config {
 
     /// The files to load, when a front end speaks TLS.
     pub fn tls_files(&self) -> Option<TlsFiles> {
-        self.tls.as_ref().filter(|_| self.tls_on()).map(TlsConfig::files)
+        self.tls
+            .as_ref()
+            .filter(|_| self.tls_on())
+            .map(TlsConfig::files)
     }
 
     /// `tls = true` needs a `[tls]` section (the files themselves are read at start-up).

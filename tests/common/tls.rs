@@ -38,7 +38,10 @@ impl Leaf {
 
     /// Writes `<name>.pem` and `<name>.key` into `dir`.
     pub fn write(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-        let (c, k) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+        let (c, k) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
         std::fs::write(&c, &self.cert_pem).unwrap();
         std::fs::write(&k, &self.key_pem).unwrap();
         (c, k)
@@ -85,8 +88,7 @@ impl Ca {
     /// A server certificate for localhost and 127.0.0.1.
     pub fn server(&self, cn: &str) -> Leaf {
         let mut p =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.leaf(p, cn, false)
     }
@@ -184,7 +186,9 @@ pub async fn try_ping(s: &mut TlsStream<TcpStream>) -> std::io::Result<()> {
 
 /// The subject CN-bearing DER of the certificate the server presented.
 pub fn server_cert(s: &TlsStream<TcpStream>) -> CertificateDer<'static> {
-    s.get_ref().1.peer_certificates().unwrap()[0].clone().into_owned()
+    s.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
 }
 
 /// Reads the next envelope from `s` (what is left over stays in `buf`).

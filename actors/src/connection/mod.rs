@@ -9,10 +9,9 @@
 //! - `publish`: publishes of one read, sent to the registry together.
 //! - `routed`: oversize frames, and frames routed to the driver host.
 //! - `topics`: the `topic` channel: subscriptions, credit, groups, deliveries.
-//!
-//! On a TLS port the socket decrypts and seals (see [`crate::tls::session`]); the
-//! connection only learns when the handshake is over and who the client certificate
-//! names ([`Connection::tls_identity`]).
+//! - `tls`: what the connection learns from its TLS session: the handshake's end, the
+//!   client certificate's name ([`Connection::tls_identity`]), failures. The socket
+//!   itself decrypts and seals (see [`crate::tls::session`]).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -29,6 +28,7 @@ use tracing::{debug, info, warn, Span};
 mod memory;
 mod publish;
 mod routed;
+mod tls;
 mod topics;
 
 use crate::budget::{Held, Window};
@@ -156,11 +156,7 @@ pub struct Connection {
 
 impl Connection {
     /// A connection for `a`; with `tls`, it speaks TLS from the first byte.
-    pub fn new(
-        a: Accepted,
-        services: Services,
-        tls: Option<&Arc<rustls::ServerConfig>>,
-    ) -> Self {
+    pub fn new(a: Accepted, services: Services, tls: Option<&Arc<rustls::ServerConfig>>) -> Self {
         let span =
             tracing::info_span!("conn", id = a.id, peer = %a.peer, proto = tracing::field::Empty);
         let stream = Rc::new(a.stream);
@@ -253,45 +249,11 @@ impl Connection {
                 }
                 self.wait_readable(ctx)
             }
-            Err(e) => {
-                if let Some(f) = crate::tls::TlsFailure::of(&e) {
-                    if f.handshake {
-                        crate::tls::incoming::log_failure(
-                            crate::tls::TlsPort::Broker,
-                            self.peer,
-                            f.reason,
-                            &f.detail,
-                        );
-                    } else {
-                        debug!(error = %f, "tls session failed, closing");
-                    }
-                    self.sock.discard();
-                    return ctx.stop();
-                }
-                self.sock.abort(ctx, "read error", &e)
-            }
+            Err(e) => match crate::tls::TlsFailure::of(&e) {
+                Some(f) => self.tls_failed(f, ctx),
+                None => self.sock.abort(ctx, "read error", &e),
+            },
         }
-    }
-
-    /// The name the verified client certificate carries (mutual TLS), once the
-    /// handshake is over; `None` without TLS, without `tls.client_ca`, or when the
-    /// certificate names nobody. Authentication takes the connection's user from it.
-    pub fn tls_identity(&self) -> Option<&str> {
-        self.tls_identity.as_deref()
-    }
-
-    fn tls_established(&mut self, name: Option<String>) {
-        match &name {
-            Some(n) => {
-                debug!(identity = %n, "tls handshake done, client certificate verified");
-                self.entry.set_detail(format!("tls identity={n}"));
-            }
-            None => {
-                debug!("tls handshake done");
-                self.entry.set_detail("tls");
-            }
-        }
-        self.tls_identity = name;
     }
 
     /// Decodes and handles every complete frame buffered, then writes the replies.
@@ -339,11 +301,7 @@ impl Connection {
                 "dipper"
             };
             self.span.record("proto", proto);
-            match (&self.tls_identity, self.sock.is_tls()) {
-                (Some(n), _) => self.entry.set_detail(format!("{proto} tls identity={n}")),
-                (None, true) => self.entry.set_detail(format!("{proto} tls")),
-                (None, false) => self.entry.set_detail(proto),
-            }
+            self.entry.set_detail(self.detail(Some(proto)));
         }
     }
 

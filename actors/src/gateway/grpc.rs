@@ -279,7 +279,9 @@ pub async fn serve(
     match tls {
         Some(config) => {
             let incoming = crate::tls::incoming::accept(listener, config, stats);
-            router.serve_with_incoming_shutdown(incoming, shutdown).await
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
         }
         None => {
             router

@@ -49,7 +49,11 @@ fn tls(o: &mut Out, t: &crate::tls::TlsStats) {
         "TLS handshakes completed, per port (broker, grpc).",
     );
     for p in TlsPort::ALL {
-        o.sample("tls_handshakes_total", &[("port", p.name())], t.handshakes(p));
+        o.sample(
+            "tls_handshakes_total",
+            &[("port", p.name())],
+            t.handshakes(p),
+        );
     }
     o.family(
         "tls_handshake_failures_total",

@@ -155,7 +155,9 @@ mod tests {
         assert_eq!(of_certificate(&der).as_deref(), Some("svc.example"));
         let der = cert(
             None,
-            vec![rcgen::SanType::Rfc822Name("a@example.com".try_into().unwrap())],
+            vec![rcgen::SanType::Rfc822Name(
+                "a@example.com".try_into().unwrap(),
+            )],
         );
         assert_eq!(of_certificate(&der).as_deref(), Some("a@example.com"));
         assert_eq!(of_certificate(&cert(None, vec![])), None);

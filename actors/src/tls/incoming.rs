@@ -168,7 +168,10 @@ async fn handshake(
         Ok(_) if first[0] != 0x16 => {
             return Err((
                 FailReason::Plaintext,
-                format!("first byte 0x{:02x} is not a TLS handshake record", first[0]),
+                format!(
+                    "first byte 0x{:02x} is not a TLS handshake record",
+                    first[0]
+                ),
             ))
         }
         Ok(_) => {}

@@ -125,11 +125,12 @@ type Material = (
 fn read_all(files: &TlsFiles, provider: &Arc<CryptoProvider>) -> Result<Material, LoadError> {
     let chain = read_certs("cert", &files.cert)?;
     let key = read_key(&files.key)?;
-    let certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| LoadError::Invalid {
-        key: "key",
-        path: files.key.display().to_string(),
-        what: format!("does not fit tls.cert: {e}"),
-    })?;
+    let certified =
+        CertifiedKey::from_der(chain, key, provider).map_err(|e| LoadError::Invalid {
+            key: "key",
+            path: files.key.display().to_string(),
+            what: format!("does not fit tls.cert: {e}"),
+        })?;
     let verifier = match &files.client_ca {
         None => None,
         Some(path) => Some(client_verifier(path, provider)?),

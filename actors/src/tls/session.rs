@@ -113,7 +113,11 @@ impl TlsSession {
             match self.conn.read_tls(&mut raw) {
                 Ok(0) => {
                     if !self.established {
-                        return Err(self.fail(FailReason::Eof, "closed during the handshake".into(), stats));
+                        return Err(self.fail(
+                            FailReason::Eof,
+                            "closed during the handshake".into(),
+                            stats,
+                        ));
                     }
                     self.process(stats)?;
                     self.drain_plain(buf)?;
