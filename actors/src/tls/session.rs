@@ -5,7 +5,8 @@
 //! which the socket writes like any other output. Handshake messages take the same
 //! way out, so a handshake progresses even when the application has nothing to say.
 
-use std::io::{self, Read, Write};
+use std::cell::RefCell;
+use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -22,8 +23,16 @@ use crate::stats::BrokerStats;
 /// its own buffer stays within this and the output budget counts the rest.
 pub const RUSTLS_BUFFER: usize = 64 << 10;
 
-/// Plaintext moved out of rustls per step (a TLS record holds at most 16 KiB).
-const PLAIN_STEP: usize = 16 << 10;
+/// Bytes read from the socket per system call, at most and at least (a TLS record
+/// is up to 16 KiB of plaintext and some overhead).
+const RAW_READ: usize = 64 << 10;
+const MIN_RAW_READ: usize = 17 << 10;
+
+thread_local! {
+    /// Where socket reads land before rustls takes them: one per thread (the broker's
+    /// connections share an arbiter), not one per connection.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Capacity an empty record buffer keeps for the next burst.
 const KEEP_CAPACITY: usize = 64 << 10;
@@ -89,6 +98,10 @@ impl TlsSession {
     /// Reads what the socket holds and appends the plaintext to `buf` (at least about
     /// `chunk` bytes when that much is there). `Ok(0)`: the peer closed. `WouldBlock`:
     /// nothing yet (handshake records may have been read and answers sealed).
+    ///
+    /// The socket is read in large steps into a scratch buffer shared by the thread's
+    /// sessions and fed to rustls from there: `read_tls` on the socket itself would
+    /// make one system call per 4 KiB.
     pub fn read(
         &mut self,
         stream: &TcpStream,
@@ -97,46 +110,33 @@ impl TlsSession {
         stats: &BrokerStats,
     ) -> io::Result<usize> {
         let start = buf.len();
-        let mut closed = false;
-        loop {
-            if let Plain::Closed = self.drain_plain(buf)? {
-                closed = true;
-                break;
-            }
-            if buf.len() - start >= chunk {
-                break;
-            }
-            let mut raw = Raw {
-                stream,
-                first_checked: &mut self.first_checked,
-            };
-            match self.conn.read_tls(&mut raw) {
-                Ok(0) => {
-                    if !self.established {
-                        return Err(self.fail(
-                            FailReason::Eof,
-                            "closed during the handshake".into(),
-                            stats,
-                        ));
-                    }
-                    self.process(stats)?;
-                    self.drain_plain(buf)?;
-                    closed = true;
-                    break;
+        let mut closed = matches!(self.drain_plain(buf)?, Plain::Closed);
+        while !closed && buf.len() - start < chunk {
+            let step = SCRATCH.with(|cell| -> io::Result<Option<bool>> {
+                let mut scratch = cell.borrow_mut();
+                if scratch.len() < RAW_READ {
+                    scratch.resize(RAW_READ, 0);
                 }
-                Ok(n) => {
-                    BrokerStats::add(&stats.bytes_in, n as u64);
-                    self.process(stats)?;
+                // About what the caller asked for (it charges its read buffer to the
+                // memory budget), but at least one whole record.
+                let want = chunk.clamp(MIN_RAW_READ, RAW_READ);
+                let n = match stream.try_read(&mut scratch[..want]) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                BrokerStats::add(&stats.bytes_in, n as u64);
+                match n {
+                    0 => self.peer_eof(buf, stats).map(Some),
+                    n => self.feed(&scratch[..n], buf, stats).map(Some),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            });
+            match step {
+                Ok(None) => break,
+                Ok(Some(c)) => closed = c,
                 Err(e) => {
-                    return Err(match TlsFailure::of(&e) {
-                        Some(f) => {
-                            let (reason, detail) = (f.reason, f.detail.clone());
-                            self.fail(reason, detail, stats)
-                        }
-                        None => e,
-                    })
+                    self.drain_records();
+                    return Err(e);
                 }
             }
         }
@@ -146,6 +146,47 @@ impl TlsSession {
             0 => Err(io::ErrorKind::WouldBlock.into()),
             n => Ok(n),
         }
+    }
+
+    /// Hands `raw` bytes from the socket to rustls and takes out the plaintext; true
+    /// when the peer closed the session.
+    fn feed(
+        &mut self,
+        mut raw: &[u8],
+        buf: &mut BytesMut,
+        stats: &BrokerStats,
+    ) -> io::Result<bool> {
+        if !self.first_checked {
+            self.first_checked = true;
+            if raw[0] != HANDSHAKE_RECORD {
+                let detail = format!(
+                    "first byte 0x{:02x} is not a TLS handshake record: a plaintext client on a TLS port",
+                    raw[0]
+                );
+                return Err(self.fail(FailReason::Plaintext, detail, stats));
+            }
+        }
+        // Never with an empty slice: rustls takes a read of 0 for the end of the stream.
+        while !raw.is_empty() {
+            self.conn.read_tls(&mut raw)?;
+            self.process(stats)?;
+            if let Plain::Closed = self.drain_plain(buf)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The TCP stream ended: before the handshake finished, a failure; after it, the
+    /// end of the session (with or without close_notify).
+    fn peer_eof(&mut self, buf: &mut BytesMut, stats: &BrokerStats) -> io::Result<bool> {
+        if !self.established {
+            return Err(self.fail(FailReason::Eof, "closed during the handshake".into(), stats));
+        }
+        self.conn.read_tls(&mut &[][..])?;
+        self.process(stats)?;
+        self.drain_plain(buf)?;
+        Ok(true)
     }
 
     /// Decrypts what was read; notes the end of the handshake.
@@ -181,17 +222,18 @@ impl TlsSession {
         .into_io()
     }
 
-    /// Moves decrypted bytes into `buf`.
+    /// Moves decrypted bytes into `buf` (one copy, straight from rustls's buffer).
     fn drain_plain(&mut self, buf: &mut BytesMut) -> io::Result<Plain> {
         loop {
-            let start = buf.len();
-            // Zeroing one step costs far less than decrypting it.
-            buf.resize(start + PLAIN_STEP, 0);
-            let r = self.conn.reader().read(&mut buf[start..]);
-            buf.truncate(start + *r.as_ref().unwrap_or(&0));
-            match r {
-                Ok(0) => return Ok(Plain::Closed),
-                Ok(_) => {}
+            let mut reader = self.conn.reader();
+            match reader.fill_buf() {
+                // An empty chunk without an error: the peer sent close_notify.
+                Ok([]) => return Ok(Plain::Closed),
+                Ok(chunk) => {
+                    let n = chunk.len();
+                    buf.extend_from_slice(chunk);
+                    reader.consume(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Plain::Some),
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Plain::Closed),
                 Err(e) => return Err(e),
@@ -229,33 +271,5 @@ impl TlsSession {
     pub fn close_notify(&mut self) {
         self.conn.send_close_notify();
         self.drain_records();
-    }
-}
-
-/// The socket as rustls reads it: non-blocking reads, and the first byte checked, so
-/// a plaintext client is told apart from a broken TLS one.
-struct Raw<'a> {
-    stream: &'a TcpStream,
-    first_checked: &'a mut bool,
-}
-
-impl Read for Raw<'_> {
-    fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
-        let n = self.stream.try_read(b)?;
-        if n > 0 && !*self.first_checked {
-            *self.first_checked = true;
-            if b[0] != HANDSHAKE_RECORD {
-                return Err(TlsFailure {
-                    reason: FailReason::Plaintext,
-                    handshake: true,
-                    detail: format!(
-                        "first byte 0x{:02x} is not a TLS handshake record: a plaintext client on a TLS port",
-                        b[0]
-                    ),
-                }
-                .into_io());
-            }
-        }
-        Ok(n)
     }
 }
