@@ -134,6 +134,7 @@ pub fn server(
                 ApiError::new(ErrorKind::NotFound, "no such route").error_response()
             }))
     })
+    .on_connect(crate::tls::incoming::http_identity)
     .workers(1)
     .disable_signals()
     .shutdown_timeout(grace.as_secs().max(1));

@@ -1,7 +1,8 @@
 //! The gRPC front end's accepted TLS streams: each accepted socket is handshaken on a
 //! task of its own (a slow peer delays nobody), counted in the TLS metrics, and handed
 //! to tonic as a [`TlsIo`], whose connect info ([`GrpcPeer`]) carries the peer and the
-//! verified client certificate's name into every request's extensions.
+//! verified client certificate's name into every request's extensions. HTTPS
+//! connections get the same name through [`http_identity`].
 
 use std::io;
 use std::net::SocketAddr;
@@ -85,6 +86,25 @@ impl AsyncWrite for TlsIo {
 
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
+    }
+}
+
+/// The verified client certificate's name on an HTTPS connection (mutual TLS), in
+/// every request's connection data: `req.conn_data::<HttpTlsIdentity>()`. The hook for
+/// the gateway's authentication.
+#[derive(Debug, Clone)]
+pub struct HttpTlsIdentity(pub String);
+
+/// actix-web's `on_connect`: notes the client certificate's name of a TLS connection.
+pub fn http_identity(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
+    type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+    let name = conn
+        .downcast_ref::<Tls>()
+        .and_then(|t| t.get_ref().1.peer_certificates())
+        .and_then(|c| c.first())
+        .and_then(|c| identity::of_certificate(c));
+    if let Some(n) = name {
+        ext.insert(HttpTlsIdentity(n));
     }
 }
 
