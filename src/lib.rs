@@ -6,11 +6,13 @@
 //!   [`run`] serves until a shutdown future resolves, then drains within the grace
 //!   period. Tests use both on port 0.
 //! - [`logging`]: the tracing subscriber behind `-v`/`-vv` and `RUST_LOG`.
-//! - [`client`]: `switchyard pub`, `sub` and `topics`, clients of the broker port.
+//! - [`client`]: `switchyard pub`, `sub`, `topics`, `call`, `events`: clients of the
+//!   broker port, plain or TLS.
 //! - [`login`]: the `--user`/`--password`/`--token` flags and the client's `auth login`.
 //! - [`reload`]: `switchyard reload`, SIGHUP to the running broker.
 //! - [`passwd`]: `switchyard passwd`, which prints an argon2id hash for `[[auth.user]]`.
 //! - [`bench`]: `switchyard bench maze`, the load generator and checker.
+//! - [`devcerts`]: `switchyard dev-certs DIR`, a CA and certificates to try TLS with.
 //! - [`verify`]: `switchyard verify [--repair]`, the offline check of a data dir.
 //!
 //! The actors live in `switchyard-actors`, the byte formats in `switchyard-codecs`.
@@ -20,6 +22,7 @@ pub mod bench;
 pub mod broker;
 pub mod client;
 pub mod config;
+pub mod devcerts;
 pub mod logging;
 pub mod login;
 pub mod passwd;

@@ -2,7 +2,6 @@
 //! command takes, and the `auth login` exchange they make right after connecting.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 
 use bytes::BytesMut;
 use switchyard_codecs::{Envelope, Frame, FrameCodec, Limits};
@@ -59,32 +58,6 @@ impl LoginArgs {
     }
 }
 
-/// Where a client connects, and how it logs in there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub addr: SocketAddr,
-    pub login: Option<Login>,
-}
-
-impl From<SocketAddr> for Endpoint {
-    fn from(addr: SocketAddr) -> Endpoint {
-        Endpoint { addr, login: None }
-    }
-}
-
-impl Endpoint {
-    /// Connects (with Nagle off) and logs in when a login is set.
-    pub fn connect(&self) -> Result<TcpStream, String> {
-        let mut s =
-            TcpStream::connect(self.addr).map_err(|e| format!("connect {}: {e}", self.addr))?;
-        let _ = s.set_nodelay(true);
-        if let Some(l) = &self.login {
-            login(&mut s, l)?;
-        }
-        Ok(s)
-    }
-}
-
 /// The `auth login` envelope for `l`.
 pub fn login_envelope(l: &Login) -> Envelope {
     match l {
@@ -97,11 +70,22 @@ pub fn login_envelope(l: &Login) -> Envelope {
 
 /// Sends `auth login` on `s` and reads the answer. Reads nothing past it: the broker
 /// sends nothing else before the next request.
-pub fn login(s: &mut TcpStream, l: &Login) -> Result<(), String> {
+pub fn login(s: &mut (impl Read + Write), l: &Login) -> Result<(), String> {
+    send_login(s, l)?;
+    read_login_answer(s)
+}
+
+/// Sends `auth login` (for a connection whose halves are used apart, as the bench's).
+pub fn send_login(w: &mut impl Write, l: &Login) -> Result<(), String> {
     let env = login_envelope(l);
     let mut b = BytesMut::with_capacity(env.encoded_len());
     env.encode(&mut b).map_err(|e| e.to_string())?;
-    s.write_all(&b).map_err(|e| format!("login: {e}"))?;
+    w.write_all(&b).map_err(|e| format!("login: {e}"))?;
+    w.flush().map_err(|e| format!("login: {e}"))
+}
+
+/// Reads the answer to `auth login`, and nothing past it.
+pub fn read_login_answer(r: &mut impl Read) -> Result<(), String> {
     let mut codec = FrameCodec::detect(Limits::default());
     let mut buf = BytesMut::new();
     loop {
@@ -116,8 +100,9 @@ pub fn login(s: &mut TcpStream, l: &Login) -> Result<(), String> {
             Some(_) => return Err("login: unexpected answer from the broker".into()),
             None => {}
         }
-        let mut byte = [0u8; 512];
-        let n = s.read(&mut byte).map_err(|e| format!("login: {e}"))?;
+        // One byte at a time: whatever follows the answer is the caller's to read.
+        let mut byte = [0u8; 1];
+        let n = r.read(&mut byte).map_err(|e| format!("login: {e}"))?;
         if n == 0 {
             return Err("login: the broker closed the connection".into());
         }

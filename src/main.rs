@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::io::Write;
-use switchyard::client::Endpoint;
 use switchyard::config::{Config, Source};
 use tracing::info;
 
@@ -48,6 +47,8 @@ enum Command {
         /// The broker port [default: broker.bind of the config]
         #[arg(long)]
         broker: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        tls: switchyard::client::TlsOptions,
     },
     /// Print a topic's records as `<partition> <offset> <value>` lines
     Sub {
@@ -55,11 +56,15 @@ enum Command {
         options: switchyard::client::SubOptions,
         #[arg(long)]
         broker: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        tls: switchyard::client::TlsOptions,
     },
     /// List topics: partitions, offsets, sizes, group lags
     Topics {
         #[arg(long)]
         broker: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        tls: switchyard::client::TlsOptions,
     },
     /// Call a feature's RPC method (driver:<name>, broker, client:<id>) and print the result
     Call {
@@ -72,11 +77,15 @@ enum Command {
         timeout: Option<String>,
         #[arg(long)]
         broker: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        tls: switchyard::client::TlsOptions,
     },
     /// Print every event-bus message as `<driver> <payload>` lines
     Events {
         #[arg(long)]
         broker: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        tls: switchyard::client::TlsOptions,
     },
     /// Read a password or token from stdin (no echo on a terminal) and print its argon2id hash
     Passwd,
@@ -89,6 +98,14 @@ enum Command {
     /// Benchmarks that print figures
     #[command(subcommand)]
     Bench(Bench),
+    /// Write a local CA, a server certificate for localhost and 127.0.0.1, and a client
+    /// certificate into DIR, to try TLS and mutual TLS
+    DevCerts {
+        dir: PathBuf,
+        /// The client certificate's name (its CN: the user it names under mutual TLS)
+        #[arg(long, default_value = "dev")]
+        client: String,
+    },
     /// Check a stopped broker's data dir offline: every CRC, offset and index
     Verify {
         /// The data dir [default: storage.dir of the config]
@@ -103,92 +120,13 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum Bench {
     /// Load-generate and check the follower maze against a running broker
-    Maze(MazeArgs),
+    Maze(switchyard::bench::cli::MazeArgs),
     /// Publish to a topic as fast as acks allow
-    Pub(TopicArgs),
+    Pub(switchyard::bench::cli::TopicArgs),
     /// Read a topic from the earliest offset
-    Sub(TopicArgs),
+    Sub(switchyard::bench::cli::TopicArgs),
     /// Consumers subscribed from the latest offset, then producers: end-to-end latency
-    Pubsub(TopicArgs),
-}
-
-#[derive(Debug, Clone, clap::Args)]
-struct TopicArgs {
-    /// The broker port [default: broker.bind of the config]
-    #[arg(long)]
-    broker: Option<std::net::SocketAddr>,
-    #[arg(long, default_value = "bench")]
-    topic: String,
-    /// Bytes per message (at least 8)
-    #[arg(long, default_value_t = 128)]
-    size: usize,
-    /// Messages in all
-    #[arg(long, default_value_t = 1_000_000)]
-    count: u64,
-    /// Messages per publish envelope
-    #[arg(long, default_value_t = 1000)]
-    batch: u64,
-    #[arg(long, default_value_t = 1)]
-    producers: usize,
-    #[arg(long, default_value_t = 1)]
-    consumers: usize,
-    /// Publishes in flight per producer
-    #[arg(long, default_value_t = 16)]
-    inflight: u64,
-    /// Messages per second across producers [default: as fast as acks allow]
-    #[arg(long)]
-    rate: Option<u64>,
-    /// Records a consumer may have outstanding [default: batch x inflight, 10000 to 1000000]
-    #[arg(long)]
-    credit: Option<u64>,
-    /// Records per second each consumer reads: a slow subscriber [default: no pacing]
-    #[arg(long)]
-    consume_rate: Option<u64>,
-    /// Records per `topic deliver` the consumers ask for (the subscribe `batch` label)
-    #[arg(long, default_value_t = 1)]
-    deliver_batch: u64,
-    /// The fsync option of the topic when the bench creates it [default: the broker's]
-    #[arg(long, value_parser = ["always", "interval", "never"])]
-    fsync: Option<String>,
-    /// The broker's pid, to report its resident memory over the run
-    #[arg(long)]
-    broker_pid: Option<u32>,
-    /// No progress bar
-    #[arg(long)]
-    quiet: bool,
-}
-
-/// Options take the official harness's environment variables too.
-#[derive(Debug, clap::Args)]
-struct MazeArgs {
-    #[arg(long, env = "totalEvents", default_value_t = 10_000_000)]
-    total_events: u64,
-    /// Connected user clients
-    #[arg(long, env = "concurrencyLevel", default_value_t = 100)]
-    concurrency_level: usize,
-    /// User ids in events [default: 10 x concurrency-level]
-    #[arg(long, env = "numberOfUsers")]
-    number_of_users: Option<u32>,
-    /// Largest batch; each batch is shuffled before it is sent
-    #[arg(long, env = "maxEventSourceBatchSize", default_value_t = 100)]
-    max_event_source_batch_size: u32,
-    #[arg(long, env = "randomSeed", default_value_t = 666)]
-    random_seed: u64,
-    /// Milliseconds a client waits for its next expected notification
-    #[arg(long, env = "timeout", default_value_t = 20_000)]
-    timeout: u64,
-    #[arg(long, env = "eventListenerPort", default_value_t = 9090)]
-    event_listener_port: u16,
-    #[arg(long, env = "clientListenerPort", default_value_t = 9099)]
-    client_listener_port: u16,
-    #[arg(long, default_value = "127.0.0.1")]
-    host: std::net::IpAddr,
-    /// The broker's pid, to report its peak RSS
-    #[arg(long)]
-    broker_pid: Option<u32>,
-    /// No progress bar
-    #[arg(long)]
-    quiet: bool,
+    Pubsub(switchyard::bench::cli::TopicArgs),
 }
 
 fn main() -> ExitCode {
@@ -206,7 +144,16 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Passwd) => switchyard::passwd::command(),
         Some(Command::CheckConfig { path }) => check_config(path.or(cli.config)),
-        Some(Command::Bench(Bench::Maze(args))) => bench_maze(&args),
+        Some(Command::Bench(Bench::Maze(args))) => switchyard::bench::cli::maze(&args),
+        Some(Command::DevCerts { dir, client }) => {
+            match switchyard::devcerts::write(&dir, &client, &mut std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Command::Bench(Bench::Pub(a))) => {
             bench_topics(config.clone(), switchyard::bench::topics::Mode::Pub, a)
         }
@@ -222,7 +169,8 @@ fn main() -> ExitCode {
             key,
             partition,
             broker,
-        }) => client(config.clone(), broker, |addr| {
+            tls,
+        }) => client(config.clone(), broker, &tls, |addr| {
             let n = switchyard::client::publish(
                 addr,
                 &topic,
@@ -233,7 +181,11 @@ fn main() -> ExitCode {
             eprintln!("published {n} records to {topic}");
             Ok(())
         }),
-        Some(Command::Sub { options, broker }) => client(config.clone(), broker, |addr| {
+        Some(Command::Sub {
+            options,
+            broker,
+            tls,
+        }) => client(config.clone(), broker, &tls, |addr| {
             switchyard::client::subscribe(addr, &options, &mut std::io::stdout().lock()).map(|_| ())
         }),
         Some(Command::Call {
@@ -242,7 +194,8 @@ fn main() -> ExitCode {
             params,
             timeout,
             broker,
-        }) => client(config.clone(), broker, |addr| {
+            tls,
+        }) => client(config.clone(), broker, &tls, |addr| {
             let p = params.unwrap_or_default();
             let out = switchyard::client::call(
                 addr,
@@ -256,14 +209,14 @@ fn main() -> ExitCode {
             o.write_all(b"\n")?;
             Ok(())
         }),
-        Some(Command::Events { broker }) => client(config.clone(), broker, |addr| {
+        Some(Command::Events { broker, tls }) => client(config.clone(), broker, &tls, |addr| {
             switchyard::client::events(addr, &mut std::io::stdout().lock())
         }),
         Some(Command::Reload { pid }) => switchyard::reload::command(cli.config, pid),
         Some(Command::Verify { dir, repair }) => {
             switchyard::verify::command(cli.config, dir, repair)
         }
-        Some(Command::Topics { broker }) => client(config.clone(), broker, |addr| {
+        Some(Command::Topics { broker, tls }) => client(config.clone(), broker, &tls, |addr| {
             switchyard::client::topics(addr, &mut std::io::stdout().lock())
         }),
         None => {
@@ -297,12 +250,34 @@ fn log_nofile(raised: std::io::Result<u64>) {
 /// The config file and the login flags a client command uses.
 type ClientConfig = (Option<PathBuf>, Option<switchyard::client::Login>);
 
-/// Runs a client command against `--broker`, or the config's `broker.bind`.
+/// `bench pub | sub | pubsub`: the client's connection, then the bench.
+fn bench_topics(
+    config: ClientConfig,
+    mode: switchyard::bench::topics::Mode,
+    a: switchyard::bench::cli::TopicArgs,
+) -> ExitCode {
+    client(config, a.broker, &a.tls, |to| {
+        let o = switchyard::bench::cli::topic_options(mode, to, &a);
+        switchyard::bench::topics::run(&o, &mut std::io::stdout().lock())
+            .map_err(switchyard::client::ClientError::Broker)
+    })
+}
+
+/// Runs a client command against `--broker`, or the config's `broker.bind`, over TLS
+/// when `tls` says so.
 fn client(
     (config, login): ClientConfig,
     broker: Option<std::net::SocketAddr>,
-    run: impl FnOnce(Endpoint) -> Result<(), switchyard::client::ClientError>,
+    tls: &switchyard::client::TlsOptions,
+    run: impl FnOnce(switchyard::client::Target) -> Result<(), switchyard::client::ClientError>,
 ) -> ExitCode {
+    let connector = match switchyard::client::Connector::new(tls) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let addr = match broker {
         Some(a) => a,
         None => match Config::load(config.as_deref()) {
@@ -313,72 +288,15 @@ fn client(
             }
         },
     };
-    match run(Endpoint { addr, login }) {
+    match run(switchyard::client::Target {
+        addr,
+        connector,
+        login,
+    }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-fn bench_topics(
-    config: ClientConfig,
-    mode: switchyard::bench::topics::Mode,
-    a: TopicArgs,
-) -> ExitCode {
-    client(config, a.broker, |ep| {
-        let o = switchyard::bench::topics::Options {
-            mode,
-            broker: ep.addr,
-            login: ep.login,
-            topic: a.topic.clone(),
-            size: a.size.max(8),
-            count: a.count,
-            batch: a.batch.max(1),
-            producers: a.producers.max(1),
-            consumers: a.consumers.max(1),
-            inflight: a.inflight.max(1),
-            rate: a.rate,
-            credit: a.credit,
-            consume_rate: a.consume_rate,
-            deliver_batch: a.deliver_batch.max(1),
-            fsync: a.fsync.clone(),
-            broker_pid: a.broker_pid,
-            progress: !a.quiet,
-        };
-        switchyard::bench::topics::run(&o, &mut std::io::stdout().lock())
-            .map_err(switchyard::client::ClientError::Broker)
-    })
-}
-
-fn bench_maze(a: &MazeArgs) -> ExitCode {
-    let opts = switchyard::bench::maze::Options {
-        total_events: a.total_events,
-        concurrency: a.concurrency_level,
-        users: a
-            .number_of_users
-            .unwrap_or((a.concurrency_level as u32).saturating_mul(10)),
-        max_batch: a.max_event_source_batch_size,
-        seed: a.random_seed,
-        timeout: std::time::Duration::from_millis(a.timeout),
-        event_addr: (a.host, a.event_listener_port).into(),
-        client_addr: (a.host, a.client_listener_port).into(),
-        broker_pid: a.broker_pid,
-        progress: !a.quiet,
-    };
-    match switchyard::bench::maze::run(&opts) {
-        Ok(report) => {
-            print!("{report}");
-            if report.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
         }
     }
 }

@@ -21,6 +21,8 @@
 //! - [`ratelog`]: [`ratelog::RateLog`], one log line a second for repeated events, with
 //!   the count left out.
 //! - [`panic_note`]: remembers panic messages so restarts can say why.
+//! - [`tls`]: TLS for the broker port and the gateway: reloadable certificates, the
+//!   sans-IO session broker-port sockets drive, client identities, handshake counters.
 //!
 //! Everything runs on one actix Arbiter (see `ARCHITECTURE.md`, performance stance).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -42,6 +44,7 @@ pub mod socket;
 pub mod stats;
 pub mod storage;
 pub mod supervisor;
+pub mod tls;
 pub mod topic;
 pub mod tree;
 

@@ -63,11 +63,12 @@ impl Default for Logs {
 pub type Spawner = Arc<dyn Fn(Accepted) -> Option<Recipient<Drain>> + Send + Sync>;
 
 /// The broker port's spawner: a [`Connection`] per peer, with the topic registry and
-/// driver host that run at the time.
+/// driver host that run at the time; with `tls`, every peer speaks TLS.
 pub fn broker_connections(
     topics: TopicsSlot,
     drivers: DriversSlot,
     auth: Option<crate::auth::Auth>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Spawner {
     let auth_log = SharedRateLog::per_second();
     Arc::new(move |a| {
@@ -77,7 +78,11 @@ pub fn broker_connections(
             auth: auth.clone(),
             auth_log: auth_log.clone(),
         };
-        Some(Connection::new(a, services).start().recipient())
+        Some(
+            Connection::new(a, services, tls.as_ref())
+                .start()
+                .recipient(),
+        )
     })
 }
 

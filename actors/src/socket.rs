@@ -1,6 +1,10 @@
 //! The socket half every connection-like actor shares: reads wait for readiness,
 //! writes go through a budgeted [`Outbox`] (`try_write` until the socket would block,
 //! then one `writable()` wait), and closing flushes, half-closes, then stops.
+//!
+//! On a TLS port the socket carries a [`TlsSession`]: reads decrypt into the caller's
+//! buffer, and a flush seals the queued plaintext into records first. Without one the
+//! path is the plain one, byte for byte (one `Option` test per read and per flush).
 
 use std::io;
 use std::rc::Rc;
@@ -14,6 +18,7 @@ use tracing::{debug, Span};
 use crate::budget::Window;
 use crate::outbox::{Full, Outbox, MAX_SLICES};
 use crate::stats::BrokerStats;
+use crate::tls::TlsSession;
 
 /// What a flush achieved.
 #[derive(Debug)]
@@ -42,6 +47,8 @@ pub struct Socket {
     window: Option<Arc<Window>>,
     /// What `window` has been charged for.
     charged: usize,
+    /// The TLS session, on a TLS port. Its sealed records count as queued output.
+    tls: Option<Box<TlsSession>>,
 }
 
 impl Socket {
@@ -56,7 +63,28 @@ impl Socket {
             closing: None,
             window: None,
             charged: 0,
+            tls: None,
         }
+    }
+
+    /// Speaks TLS from now on (before anything was read).
+    pub fn set_tls(&mut self, session: TlsSession) {
+        self.tls = Some(Box::new(session));
+    }
+
+    /// The TLS handshake has just finished: the client certificate's name, if any.
+    /// Returned once.
+    pub fn take_established(&mut self) -> Option<Option<String>> {
+        self.tls.as_mut()?.take_established()
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// TLS records (handshake answers, alerts) are waiting for the socket.
+    pub fn tls_pending(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| !t.pending().is_empty())
     }
 
     /// Charges queued output to `window` from now on.
@@ -67,8 +95,8 @@ impl Socket {
 
     /// Brings the window's charge to what is queued now.
     fn sync_charge(&mut self) {
+        let now = self.queued();
         let Some(w) = &self.window else { return };
-        let now = self.out.len();
         if now > self.charged {
             w.charge((now - self.charged) as u64);
         } else if now < self.charged {
@@ -88,15 +116,27 @@ impl Socket {
 
     /// Bytes queued and not yet written.
     pub fn queued(&self) -> usize {
-        self.out.len()
+        match &self.tls {
+            None => self.out.len(),
+            Some(t) => self.out.len() + t.pending().len(),
+        }
     }
 
     pub fn is_idle(&self) -> bool {
-        self.out.is_empty() && !self.waiting
+        self.queued() == 0 && !self.waiting
     }
 
-    /// Queues `bytes` under the budget.
+    /// Queues `bytes` under the budget (sealed records included).
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), Full> {
+        if let Some(t) = &self.tls {
+            let sealed = t.pending().len();
+            if sealed + self.out.len() + bytes.len() > self.out.budget() {
+                return Err(Full {
+                    queued: sealed + self.out.len(),
+                    budget: self.out.budget(),
+                });
+            }
+        }
         self.out.push(bytes)?;
         self.note_peak();
         Ok(())
@@ -118,6 +158,10 @@ impl Socket {
     /// Writes `bytes` straight to the socket when nothing is queued before them, and
     /// queues only what the socket did not take: no copy on the common path.
     pub fn write_through(&mut self, bytes: &[u8]) -> Result<Flushed, Full> {
+        if self.tls.is_some() {
+            self.push(bytes)?;
+            return Ok(self.flush());
+        }
         if !self.is_idle() {
             self.push(bytes)?;
             return Ok(Flushed::Blocked);
@@ -155,6 +199,9 @@ impl Socket {
         if self.waiting {
             return Flushed::Blocked;
         }
+        if self.tls.is_some() {
+            return self.flush_sealed();
+        }
         while !self.out.is_empty() {
             let mut slices = [std::io::IoSlice::new(&[]); MAX_SLICES];
             let k = self.out.slices(&mut slices);
@@ -177,15 +224,53 @@ impl Socket {
         Flushed::Done
     }
 
+    /// Seals what is queued and writes the records until done or the socket would
+    /// block.
+    fn flush_sealed(&mut self) -> Flushed {
+        let Some(tls) = self.tls.as_mut() else {
+            return Flushed::Done;
+        };
+        loop {
+            if let Err(e) = tls.seal(&mut self.out) {
+                return Flushed::Failed(e);
+            }
+            if tls.pending().is_empty() {
+                return Flushed::Done;
+            }
+            match self.stream.try_write(tls.pending()) {
+                Ok(n) => {
+                    tls.consume(n);
+                    self.written += n as u64;
+                    BrokerStats::add(&self.stats.bytes_out, n as u64);
+                    BrokerStats::add(&self.stats.socket_writes, 1);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::Blocked,
+                Err(e) => return Flushed::Failed(e),
+            }
+        }
+    }
+
     /// Drops whatever is queued (the peer is being cut off).
     pub fn discard(&mut self) {
         self.out.clear();
+        if let Some(t) = self.tls.as_mut() {
+            t.discard();
+        }
         self.sync_charge();
     }
 
     /// Reads what the socket holds into `buf`, growing it by `chunk` when less than a
     /// quarter of that is free; counts the bytes in.
-    pub fn try_read(&self, buf: &mut bytes::BytesMut, chunk: usize) -> io::Result<usize> {
+    pub fn try_read(&mut self, buf: &mut bytes::BytesMut, chunk: usize) -> io::Result<usize> {
+        if let Some(tls) = self.tls.as_mut() {
+            let r = tls.read(&self.stream, buf, chunk, &self.stats);
+            if r.is_err() {
+                // The alert, best effort: the connection is closing anyway.
+                let _ = self.stream.try_write(tls.pending());
+                tls.discard();
+            }
+            return r;
+        }
         if buf.capacity() - buf.len() < chunk / 4 {
             buf.reserve(chunk);
         }
@@ -255,6 +340,12 @@ impl Socket {
 
     /// Half-closes, so the peer reads everything sent before it sees EOF, and stops.
     pub fn finish<A: Actor<Context = Context<A>>>(&mut self, ctx: &mut Context<A>) {
+        if let Some(tls) = self.tls.as_mut() {
+            // close_notify, best effort: the output before it is all written.
+            tls.close_notify();
+            let _ = self.stream.try_write(tls.pending());
+            tls.discard();
+        }
         let _ = socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write);
         ctx.stop();
     }

@@ -51,6 +51,8 @@ pub struct BrokerStats {
     pub memory: Arc<MemoryBudget>,
     /// Failed logins and refused operations.
     pub auth: crate::auth::AuthStats,
+    /// TLS handshakes done and failed, per port.
+    pub tls: crate::tls::TlsStats,
 }
 
 /// A copy of the counters at one moment.

@@ -1,5 +1,6 @@
 //! Benchmarks that are part of the product: `switchyard bench …`.
 //!
+//! - [`cli`]: the command-line options of `switchyard bench`.
 //! - [`maze`]: the follower-maze load generator and checker.
 //! - [`topics`]: `bench pub | sub | pubsub`, topic throughput and latency.
 //! - [`workload`]: the seeded event stream and each client's expected notifications.
@@ -7,6 +8,7 @@
 //! - [`progress`]: the progress bar.
 //! - [`rss`]: the broker's resident memory during a run.
 
+pub mod cli;
 pub mod histogram;
 pub mod maze;
 pub mod progress;

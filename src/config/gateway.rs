@@ -32,10 +32,14 @@ pub struct GatewayConfig {
     /// Bytes of records one SSE or gRPC stream may hold that its client has not read.
     #[serde(default = "stream_buffer")]
     pub stream_buffer_bytes: Ranged<65_536, { 64 * super::GIB }>,
+    /// HTTPS and gRPC over TLS (`[tls]` has the certificates).
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl Config {
     /// What the gateway is told, when `[gateway]` is present.
+    /// The certificates are loaded at start-up and given to the gateway afterwards.
     pub fn gateway_settings(&self) -> Option<(GatewaySettings, Duration)> {
         let g = self.gateway.as_ref()?;
         Some((
@@ -43,6 +47,7 @@ impl Config {
                 auth: None,
                 grace: Duration::from_millis(self.shutdown.grace_ms),
                 stream_buffer_bytes: g.stream_buffer_bytes.get(),
+                tls: None,
             },
             Duration::from_millis(g.request_timeout_ms.get()),
         ))

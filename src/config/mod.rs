@@ -17,11 +17,13 @@ mod drivers;
 mod error;
 mod gateway;
 mod settings;
+mod tls;
 mod topics;
 
 pub use chat::{AdapterConfig, ChatConfig, ConsoleConfig, PluginConfig, RateConfig};
 pub use drivers::{DoConfig, DriverConfig, DriversConfig, RuleConfig, WhenConfig};
 pub use gateway::GatewayConfig;
+pub use tls::TlsConfig;
 
 pub use error::ConfigError;
 use error::{at_key, from_toml};
@@ -109,6 +111,9 @@ pub struct Config {
     /// Users and permissions; without it every peer may do everything (loopback only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthConfig>,
+    /// Certificates for `broker.tls` and `gateway.tls`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 /// `[broker]`: the broker port and the bounds of every connection.
@@ -140,6 +145,8 @@ pub struct BrokerConfig {
     /// The broker writes its pid here (for `switchyard reload`); unset: no file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid_file: Option<PathBuf>,
+    /// The port speaks TLS only (`[tls]` has the certificates).
+    pub tls: bool,
 }
 
 impl Default for BrokerConfig {
@@ -161,6 +168,7 @@ impl Default for BrokerConfig {
             slow_consumer: SlowConsumer::Disconnect,
             memory_limit_bytes: Ranged::new(512 * MIB),
             pid_file: None,
+            tls: false,
         }
     }
 }
@@ -451,6 +459,7 @@ impl Config {
         self.validate_drivers(text, file)?;
         self.validate_chat(text, file)?;
         self.validate_auth(text, file)?;
+        self.validate_tls(text, file)?;
         let s = &self.supervisor;
         if s.backoff_max_ms < s.backoff_ms {
             return Err(at_key(

@@ -31,7 +31,8 @@ impl Config {
             child_kind: "connection",
             max_connections: b.max_connections.usize(),
             max_connections_per_ip: b.max_connections_per_ip.usize(),
-            refusal_notice: true,
+            // A plaintext envelope would be garbage to a TLS client.
+            refusal_notice: !b.tls,
             allow: Vec::new(),
             connection: ConnectionSettings {
                 limits: self.limits(),

@@ -32,7 +32,7 @@ impl Reply {
     }
 }
 
-fn head(method: &str, path: &str, headers: &[(&str, &str)], len: usize) -> String {
+pub fn head(method: &str, path: &str, headers: &[(&str, &str)], len: usize) -> String {
     let mut h = format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: {len}\r\n");
     for (k, v) in headers {
         h += &format!("{k}: {v}\r\n");
@@ -77,7 +77,7 @@ pub async fn post_json(addr: SocketAddr, path: &str, body: &serde_json::Value) -
     .await
 }
 
-fn parse(raw: &[u8]) -> Reply {
+pub fn parse(raw: &[u8]) -> Reply {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod drivers;
 pub mod gateway;
 pub mod http;
+pub mod tls;
 pub mod topics;
 
 use bytes::BytesMut;

@@ -123,6 +123,12 @@ impl Users {
         self.by_name.is_empty()
     }
 
+    /// The principal named `name`, with no secret checked: for a peer whose verified
+    /// client certificate names it (mutual TLS).
+    pub fn named(&self, name: &str) -> Option<Arc<Principal>> {
+        self.by_name.get(name).map(|a| a.principal.clone())
+    }
+
     /// The principal named `user`, when `password` is theirs. CPU-heavy: not on an
     /// arbiter (see [`Users::verify_password_blocking`]).
     pub fn verify_password(&self, user: &str, password: &str) -> Option<Arc<Principal>> {

@@ -181,6 +181,27 @@ impl Connection {
         self.resume_after_login(ctx);
     }
 
+    /// A mutual-TLS client whose certificate names a configured user is that user:
+    /// no login frame is needed (nor answered). A name that is no user changes
+    /// nothing: the peer logs in as any other.
+    pub(super) fn login_by_certificate(&mut self, name: &str) {
+        if self.login.logged_in() && !self.login.unrestricted() {
+            return;
+        }
+        let Some(p) = self
+            .services
+            .auth
+            .as_ref()
+            .and_then(|a| a.users.named(name))
+        else {
+            return;
+        };
+        self.span.record("user", p.name.as_str());
+        info!(peer = %self.peer, user = %p.name, "login by client certificate");
+        self.login.principal = Some(p);
+        self.login.decisions = Decisions::default();
+    }
+
     fn bad_login(&mut self, id: Option<Bytes>, ctx: &mut Context<Self>) {
         let _g = self.span.clone().entered();
         self.stats.auth.failure("broker", "bad_credentials");

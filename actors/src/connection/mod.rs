@@ -10,6 +10,9 @@
 //! - `publish`: publishes of one read, sent to the registry together.
 //! - `routed`: oversize frames, and frames routed to the driver host.
 //! - `topics`: the `topic` channel: subscriptions, credit, groups, deliveries.
+//! - `tls`: what the connection learns from its TLS session: the handshake's end, the
+//!   client certificate's name ([`Connection::tls_identity`]), failures. The socket
+//!   itself decrypts and seals (see [`crate::tls::session`]).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -27,6 +30,7 @@ mod login;
 mod memory;
 mod publish;
 mod routed;
+mod tls;
 mod topics;
 
 use crate::budget::{Held, Window};
@@ -151,10 +155,17 @@ pub struct Connection {
     /// Who this connection acts for, and its cached permission decisions.
     login: login::LoginState,
     auth_log: SharedRateLog,
+    /// The verified client certificate's name (CN, else the first DNS or e-mail SAN),
+    /// once a mutual-TLS handshake has finished: a connection whose name is a
+    /// configured user is that user, and needs no login frame.
+    tls_identity: Option<String>,
+    /// The port speaks TLS but no session could be made: close at once.
+    tls_unusable: bool,
 }
 
 impl Connection {
-    pub fn new(a: Accepted, services: Services) -> Self {
+    /// A connection for `a`; with `tls`, it speaks TLS from the first byte.
+    pub fn new(a: Accepted, services: Services, tls: Option<&Arc<rustls::ServerConfig>>) -> Self {
         let span = tracing::info_span!("conn", id = a.id, peer = %a.peer, proto = tracing::field::Empty, user = tracing::field::Empty);
         let stream = Rc::new(a.stream);
         let mut sock = Socket::new(stream, a.settings.output_buffer_bytes, a.stats.clone());
@@ -165,7 +176,19 @@ impl Connection {
         );
         sock.set_window(window.clone());
         let required = services.auth.as_ref().is_some_and(|a| a.login_required());
+        let mut tls_unusable = false;
+        if let Some(config) = tls {
+            match crate::tls::TlsSession::new(config.clone()) {
+                Ok(session) => sock.set_tls(session),
+                Err(e) => {
+                    warn!(peer = %a.peer, error = %e, "cannot start a tls session, closing");
+                    tls_unusable = true;
+                }
+            }
+        }
         Connection {
+            tls_identity: None,
+            tls_unusable,
             id: a.id,
             peer: a.peer,
             span,
@@ -216,6 +239,9 @@ impl Connection {
         let chunk = self.read_chunk();
         let read = self.sock.try_read(&mut self.rbuf, chunk);
         self.charge_read();
+        if let Some(name) = self.sock.take_established() {
+            self.tls_established(name);
+        }
         match read {
             Ok(0) => {
                 self.eof = true;
@@ -227,8 +253,17 @@ impl Connection {
                 self.process(ctx);
                 self.after_input(ctx);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.wait_readable(ctx),
-            Err(e) => self.sock.abort(ctx, "read error", &e),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if self.sock.tls_pending() {
+                    // Handshake answers: they go out though the client has said nothing.
+                    self.flush(ctx);
+                }
+                self.wait_readable(ctx)
+            }
+            Err(e) => match crate::tls::TlsFailure::of(&e) {
+                Some(f) => self.tls_failed(f, ctx),
+                None => self.sock.abort(ctx, "read error", &e),
+            },
         }
     }
 
@@ -280,7 +315,7 @@ impl Connection {
                 "dipper"
             };
             self.span.record("proto", proto);
-            self.entry.set_detail(proto);
+            self.entry.set_detail(self.detail(Some(proto)));
         }
     }
 
@@ -436,6 +471,9 @@ impl Actor for Connection {
         }
         self.start_login_deadline(ctx);
         self.window.register(ctx.address().recipient());
+        if self.tls_unusable {
+            return ctx.stop();
+        }
         self.on_readable(ctx);
     }
 

@@ -64,18 +64,26 @@ impl GatewayAuth {
         self.auth.as_ref().is_some_and(Auth::login_required)
     }
 
-    /// Who `authorization` (the header or metadata value) names, or why not.
-    /// `port` is `http` or `grpc`, for `auth_failures_total`.
+    /// Who `authorization` (the header or metadata value) names, or, without it, the
+    /// verified client certificate's `identity` (mutual TLS) when that is a user; or
+    /// why not. `port` is `http` or `grpc`, for `auth_failures_total`.
     pub async fn check(
         &self,
         authorization: Option<&str>,
+        identity: Option<&str>,
         peer: Option<IpAddr>,
         port: &'static str,
     ) -> Result<Arc<Principal>, ApiError> {
         let Some(auth) = &self.auth else {
             return Ok(Arc::new(Principal::anonymous()));
         };
+        // A peer whose address is unknown still waits after a bad login: all of them
+        // share one entry of the throttle.
+        let peer = Some(peer.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)));
         let Some(value) = authorization.filter(|v| !v.trim().is_empty()) else {
+            if let Some(p) = identity.and_then(|n| auth.users.named(n)) {
+                return Ok(p);
+            }
             if !auth.login_required() {
                 return Ok(Arc::new(Principal::anonymous()));
             }

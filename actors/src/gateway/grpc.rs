@@ -39,8 +39,15 @@ impl Service {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let peer = req.remote_addr().map(|a| a.ip());
-        Ok(self.auth.check(value.as_deref(), peer, "grpc").await?)
+        let tls = req.extensions().get::<crate::tls::incoming::GrpcPeer>();
+        let identity = tls.and_then(|p| p.tls_identity.clone());
+        let peer = tls
+            .map(|p| p.remote.ip())
+            .or_else(|| req.remote_addr().map(|a| a.ip()));
+        Ok(self
+            .auth
+            .check(value.as_deref(), identity.as_deref(), peer, "grpc")
+            .await?)
     }
 }
 
@@ -290,14 +297,27 @@ pub async fn serve(
         impl tonic_health::pb::health_server::Health,
     >,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 ) -> Result<(), tonic::transport::Error> {
+    let stats = backend.stats.clone();
     let svc = BrokerServer::new(Service { backend, auth });
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .add_service(health_service)
-        .add_service(svc)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
-        .await
+        .add_service(svc);
+    match tls {
+        Some(config) => {
+            let incoming = crate::tls::incoming::accept(listener, config, stats);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    shutdown,
+                )
+                .await
+        }
+    }
 }

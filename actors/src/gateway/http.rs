@@ -65,10 +65,15 @@ impl FromRequest for Caller {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let peer = req.peer_addr().map(|a| a.ip());
+        let identity = req
+            .conn_data::<crate::tls::incoming::HttpTlsIdentity>()
+            .map(|i| i.0.clone());
         Box::pin(async move {
             let auth =
                 auth.ok_or_else(|| ApiError::new(ErrorKind::Internal, "no gateway state"))?;
-            auth.check(value.as_deref(), peer, "http").await.map(Caller)
+            auth.check(value.as_deref(), identity.as_deref(), peer, "http")
+                .await
+                .map(Caller)
         })
     }
 }
@@ -90,6 +95,7 @@ pub fn server(
     auth: GatewayAuth,
     listener: std::net::TcpListener,
     grace: Duration,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let state = State { backend, auth };
     let server = HttpServer::new(move || {
@@ -134,12 +140,16 @@ pub fn server(
                 ApiError::new(ErrorKind::NotFound, "no such route").error_response()
             }))
     })
+    .on_connect(crate::tls::incoming::http_identity)
     .workers(1)
     .disable_signals()
-    .shutdown_timeout(grace.as_secs().max(1))
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .shutdown_timeout(grace.as_secs().max(1));
+    // actix-http adds the ALPN names (h2, http/1.1) to the config it is given.
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, (*config).clone())?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
 }
 
 async fn page() -> HttpResponse {

@@ -40,6 +40,38 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// TLS handshakes per port, and failures per port and reason.
+fn tls(o: &mut Out, t: &crate::tls::TlsStats) {
+    use crate::tls::{FailReason, TlsPort};
+    o.family(
+        "tls_handshakes_total",
+        "counter",
+        "TLS handshakes completed, per port (broker, grpc).",
+    );
+    for p in TlsPort::ALL {
+        o.sample(
+            "tls_handshakes_total",
+            &[("port", p.name())],
+            t.handshakes(p),
+        );
+    }
+    o.family(
+        "tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes that failed, per port and reason.",
+    );
+    for p in TlsPort::ALL {
+        for r in FailReason::ALL {
+            let n = t.failures(p, r);
+            o.sample(
+                "tls_handshake_failures_total",
+                &[("port", p.name()), ("reason", r.label())],
+                n,
+            );
+        }
+    }
+}
+
 /// Renders every metric; parts that are not running are left out.
 pub async fn render(b: &Backend) -> String {
     let mut o = Out(String::new());
@@ -142,6 +174,7 @@ pub async fn render(b: &Backend) -> String {
         "Clients cut off by the slow-consumer policy.",
         s.slow_consumer_disconnects,
     );
+    tls(&mut o, &b.stats.tls);
     o.one(
         "memory_limit_bytes",
         "gauge",

@@ -54,6 +54,8 @@ pub struct GatewaySettings {
     pub grace: Duration,
     /// Bytes of records one stream may hold that its client has not read.
     pub stream_buffer_bytes: u64,
+    /// HTTPS and gRPC over TLS, with these (reloadable) certificates.
+    pub tls: Option<Arc<crate::tls::TlsCerts>>,
 }
 
 /// A record as JSON: the value as text when it is UTF-8, else in `value_base64`.
@@ -174,11 +176,16 @@ impl Gateway {
     fn start_http(&mut self) {
         let Some(l) = self.http.take() else { return };
         let addr = l.local_addr().ok();
+        let tls = match self.tls_config(&[]) {
+            Ok(t) => t,
+            Err(e) => return warn!(error = %e, "http gateway cannot start"),
+        };
         match http::server(
             self.backend.clone(),
             self.auth.clone(),
             l,
             self.settings.grace,
+            tls,
         ) {
             Ok(server) => {
                 self.http_handle = Some(server.handle());
@@ -187,7 +194,7 @@ impl Gateway {
                         warn!(error = %e, "http gateway stopped with an error");
                     }
                 });
-                info!(addr = ?addr, "http gateway listening");
+                info!(addr = ?addr, tls = self.settings.tls.is_some(), "http gateway listening");
             }
             Err(e) => warn!(error = %e, "http gateway cannot start"),
         }
@@ -203,6 +210,11 @@ impl Gateway {
             Ok(l) => l,
             Err(e) => return warn!(error = %e, "grpc gateway cannot start"),
         };
+        // gRPC needs HTTP/2, which TLS clients ask for by ALPN.
+        let tls = match self.tls_config(&[b"h2"]) {
+            Ok(t) => t,
+            Err(e) => return warn!(error = %e, "grpc gateway cannot start"),
+        };
         let (reporter, health_service) = tonic_health::server::health_reporter();
         self.health = Some(reporter);
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -215,14 +227,26 @@ impl Gateway {
             let stop = async {
                 let _ = stop_rx.await;
             };
-            if let Err(e) = grpc::serve(backend, auth, listener, health_service, stop).await {
+            if let Err(e) = grpc::serve(backend, auth, listener, health_service, stop, tls).await {
                 warn!(error = %e, "grpc gateway stopped with an error");
             }
             let _ = done_tx.send(());
         });
         // Health follows readiness: serving once the broker is up, not while it drains.
         ctx.run_interval(Duration::from_millis(50), |act, _| act.report_health());
-        info!(addr = ?addr, "grpc gateway listening");
+        info!(addr = ?addr, tls = self.settings.tls.is_some(), "grpc gateway listening");
+    }
+
+    /// The TLS server config of one front end, when `gateway.tls` is on.
+    fn tls_config(
+        &self,
+        alpn: &[&[u8]],
+    ) -> Result<Option<Arc<rustls::ServerConfig>>, rustls::Error> {
+        self.settings
+            .tls
+            .as_ref()
+            .map(|c| c.server_config(alpn))
+            .transpose()
     }
 
     fn report_health(&self) {

@@ -29,9 +29,8 @@ pub(super) fn consume(
     t0: Instant,
     ready: &Barrier,
 ) -> Result<(), String> {
-    let mut s = o.connect()?;
-    // Credit grants are small writes; Nagle would hold one back behind the last.
-    let _ = s.set_nodelay(true);
+    // Credit grants are small writes: the connector turns Nagle off.
+    let (s, mut writer) = o.connect()?;
     let credit = o.credit.unwrap_or_else(|| default_credit(o)).max(1);
     let from = if o.mode == Mode::Sub {
         "earliest"
@@ -48,8 +47,7 @@ pub(super) fn consume(
             .with_label("batch", o.deliver_batch.to_string()),
         &mut out,
     );
-    s.write_all(&out).map_err(|e| e.to_string())?;
-    let mut writer = s.try_clone().map_err(|e| e.to_string())?;
+    writer.write_all(&out).map_err(|e| e.to_string())?;
     let mut got = 0u64;
     let mut since = 0u64;
     let mut subscribed = false;
@@ -130,14 +128,14 @@ pub(super) fn consume(
 /// `--fsync` as its fsync option when given. A user who may not create topics goes
 /// on without (unless `--fsync` asked for an option only a create can set).
 pub(super) fn create(o: &Options) -> Result<(), String> {
-    let mut s = o.connect()?;
+    let (s, mut w) = o.connect()?;
     let mut b = BytesMut::new();
     let mut env = Envelope::new("topic", "create").with_label("topic", o.topic.clone());
     if let Some(f) = &o.fsync {
         env = env.with_label("fsync", f.clone());
     }
     encode(&env, &mut b);
-    s.write_all(&b).map_err(|e| e.to_string())?;
+    w.write_all(&b).map_err(|e| e.to_string())?;
     let mut result = Err("no answer to topic create".to_string());
     read_loop(
         s,

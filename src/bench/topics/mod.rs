@@ -9,7 +9,7 @@ mod consume;
 mod produce;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +33,8 @@ pub enum Mode {
 pub struct Options {
     pub mode: Mode,
     pub broker: SocketAddr,
+    /// Plain TCP, or TLS (`--tls`).
+    pub connector: crate::client::Connector,
     pub topic: String,
     /// Bytes per message (at least 8: the send time rides in the first 8).
     pub size: usize,
@@ -62,13 +64,20 @@ pub struct Options {
 }
 
 impl Options {
-    /// A new connection to the broker, logged in when `login` is set.
-    pub(super) fn connect(&self) -> Result<std::net::TcpStream, String> {
-        crate::login::Endpoint {
-            addr: self.broker,
-            login: self.login.clone(),
+    /// A new connection to the broker as a reader and a writer (plain or TLS), logged
+    /// in when `login` is set.
+    pub(super) fn connect(
+        &self,
+    ) -> Result<(crate::client::tls::Reader, crate::client::tls::Writer), String> {
+        let (mut r, mut w) = self
+            .connector
+            .connect_split(self.broker)
+            .map_err(|e| format!("connect {}: {e}", self.broker))?;
+        if let Some(l) = &self.login {
+            crate::login::send_login(&mut w, l)?;
+            crate::login::read_login_answer(&mut r)?;
         }
-        .connect()
+        Ok((r, w))
     }
 }
 
@@ -104,7 +113,7 @@ fn now_ns(t0: Instant) -> u64 {
 
 /// Reads envelopes from `s` and hands each to `f` until it returns false or EOF;
 /// `after` runs once the envelopes of one read are handled.
-fn read_loop(mut s: TcpStream, mut f: impl FnMut(Envelope) -> bool, mut after: impl FnMut()) {
+fn read_loop(mut s: impl Read, mut f: impl FnMut(Envelope) -> bool, mut after: impl FnMut()) {
     let mut codec = FrameCodec::detect(Limits {
         max_frame_bytes: 64 << 20,
         ..Limits::default()

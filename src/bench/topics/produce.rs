@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -29,9 +28,7 @@ pub(super) fn produce(
     shared: &Arc<Shared>,
     t0: Instant,
 ) -> Result<(), String> {
-    let mut s = o.connect()?;
-    let _ = s.set_nodelay(true);
-    let reader = s.try_clone().map_err(|e| e.to_string())?;
+    let (reader, mut s) = o.connect()?;
     let window: Window = Arc::default();
     let sent_at: Arc<Mutex<HashMap<u64, u64>>> = Arc::default();
     let batches = share.div_ceil(o.batch);
@@ -103,7 +100,7 @@ pub(super) fn produce(
 
 /// Reads acks until `batches` have come (or an error); frees the window once per read.
 fn read_acks(
-    reader: TcpStream,
+    reader: crate::client::tls::Reader,
     batches: u64,
     window: &Window,
     sent_at: &Mutex<HashMap<u64, u64>>,

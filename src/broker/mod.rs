@@ -1,4 +1,8 @@
 //! Start-up and shutdown: bind, build the tree, serve, drain.
+//!
+//! - `reload`: SIGHUP: drivers and rules, and the TLS certificates.
+
+mod reload;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,13 +15,14 @@ use bytes::Bytes;
 use switchyard_actors::chat::{ChatEngine, ChatSlot, ChatStats, GetChatStats, ListCommands};
 use switchyard_actors::drivers::{
     CallFeature, DriverHost, DriverStatus, DriversSlot, GetHostStats, HostStats, ListDrivers,
-    Reload, ReloadSummary, WaitReady,
+    WaitReady,
 };
 use switchyard_actors::gateway::{Backend, Gateway};
 use switchyard_actors::listener::{broker_connections, Spawner};
 use switchyard_actors::maze::router::GetStatus;
 use switchyard_actors::maze::{EventSource, MazeRouter, RouterSlot, RouterStatus, Session};
 use switchyard_actors::supervisor::{AddChild, Status};
+use switchyard_actors::tls::TlsCerts;
 use switchyard_actors::topic::registry::TopicsSlot;
 use switchyard_actors::topic::TopicRegistry;
 use switchyard_actors::{
@@ -40,6 +45,11 @@ pub enum StartError {
     Driver(String),
     #[error("[auth]: {0}")]
     Auth(String),
+    /// `[tls]` files that cannot be used; names the key and the problem.
+    #[error("{0}")]
+    Tls(#[from] switchyard_actors::tls::LoadError),
+    #[error("tls: {0}")]
+    TlsConfig(#[from] rustls::Error),
 }
 
 /// A running broker.
@@ -59,6 +69,8 @@ pub struct Broker {
     stats: Arc<BrokerStats>,
     grace: Duration,
     tree_interval: Option<Duration>,
+    /// The certificates of every TLS front end, when one is on (reloaded on SIGHUP).
+    tls: Option<Arc<TlsCerts>>,
 }
 
 /// The gateway's addresses and its backend (for readiness).
@@ -98,6 +110,12 @@ fn bind(
 
 /// Binds every port and starts the actor tree. Must run inside an actix `System`.
 pub async fn start(config: &Config) -> Result<Broker, StartError> {
+    // Before any port is bound: bad certificate files stop the start cleanly.
+    let tls = config.tls_files().map(|f| TlsCerts::load(&f)).transpose()?;
+    let broker_tls = match (&tls, config.broker.tls) {
+        (Some(certs), true) => Some(certs.server_config(&[])?),
+        _ => None,
+    };
     let backlog = i32::try_from(config.broker.listen_backlog.get()).unwrap_or(i32::MAX);
     let bind = |what, addr| bind(what, addr, backlog);
     let socket = bind("broker.bind", config.broker.bind)?;
@@ -139,7 +157,7 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         Listener::spec(
             config.broker_listener(),
             socket,
-            broker_connections(topics.clone(), drivers.clone(), auth.clone()),
+            broker_connections(topics.clone(), drivers.clone(), auth.clone(), broker_tls),
             ConnectionSet::default(),
             stats.clone(),
         ),
@@ -206,6 +224,9 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
     let mut gateway = GatewayHandle::default();
     if let Some((mut settings, timeout)) = config.gateway_settings() {
         settings.auth = auth.clone();
+        if config.gateway.as_ref().is_some_and(|g| g.tls) {
+            settings.tls = tls.clone();
+        }
         let (http, grpc) = gateway_sockets;
         gateway.http = http.as_ref().and_then(|l| l.local_addr().ok());
         gateway.grpc = grpc.as_ref().and_then(|l| l.local_addr().ok());
@@ -236,7 +257,7 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
     if let Some(b) = &gateway.backend {
         b.ready.store(true, std::sync::atomic::Ordering::SeqCst);
     }
-    info!(addr = %addr, "broker started");
+    info!(addr = %addr, tls = config.broker.tls, mutual_tls = tls.as_ref().is_some_and(|t| t.mutual()), "broker started");
     Ok(Broker {
         addr,
         maze,
@@ -251,6 +272,7 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         grace: Duration::from_millis(config.shutdown.grace_ms),
         tree_interval: (config.debug.tree_interval_ms > 0)
             .then(|| Duration::from_millis(config.debug.tree_interval_ms)),
+        tls,
     })
 }
 
@@ -391,42 +413,6 @@ impl Broker {
         })
         .await
         .map_err(|e| e.to_string())?
-    }
-
-    /// Re-reads the config file (SIGHUP): drivers and rules change in place; a file
-    /// that does not validate is rejected and the running set stays as it is.
-    pub async fn reload(&mut self) -> Result<ReloadSummary, String> {
-        let path = self
-            .config_path
-            .clone()
-            .ok_or("no config file to reload from")?;
-        match Config::load(Some(&path)) {
-            Ok((config, _)) => self.reload_with(config).await,
-            Err(e) => {
-                warn!(error = %e, "config rejected, the running drivers stay as they are");
-                Err(e.to_string())
-            }
-        }
-    }
-
-    /// Applies `config`'s `[drivers]`, `[[driver]]` and `[[rule]]`.
-    pub async fn reload_with(&mut self, config: Config) -> Result<ReloadSummary, String> {
-        let mut rest = config.clone();
-        rest.drivers = self.config.drivers.clone();
-        rest.driver = self.config.driver.clone();
-        rest.rule = self.config.rule.clone();
-        if rest != self.config {
-            warn!("config changes outside [drivers], [[driver]] and [[rule]] take effect at the next start");
-        }
-        let host = self.host().ok_or("driver host not running")?;
-        let summary = host
-            .send(Reload(config.host_settings()))
-            .await
-            .map_err(|e| e.to_string())?;
-        self.config.drivers = config.drivers;
-        self.config.driver = config.driver;
-        self.config.rule = config.rule;
-        Ok(summary)
     }
 
     /// Logs the actor tree at info level.

@@ -1,14 +1,20 @@
-//! `switchyard pub`, `sub` and `topics`: small clients of the broker port, speaking the
-//! `topic` channel with the same codec the broker uses.
+//! `switchyard pub`, `sub`, `topics`, `call` and `events`: small clients of the broker
+//! port, speaking the `topic` channel with the same codec the broker uses.
+//!
+//! - [`tls`]: `--tls`, `--ca`, `--cert`/`--key`: how a client reaches a TLS port.
+
+pub mod tls;
+
+pub use tls::{Connector, TlsOptions};
 
 use std::io::{BufRead, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 
 use bytes::BytesMut;
 use switchyard_codecs::{Envelope, Frame, FrameCodec, Limits};
 use tokio_util::codec::Decoder;
 
-pub use crate::login::{Endpoint, Login};
+pub use crate::login::Login;
 
 /// Why a client command failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,23 +34,44 @@ pub enum ClientError {
     Frame(String),
     #[error("{0}")]
     Login(String),
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// Where a client connects, and how.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub connector: Connector,
+    /// Logged in with right after connecting, when set.
+    pub login: Option<Login>,
+}
+
+impl From<SocketAddr> for Target {
+    fn from(addr: SocketAddr) -> Target {
+        Target {
+            addr,
+            connector: Connector::default(),
+            login: None,
+        }
+    }
 }
 
 /// A blocking connection to the broker port.
 #[derive(Debug)]
 pub struct Client {
-    s: TcpStream,
+    s: tls::Stream,
     codec: FrameCodec,
     buf: BytesMut,
 }
 
 impl Client {
-    /// Connects, and logs in when `ep` has a login.
-    pub fn connect(ep: &Endpoint) -> Result<Client, ClientError> {
-        let addr = ep.addr;
-        let mut s =
-            TcpStream::connect(addr).map_err(|source| ClientError::Connect { addr, source })?;
-        if let Some(l) = &ep.login {
+    /// Connects (over TLS when the target's connector says so), and logs in when the
+    /// target has a login.
+    pub fn connect(to: impl Into<Target>) -> Result<Client, ClientError> {
+        let to = to.into();
+        let mut s = to.connector.connect(to.addr)?;
+        if let Some(l) = &to.login {
             crate::login::login(&mut s, l).map_err(ClientError::Login)?;
         }
         Ok(Client {
@@ -59,6 +86,7 @@ impl Client {
         e.encode(&mut b)
             .map_err(|e| ClientError::Frame(e.to_string()))?;
         self.s.write_all(&b)?;
+        self.s.flush()?;
         Ok(())
     }
 
@@ -102,13 +130,13 @@ fn label(e: &Envelope, name: &str) -> String {
 /// Publishes `message`, or every line of stdin (in batches of up to 1000), and waits
 /// for every ack. Returns how many records were stored.
 pub fn publish(
-    addr: impl Into<Endpoint>,
+    to: impl Into<Target>,
     topic: &str,
     key: Option<&str>,
     partition: Option<u32>,
     message: Option<&str>,
 ) -> Result<u64, ClientError> {
-    let mut c = Client::connect(&addr.into())?;
+    let mut c = Client::connect(to)?;
     let base = |id: u64| {
         let mut e = Envelope::new("topic", "publish")
             .with_label("topic", topic.to_string())
@@ -181,11 +209,11 @@ pub struct SubOptions {
 /// Prints each record as `<partition> <offset> <value>` until `max` or the broker
 /// closes; in a group, commits what it printed.
 pub fn subscribe(
-    addr: impl Into<Endpoint>,
+    to: impl Into<Target>,
     o: &SubOptions,
     out: &mut impl Write,
 ) -> Result<u64, ClientError> {
-    let mut c = Client::connect(&addr.into())?;
+    let mut c = Client::connect(to)?;
     let mut e = Envelope::new("topic", "subscribe")
         .with_label("topic", o.topic.clone())
         .with_label("sub", "cli")
@@ -237,8 +265,8 @@ pub fn subscribe(
 
 /// `switchyard topics`: each topic's options, its partitions' offsets and sizes, and
 /// each group's lag.
-pub fn topics(addr: impl Into<Endpoint>, out: &mut impl Write) -> Result<(), ClientError> {
-    let mut c = Client::connect(&addr.into())?;
+pub fn topics(to: impl Into<Target>, out: &mut impl Write) -> Result<(), ClientError> {
+    let mut c = Client::connect(to)?;
     c.send(&Envelope::new("topic", "list"))?;
     let list = c.recv()?;
     let topics: serde_json::Value =
@@ -307,13 +335,13 @@ pub fn topics(addr: impl Into<Endpoint>, out: &mut impl Write) -> Result<(), Cli
 /// `switchyard call <feature> <method> [PARAMS]`: one RPC call from this client
 /// (feature `client:<id>`); returns the result payload, or the `error` label.
 pub fn call(
-    addr: impl Into<Endpoint>,
+    to: impl Into<Target>,
     feature: &str,
     method: &str,
     params: &[u8],
     timeout: Option<&str>,
 ) -> Result<bytes::Bytes, ClientError> {
-    let mut c = Client::connect(&addr.into())?;
+    let mut c = Client::connect(to)?;
     let mut env = Envelope::new("rpc", "call")
         .with_label("rpcID", "1")
         .with_label("feature", feature.to_string())
@@ -338,8 +366,8 @@ pub fn call(
 
 /// `switchyard events`: subscribes to the event bus and prints each event as
 /// `<driver> <payload>` until the broker closes the connection.
-pub fn events(addr: impl Into<Endpoint>, out: &mut impl Write) -> Result<(), ClientError> {
-    let mut c = Client::connect(&addr.into())?;
+pub fn events(to: impl Into<Target>, out: &mut impl Write) -> Result<(), ClientError> {
+    let mut c = Client::connect(to)?;
     c.send(&Envelope::new("eventbus", "subscribe"))?;
     loop {
         let env = c.recv()?;
