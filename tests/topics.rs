@@ -167,6 +167,59 @@ async fn auto_create_off_refuses_unknown_topics() {
     c.send(&env("publish", &[("topic", "known"), ("id", "2")], b"x"))
         .await;
     assert!(c.next().await.is("topic", "ack"));
+    // A subscriber started before its producer is refused too, and so is a group.
+    for labels in [
+        vec![("topic", "nope"), ("sub", "s"), ("id", "3")],
+        vec![
+            ("topic", "nope"),
+            ("sub", "g"),
+            ("group", "g1"),
+            ("id", "4"),
+        ],
+    ] {
+        c.send(&env("subscribe", &labels, b"")).await;
+        let err = c.next().await;
+        assert!(
+            label(&err, "error").contains("unknown topic `nope` (auto-create is off)"),
+            "{err:?}"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn a_subscriber_started_before_its_producer_gets_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
+    let mut sub = Client::connect(b.local_addr()).await;
+    sub.send(&env(
+        "subscribe",
+        &[("topic", "later"), ("sub", "s"), ("from", "earliest")],
+        b"",
+    ))
+    .await;
+    let ok = sub.next().await;
+    assert!(ok.is("topic", "subscribed"), "{ok:?}");
+    let mut group = Client::connect(b.local_addr()).await;
+    group
+        .send(&env(
+            "subscribe",
+            &[("topic", "later2"), ("sub", "g"), ("group", "g1")],
+            b"",
+        ))
+        .await;
+    let ok = group.next().await;
+    assert!(!ok.is("topic", "error"), "{ok:?}");
+    let mut p = Client::connect(b.local_addr()).await;
+    p.send(&env(
+        "publish",
+        &[("topic", "later"), ("id", "1")],
+        b"first",
+    ))
+    .await;
+    assert!(p.next().await.is("topic", "ack"));
+    let d = sub.next().await;
+    assert!(d.is("topic", "deliver"), "{d:?}");
+    assert_eq!(&d.payload[..], b"first");
 }
 
 #[actix_rt::test]
@@ -280,7 +333,6 @@ async fn subscribers_get_records_in_order_against_credit() {
 
     // Bad requests get errors; the connection stays usable.
     for (labels, want) in [
-        (vec![("topic", "nope")], "unknown topic"),
         (
             vec![("topic", "events"), ("from", "soon")],
             "expected earliest, latest, committed or an offset",

@@ -156,7 +156,7 @@ impl Handler<JoinGroup> for TopicRegistry {
     type Result = Result<(), TopicError>;
 
     fn handle(&mut self, j: JoinGroup, _: &mut Self::Context) -> Self::Result {
-        self.topic(&j.topic)?;
+        self.topic_or_create(&j.topic)?;
         let gkey = (j.group.clone(), j.topic.clone());
         let g = self.groups.entry(gkey.clone()).or_default();
         g.members.push(Member {

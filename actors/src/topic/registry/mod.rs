@@ -320,20 +320,28 @@ impl TopicRegistry {
             })
     }
 
-    fn route(&mut self, p: &Publish) -> Result<(u32, Addr<Partition>), TopicError> {
-        if !self.topics.contains_key(&p.topic) {
+    /// The topic named `name`, created with the defaults when it does not exist and
+    /// `topics.auto_create` is on (a publish, or a subscriber started before its
+    /// producer), or why there is none.
+    fn topic_or_create(&mut self, name: &str) -> Result<&Topic, TopicError> {
+        if !self.topics.contains_key(name) {
             if !self.settings.auto_create {
                 return Err(TopicError::AutoCreateOff {
-                    topic: p.topic.clone(),
+                    topic: name.to_string(),
                 });
             }
             let spec = self.topic_spec(CreateTopic {
-                name: p.topic.clone(),
+                name: name.to_string(),
                 ..Default::default()
             });
             self.check_limits(&spec)?;
             self.create(spec)?;
         }
+        self.topic(name)
+    }
+
+    fn route(&mut self, p: &Publish) -> Result<(u32, Addr<Partition>), TopicError> {
+        self.topic_or_create(&p.topic)?;
         let t = self
             .topics
             .get_mut(&p.topic)
@@ -414,15 +422,17 @@ impl Handler<SubscribeTopic> for TopicRegistry {
     type Result = ResponseFuture<Result<Vec<(u32, u64, Addr<Partition>)>, TopicError>>;
 
     fn handle(&mut self, s: SubscribeTopic, _: &mut Self::Context) -> Self::Result {
-        let targets = self.topic(&s.topic).and_then(|t| match s.partition {
-            Some(p) => t.partition(p).map(|a| vec![(p, a)]),
-            None => Ok(t
-                .partitions
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (i as u32, a.clone()))
-                .collect()),
-        });
+        let targets = self
+            .topic_or_create(&s.topic)
+            .and_then(|t| match s.partition {
+                Some(p) => t.partition(p).map(|a| vec![(p, a)]),
+                None => Ok(t
+                    .partitions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (i as u32, a.clone()))
+                    .collect()),
+            });
         Box::pin(async move {
             let mut out = Vec::new();
             for (p, addr) in targets? {
