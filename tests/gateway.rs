@@ -107,6 +107,33 @@ async fn every_operation_over_http() {
 }
 
 #[actix::test]
+async fn a_stream_opened_before_its_topic_exists_gets_the_records() {
+    let (b, _dir, _g) = start("").await;
+    let h = b.gateway().http.unwrap();
+    let mut sse = Sse::open(h, "/v1/topics/fresh/stream?from=earliest", &[]).await;
+    let mut c = grpc(&b).await;
+    let mut g = c
+        .subscribe(SubscribeRequest {
+            topic: "fresh2".into(),
+            partition: None,
+            from: "earliest".into(),
+            group: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for t in ["fresh", "fresh2"] {
+        let r = post_json(h, &format!("/v1/topics/{t}/messages"), &json!({"value": t})).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let d: Value = serde_json::from_str(&sse.next().await.unwrap()).unwrap();
+    assert_eq!(d["value"], "fresh");
+    let r = g.message().await.unwrap().unwrap();
+    assert_eq!(r.value, b"fresh2");
+    b.run_until(async {}).await;
+}
+
+#[actix::test]
 async fn streams_deliver_in_order_and_end_at_shutdown() {
     let (b, _dir, _g) = start("").await;
     let h = b.gateway().http.unwrap();
