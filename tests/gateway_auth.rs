@@ -12,23 +12,11 @@ use serde_json::json;
 use switchyard_actors::gateway::pb::*;
 
 fn basic(user: &str, password: &str) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let raw = format!("{user}:{password}").into_bytes();
-    let mut out = String::new();
-    for c in raw.chunks(3) {
-        let n = c
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    format!("Basic {out}")
+    let raw = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        switchyard_actors::gateway::base64::encode(raw.as_bytes())
+    )
 }
 
 fn config() -> String {

@@ -210,47 +210,13 @@ impl Credential {
         if !scheme.eq_ignore_ascii_case("basic") {
             return None;
         }
-        let text = String::from_utf8(base64_decode(rest)?).ok()?;
+        let text = String::from_utf8(super::base64::decode(rest)?).ok()?;
         let (user, password) = text.split_once(':')?;
         Some(Credential::Password {
             user: user.to_string(),
             password: password.to_string(),
         })
     }
-}
-
-/// Standard base64 with padding (what `Authorization: Basic` uses).
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let bytes = s.as_bytes();
-    if !bytes.len().is_multiple_of(4) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
-    for (i, quad) in bytes.chunks(4).enumerate() {
-        let last = i == bytes.len() / 4 - 1;
-        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            return None;
-        }
-        let mut n = 0u32;
-        for &c in &quad[..4 - pad] {
-            n = n << 6 | value(c)?;
-        }
-        n <<= 6 * pad as u32;
-        let got = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&got[..3 - pad]);
-    }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -280,15 +246,6 @@ mod tests {
         ] {
             assert_eq!(Credential::parse(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn base64_round_trips() {
-        assert_eq!(base64_decode("").unwrap(), b"");
-        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
-        assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
-        assert_eq!(base64_decode("YWJj").unwrap(), b"abc");
-        assert!(base64_decode("YQ=").is_none());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Modules:
 //! - [`backend`]: the operations, each one or two actor messages under a deadline.
 //! - [`auth`]: [`auth::GatewayAuth`], the `[auth]` users over `Authorization`.
+//! - [`base64`]: standard base64 (binary record values, `Authorization: Basic`).
 //! - [`http`]: the actix-web routes, request ids, JSON errors.
 //! - [`grpc`]: `switchyard.v1.Broker` (from `actors/proto/switchyard.proto`) and health.
 //! - [`stream`]: [`stream::StreamSink`], one actor per live subscription stream.
@@ -13,6 +14,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod base64;
 pub mod error;
 pub mod grpc;
 pub mod http;
@@ -67,7 +69,7 @@ pub fn record_json(topic: &str, partition: u32, r: &Record) -> Value {
     });
     match text(&r.value) {
         Some(s) => v["value"] = Value::String(s),
-        None => v["value_base64"] = Value::String(base64(&r.value)),
+        None => v["value_base64"] = Value::String(base64::encode(&r.value)),
     }
     if !r.labels.is_empty() {
         let labels: serde_json::Map<String, Value> = r
@@ -83,24 +85,6 @@ pub fn record_json(topic: &str, partition: u32, r: &Record) -> Value {
         v["labels"] = Value::Object(labels);
     }
     v
-}
-
-fn base64(b: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
-    for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// The gateway actor: runs the two servers and stops them at shutdown.
