@@ -187,42 +187,6 @@ async fn auto_create_off_refuses_unknown_topics() {
 }
 
 #[actix_rt::test]
-async fn a_subscriber_started_before_its_producer_gets_the_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
-    let mut sub = Client::connect(b.local_addr()).await;
-    sub.send(&env(
-        "subscribe",
-        &[("topic", "later"), ("sub", "s"), ("from", "earliest")],
-        b"",
-    ))
-    .await;
-    let ok = sub.next().await;
-    assert!(ok.is("topic", "subscribed"), "{ok:?}");
-    let mut group = Client::connect(b.local_addr()).await;
-    group
-        .send(&env(
-            "subscribe",
-            &[("topic", "later2"), ("sub", "g"), ("group", "g1")],
-            b"",
-        ))
-        .await;
-    let ok = group.next().await;
-    assert!(!ok.is("topic", "error"), "{ok:?}");
-    let mut p = Client::connect(b.local_addr()).await;
-    p.send(&env(
-        "publish",
-        &[("topic", "later"), ("id", "1")],
-        b"first",
-    ))
-    .await;
-    assert!(p.next().await.is("topic", "ack"));
-    let d = sub.next().await;
-    assert!(d.is("topic", "deliver"), "{d:?}");
-    assert_eq!(&d.payload[..], b"first");
-}
-
-#[actix_rt::test]
 async fn offsets_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     {

@@ -1,6 +1,7 @@
 //! `topic create` with options: a topic a client creates keeps its routing, fsync and
 //! retention across a restart (they live in its `topic.json`), and bad options get an
-//! `error` on a connection that stays usable.
+//! `error` on a connection that stays usable; with `auto_create`, a subscription made
+//! before the first publish creates its topic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -275,4 +276,40 @@ async fn creating_an_existing_topic_with_other_options_is_an_error() {
         assert!(e.is("topic", "error"), "{e:?}");
         assert!(label(&e, "error").contains(says), "{e:?}");
     }
+}
+
+#[actix_rt::test]
+async fn a_subscriber_started_before_its_producer_gets_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
+    let mut sub = Client::connect(b.local_addr()).await;
+    sub.send(&env(
+        "subscribe",
+        &[("topic", "later"), ("sub", "s"), ("from", "earliest")],
+        b"",
+    ))
+    .await;
+    let ok = sub.next().await;
+    assert!(ok.is("topic", "subscribed"), "{ok:?}");
+    let mut group = Client::connect(b.local_addr()).await;
+    group
+        .send(&env(
+            "subscribe",
+            &[("topic", "later2"), ("sub", "g"), ("group", "g1")],
+            b"",
+        ))
+        .await;
+    let ok = group.next().await;
+    assert!(!ok.is("topic", "error"), "{ok:?}");
+    let mut p = Client::connect(b.local_addr()).await;
+    p.send(&env(
+        "publish",
+        &[("topic", "later"), ("id", "1")],
+        b"first",
+    ))
+    .await;
+    assert!(p.next().await.is("topic", "ack"));
+    let d = sub.next().await;
+    assert!(d.is("topic", "deliver"), "{d:?}");
+    assert_eq!(&d.payload[..], b"first");
 }

@@ -7,6 +7,8 @@
 //!
 //! - `login`: `auth login`, the login deadline, and permission checks.
 //! - `memory`: the connection's share of the broker's memory budget.
+//! - `output`: answers (paced), output that arrives on its own time (budgeted), the
+//!   flush.
 //! - `publish`: publishes of one read, sent to the registry together.
 //! - `routed`: oversize frames, and frames routed to the driver host.
 //! - `topics`: the `topic` channel: subscriptions, credit, groups, deliveries.
@@ -21,13 +23,14 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use switchyard_codecs::{Envelope, Frame, FrameCodec, Mode};
+use switchyard_codecs::{Frame, FrameCodec, Mode};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn, Span};
 
 mod login;
 mod memory;
+mod output;
 mod publish;
 mod routed;
 mod tls;
@@ -35,11 +38,10 @@ mod topics;
 
 use crate::budget::{Held, Window};
 use crate::conn_set::Membership;
-use crate::drivers::{ClientGone, DriverHost, ToClient};
-use crate::outbox::Full;
+use crate::drivers::{ClientGone, DriverHost};
 use crate::ratelog::SharedRateLog;
 use crate::settings::ConnectionSettings;
-use crate::socket::{wait_writable, Flushed, Socket};
+use crate::socket::Socket;
 use crate::stats::BrokerStats;
 use crate::topic::registry::TopicRegistry;
 use crate::topic::Partition;
@@ -271,7 +273,7 @@ impl Connection {
     fn process(&mut self, ctx: &mut Context<Self>) {
         // Answers are paced by reading requests no faster than they are taken: a
         // peer that does not read what it asked for stops being read.
-        let high_water = self.settings.output_buffer_bytes / 2;
+        let high_water = self.high_water();
         while self.sock.closing().is_none() {
             if self.sock.queued() >= high_water || self.inflight >= self.settings.max_inflight {
                 self.paused = true;
@@ -338,86 +340,6 @@ impl Connection {
             }
             Frame::Maze(line) => debug!(line = ?line, "maze line on the broker port, dropped"),
             Frame::Oversize(o) => self.oversize(o, ctx),
-        }
-    }
-
-    /// Queues the answer to one of the peer's requests.
-    pub(super) fn send_envelope(&mut self, env: &Envelope, _ctx: &mut Context<Self>) {
-        let mut buf = BytesMut::with_capacity(env.encoded_len());
-        match env.encode(&mut buf) {
-            Ok(()) => self.reply(buf.freeze()),
-            Err(e) => warn!(error = %e, "an answer could not be encoded"),
-        }
-    }
-
-    /// Queues one answer. Answers are paced, not refused: no request is read while
-    /// half the output budget is queued, so what a peer asks for is bounded by what it
-    /// takes (see [`Connection::process`]).
-    fn reply(&mut self, bytes: bytes::Bytes) {
-        self.sock.push_paced(bytes);
-        BrokerStats::add(&self.stats.frames_out, 1);
-    }
-
-    /// Queues output that arrives on its own time under the output budget and the
-    /// slow-consumer policy: what the peer did not ask for (event-bus messages, calls
-    /// to a service it offers, chat), and the returns of its RPC calls, whose number
-    /// and size the peer's input does not bound. It cannot be read again, so a peer
-    /// that does not take it loses it. A return is always taken while less than half
-    /// the budget is queued, so one answer as large as the budget (a fetch of
-    /// `topics.max_fetch_bytes`) still reaches a peer that reads.
-    fn push_unasked(&mut self, env: &Envelope, ctx: &mut Context<Self>) {
-        let mut buf = BytesMut::with_capacity(env.encoded_len());
-        if let Err(e) = env.encode(&mut buf) {
-            return warn!(error = %e, "a frame could not be encoded");
-        }
-        if env.is("rpc", "return") && self.sock.queued() < self.settings.output_buffer_bytes / 2 {
-            return self.reply(buf.freeze());
-        }
-        match self.sock.push(&buf) {
-            Ok(()) => BrokerStats::add(&self.stats.frames_out, 1),
-            Err(full) => self.slow_consumer(ctx, full),
-        }
-    }
-
-    fn slow_consumer(&mut self, ctx: &mut Context<Self>, full: Full) {
-        BrokerStats::add(&self.stats.slow_consumer_disconnects, 1);
-        warn!(
-            peer = %self.peer, queued = full.queued, budget = full.budget, policy = ?self.settings.slow_consumer,
-            "slow consumer: output budget full, disconnecting"
-        );
-        self.sock.discard();
-        ctx.stop();
-    }
-
-    /// Writes as much queued output as the socket takes; one `write(2)` per batch.
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        let flushed = self.sock.flush();
-        self.wake_partitions();
-        match flushed {
-            Flushed::Done => self.last_activity = Instant::now(),
-            Flushed::Blocked => {
-                return wait_writable(
-                    &mut self.sock,
-                    ctx,
-                    |a| &mut a.sock,
-                    |act, r, ctx| {
-                        let span = act.span.clone();
-                        let _g = span.enter();
-                        match r {
-                            Ok(()) => act.flush(ctx),
-                            Err(e) => act.sock.abort(ctx, "write error", &e),
-                        }
-                    },
-                )
-            }
-            Flushed::Failed(e) => return self.sock.abort(ctx, "write error", &e),
-        }
-        if self.sock.closing().is_some() {
-            self.sock.finish(ctx);
-        } else if self.paused && self.inflight < self.settings.max_inflight {
-            self.paused = false;
-            self.process(ctx);
-            self.after_input(ctx);
         }
     }
 
@@ -518,18 +440,6 @@ impl Handler<Drain> for Connection {
         self.sock.stop_reading(ctx);
         if self.inflight == 0 {
             self.sock.close(ctx, "shutdown");
-        }
-    }
-}
-
-impl Handler<ToClient> for Connection {
-    type Result = ();
-
-    fn handle(&mut self, ToClient(env): ToClient, ctx: &mut Self::Context) {
-        let _g = self.span.clone().entered();
-        if self.sock.closing().is_none() {
-            self.push_unasked(&env, ctx);
-            self.flush(ctx);
         }
     }
 }
