@@ -34,6 +34,8 @@ struct FetchParams {
     from: u64,
     #[serde(default = "default_max")]
     max_bytes: usize,
+    /// Records at most; none: as many as `max_bytes` holds.
+    max: Option<usize>,
 }
 
 type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, String>>>>;
@@ -107,7 +109,7 @@ fn publish(reg: Addr<crate::topic::TopicRegistry>, params: Bytes) -> Answer {
 fn fetch(reg: Addr<crate::topic::TopicRegistry>, params: Bytes) -> Answer {
     Box::pin(async move {
         let p: FetchParams = serde_json::from_slice(&params).map_err(|e| {
-            format!("fetch wants {{\"topic\", \"partition\"?, \"from\"?, \"max_bytes\"?}}: {e}")
+            format!("fetch wants {{\"topic\", \"partition\"?, \"from\"?, \"max\"?, \"max_bytes\"?}}: {e}")
         })?;
         let fetched = reg
             .send(FetchRecords {
@@ -115,6 +117,7 @@ fn fetch(reg: Addr<crate::topic::TopicRegistry>, params: Bytes) -> Answer {
                 partition: p.partition,
                 from: p.from,
                 max_bytes: Some(p.max_bytes),
+                max_records: p.max,
             })
             .await
             .map_err(|e| e.to_string())?

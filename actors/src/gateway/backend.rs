@@ -17,7 +17,8 @@ use crate::drivers::{CallFeature, DriverHost, DriverStatus, DriversSlot, ListDri
 use crate::stats::BrokerStats;
 use crate::storage::log::Append;
 use crate::topic::registry::{
-    CreateTopic, FetchRecords, ListTopics, Publish, Published, TopicInfo, TopicsSlot,
+    CreateTopic, FetchEvery, FetchRecords, Fetched, ListTopics, Publish, Published, TopicInfo,
+    TopicsSlot,
 };
 use crate::topic::{wire, TopicRegistry};
 use crate::tree::{ActorTree, TreeNode};
@@ -199,6 +200,7 @@ impl Backend {
                     partition,
                     from,
                     max_bytes,
+                    max_records: Some(max),
                 })
                 .await??;
             fetched.records.truncate(max);
@@ -208,6 +210,32 @@ impl Backend {
                 next,
                 capped_to: fetched.capped_to,
             })
+        })
+        .await
+    }
+
+    /// Every partition of `topic`, each from its offset in `from` (else
+    /// `default_from`), `max` records in all (0: 100) shared between them.
+    pub async fn fetch_every(
+        &self,
+        topic: String,
+        from: std::collections::BTreeMap<u32, u64>,
+        default_from: u64,
+        max: u32,
+        max_bytes: Option<usize>,
+    ) -> Result<Vec<(u32, Fetched)>, ApiError> {
+        let reg = self.registry()?;
+        let max = if max == 0 { 100 } else { max.min(FETCH_MAX) } as usize;
+        self.bounded(async move {
+            Ok(reg
+                .send(FetchEvery {
+                    topic,
+                    from,
+                    default_from,
+                    max_bytes,
+                    max_records: max,
+                })
+                .await??)
         })
         .await
     }

@@ -44,14 +44,14 @@ impl ResponseError for ApiError {
 }
 
 #[derive(Clone)]
-struct State {
-    backend: Backend,
-    auth: GatewayAuth,
+pub(super) struct State {
+    pub(super) backend: Backend,
+    pub(super) auth: GatewayAuth,
 }
 
 /// The user a request's credentials name; a request without good ones is answered
 /// 401 before its handler runs.
-struct Caller(Arc<Principal>);
+pub(super) struct Caller(pub(super) Arc<Principal>);
 
 impl FromRequest for Caller {
     type Error = ApiError;
@@ -128,7 +128,10 @@ pub fn server(
             .route("/v1/topics", web::get().to(list_topics))
             .route("/v1/topics", web::post().to(create_topic))
             .route("/v1/topics/{topic}/messages", web::post().to(publish))
-            .route("/v1/topics/{topic}/messages", web::get().to(fetch))
+            .route(
+                "/v1/topics/{topic}/messages",
+                web::get().to(super::fetch::fetch),
+            )
             .route("/v1/topics/{topic}/stream", web::get().to(stream))
             .route("/v1/drivers", web::get().to(list_drivers))
             .route(
@@ -253,41 +256,6 @@ async fn publish(
         .await?;
     Ok(HttpResponse::Ok()
         .json(json!({"partition": p.partition, "first_offset": p.first_offset, "count": p.count})))
-}
-
-#[derive(Deserialize)]
-struct FetchQuery {
-    #[serde(default)]
-    partition: u32,
-    #[serde(default)]
-    from: u64,
-    #[serde(default)]
-    max: u32,
-    max_bytes: Option<usize>,
-}
-
-async fn fetch(
-    st: web::Data<State>,
-    c: Caller,
-    topic: web::Path<String>,
-    q: web::Query<FetchQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let t = topic.into_inner();
-    st.auth.need(c.0.may_subscribe(&t), "fetch", &t)?;
-    let page = st
-        .backend
-        .fetch(t.clone(), q.partition, q.from, q.max, q.max_bytes)
-        .await?;
-    let list: Vec<Value> = page
-        .records
-        .iter()
-        .map(|r| record_json(&t, q.partition, r))
-        .collect();
-    let mut out = json!({"records": list, "next": page.next});
-    if let Some(cap) = page.capped_to {
-        out["capped_to"] = json!(cap);
-    }
-    Ok(HttpResponse::Ok().json(out))
 }
 
 #[derive(Deserialize)]

@@ -7,6 +7,7 @@
 //! - [`auth`]: [`auth::GatewayAuth`], the `[auth]` users over `Authorization`.
 //! - [`base64`]: standard base64 (binary record values, `Authorization: Basic`).
 //! - [`http`]: the actix-web routes, request ids, JSON errors.
+//! - `fetch`: `GET /v1/topics/{topic}/messages`, one partition or all of them.
 //! - [`grpc`]: `switchyard.v1.Broker` (from `actors/proto/switchyard.proto`) and health.
 //! - [`stream`]: [`stream::StreamSink`], one actor per live subscription stream.
 //! - [`metrics`]: the Prometheus rendering.
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod backend;
 pub mod base64;
 pub mod error;
+mod fetch;
 pub mod grpc;
 pub mod http;
 pub mod metrics;

@@ -14,7 +14,18 @@ impl PartitionLog {
     /// from the start. A read that starts at unreadable offsets is
     /// [`StorageError::Damaged`] with the range; one that reaches them stops before.
     pub fn read(&self, from: u64, max_bytes: usize) -> Result<Vec<Record>, StorageError> {
-        self.read_past(from, max_bytes, 8)
+        self.read_past(from, max_bytes, usize::MAX, 8)
+    }
+
+    /// [`PartitionLog::read`], stopping at `max_records` too: a read costs what it
+    /// returns, not `max_bytes` of records decoded and dropped.
+    pub fn read_records(
+        &self,
+        from: u64,
+        max_bytes: usize,
+        max_records: usize,
+    ) -> Result<Vec<Record>, StorageError> {
+        self.read_past(from, max_bytes, max_records.max(1), 8)
     }
 
     /// [`PartitionLog::read`], trying again (at most `tries` times) after finding bad
@@ -23,6 +34,7 @@ impl PartitionLog {
         &self,
         from: u64,
         max_bytes: usize,
+        max_records: usize,
         tries: u32,
     ) -> Result<Vec<Record>, StorageError> {
         let mut expected = from.max(self.start_offset());
@@ -50,6 +62,7 @@ impl PartitionLog {
                 expected,
                 skip_to,
                 budget,
+                max_records - out.len(),
                 self.cfg.max_record_bytes,
             )?;
             for r in read.records {
@@ -99,14 +112,14 @@ impl PartitionLog {
                     self.remember(d);
                     return match tries {
                         0 => Ok(out),
-                        _ => self.read_past(from, max_bytes, tries - 1),
+                        _ => self.read_past(from, max_bytes, max_records, tries - 1),
                     };
                 }
                 let err = damaged(&d);
                 self.remember(d);
                 return Err(err);
             }
-            if budget == 0 || expected >= self.next_offset {
+            if budget == 0 || out.len() >= max_records || expected >= self.next_offset {
                 break;
             }
         }

@@ -142,6 +142,7 @@ fn trusted(dir: &Path, base: u64, cfg: LogConfig) -> Result<Option<Opened>, Stor
         base + u64::from(rel),
         0,
         usize::MAX,
+        usize::MAX,
         cfg.max_record_bytes,
     )?;
     let Some(last) = tail.records.last() else {

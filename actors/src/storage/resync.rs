@@ -74,7 +74,7 @@ fn cut_active(log: &mut PartitionLog, size: u64) -> Result<(), StorageError> {
     let seg = &log.segments[log.segments.len() - 1];
     let from = seg.base + seg.index.last().map_or(0, |(r, _)| u64::from(*r));
     let file = seg.file()?;
-    let tail = segment::read_from(seg.view(&file), from, 0, usize::MAX, max_record)?;
+    let tail = segment::read_from(seg.view(&file), from, 0, usize::MAX, usize::MAX, max_record)?;
     log.next_offset = tail.records.last().map_or(seg.base, |r| r.offset + 1);
     Ok(())
 }

@@ -135,7 +135,8 @@ pub struct View<'a> {
 
 /// Reads the records of a segment at or after `from`, starting at the index entry
 /// before it (or at `skip_to`, a record boundary known to lie past damage before
-/// `from`, when that is later), until `max_bytes` (at least one record). A bad record
+/// `from`, when that is later), until `max_bytes` or `max_records` (at least one
+/// record). A bad record
 /// ends the read: the records before it are returned, and a read that starts at it is
 /// stopped at, with its position and what is wrong with it.
 pub fn read_from(
@@ -143,6 +144,7 @@ pub fn read_from(
     from: u64,
     skip_to: u64,
     max_bytes: usize,
+    max_records: usize,
     max_record: usize,
 ) -> Result<Read, StorageError> {
     let View {
@@ -164,8 +166,14 @@ pub fn read_from(
     // What was asked for, plus the records before `from` since the index entry; a
     // record larger than that is read whole when it comes (a window of `max_record`
     // for every small read would zero and pin a megabyte per delivery).
-    let mut window = max_bytes.saturating_add(4096).clamp(4096, 4 << 20);
-    while pos < size && taken < max_bytes {
+    // A read of a few records starts small (a fetch of 10 records once read and zeroed
+    // a megabyte); a record larger than the window grows it.
+    let mut window = max_bytes
+        .min(max_records.saturating_mul(512))
+        .saturating_add(4096)
+        .clamp(4096, 4 << 20);
+    let full = |out: &Vec<Record>, taken: usize| taken >= max_bytes || out.len() >= max_records;
+    while pos < size && !full(&out, taken) {
         let want = ((size - pos) as usize).min(window);
         let mut buf = BytesMut::zeroed(want);
         file.read_exact_at(&mut buf, pos).map_err(io(path))?;
@@ -173,7 +181,7 @@ pub fn read_from(
         let mut at = 0usize;
         let mut bad = None;
         let mut grow = None;
-        while at < buf.len() && taken < max_bytes {
+        while at < buf.len() && !full(&out, taken) {
             match record::check(&buf[at..], max_record) {
                 Ok(Some(n)) => match record::parse(buf.slice(at..at + n)) {
                     Ok(rec) => {

@@ -437,7 +437,7 @@ impl Handler<Fetch> for Partition {
 
     fn handle(&mut self, f: Fetch, _: &mut Self::Context) -> Self::Result {
         let max = f.max_bytes.min(super::registry::FETCH_CEILING_BYTES);
-        let r = self.log()?.read(f.from, max);
+        let r = self.log()?.read_records(f.from, max, f.max_records);
         if let Err(StorageError::Damaged { .. }) = &r {
             self.unreadable_reads += 1;
         }

@@ -48,12 +48,14 @@ pub type Appended = Result<Range<u64>, String>;
 #[rtype(result = "Appended")]
 pub struct AppendBatch(pub Vec<Append>);
 
-/// Reads from an offset, up to about `max_bytes` (at least one record if any).
+/// Reads from an offset, up to about `max_bytes` and at most `max_records` (at least
+/// one record if any).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Vec<Record>, String>")]
 pub struct Fetch {
     pub from: u64,
     pub max_bytes: usize,
+    pub max_records: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]

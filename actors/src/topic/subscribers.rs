@@ -260,7 +260,8 @@ impl Turn<'_> {
                 }
                 return;
             }
-            let mut recs = match self.log.read(s.next, READ_BYTES) {
+            let want = usize::try_from(s.credit).unwrap_or(usize::MAX);
+            let mut recs = match self.log.read_records(s.next, READ_BYTES, want) {
                 Ok(r) => r,
                 Err(e) => return self.unreadable(key, s, e),
             };

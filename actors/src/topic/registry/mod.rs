@@ -17,7 +17,7 @@ mod lookup;
 mod meta;
 mod spec;
 
-pub use fetch::{FetchRecords, Fetched, FETCH_CEILING_BYTES};
+pub use fetch::{FetchEvery, FetchRecords, Fetched, FETCH_CEILING_BYTES};
 pub use lookup::{ListTopics, PartitionOf, TopicInfo};
 pub use spec::{Routing, TopicSettings, TopicSpec};
 
