@@ -190,6 +190,14 @@ async fn topic_permissions() {
     .await;
     assert_eq!(error_of(&r), "permission denied: create topic `mine`");
     usable(&mut app2).await;
+    // delete: admins only
+    let r = ask(
+        &mut app2,
+        topic("delete", &[("topic", "orders"), ("id", "8")]),
+    )
+    .await;
+    assert_eq!(error_of(&r), "permission denied: delete topic `orders`");
+    usable(&mut app2).await;
 
     // list: only what the user may subscribe to
     let r = ask(&mut app2, topic("list", &[])).await;
@@ -210,6 +218,7 @@ async fn topic_permissions() {
     assert_eq!(s.denied_for("subscribe"), 2);
     assert_eq!(s.denied_for("commit"), 1);
     assert_eq!(s.denied_for("create"), 1);
+    assert_eq!(s.denied_for("delete"), 1);
 }
 
 #[actix::test]

@@ -56,6 +56,7 @@ async fn always_acks_after_a_shared_fsync() {
         .send(Fetch {
             from: 1995,
             max_bytes: 1 << 20,
+            max_records: usize::MAX,
         })
         .await
         .unwrap()
@@ -63,6 +64,20 @@ async fn always_acks_after_a_shared_fsync() {
     assert_eq!(
         recs.iter().map(|r| r.offset).collect::<Vec<_>>(),
         vec![1995, 1996, 1997, 1998, 1999]
+    );
+    // A read of a few records stops there, however many bytes it may take.
+    let recs = p
+        .send(Fetch {
+            from: 100,
+            max_bytes: 1 << 20,
+            max_records: 3,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        recs.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![100, 101, 102]
     );
     System::current().stop();
 }
@@ -136,6 +151,7 @@ async fn retention_detaches_segments_at_once_and_deletes_their_files_off_the_act
         .send(Fetch {
             from: 0,
             max_bytes: 1 << 20,
+            max_records: usize::MAX,
         })
         .await
         .unwrap()
@@ -196,6 +212,7 @@ async fn a_failed_fsync_acks_nothing_and_appends_resume_once_mended() {
         .send(Fetch {
             from: 0,
             max_bytes: 1 << 20,
+            max_records: usize::MAX,
         })
         .await
         .unwrap()

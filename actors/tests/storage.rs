@@ -84,6 +84,52 @@ fn offsets_continue_across_reopen_and_segments() {
 }
 
 #[test]
+fn a_read_of_n_records_returns_n_whatever_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_bytes: 64 << 10,
+        max_record_bytes: 32 << 10,
+        index_interval_bytes: 4096,
+    };
+    let (mut log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+    // Small records, then ones far larger than a few-record read's first window, across
+    // segment boundaries.
+    let batch: Vec<Append> = (0..200u64)
+        .map(|i| {
+            let mut a = msg(i, i);
+            let size = if i < 100 { 10 } else { 20_000 + i as usize };
+            a.value = Bytes::from(vec![b'a' + (i % 26) as u8; size]);
+            a
+        })
+        .collect();
+    for chunk in batch.chunks(7) {
+        log.append(chunk).unwrap();
+    }
+    assert!(log.segment_count() > 10);
+    for (from, n) in [
+        (0u64, 1usize),
+        (5, 10),
+        (95, 10),
+        (100, 3),
+        (150, 7),
+        (197, 10),
+    ] {
+        let got = log.read_records(from, usize::MAX, n).unwrap();
+        let want: Vec<u64> = (from..(from + n as u64).min(200)).collect();
+        assert_eq!(
+            got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            want,
+            "from {from}"
+        );
+        for r in &got {
+            assert_eq!(r.value, batch[r.offset as usize].value);
+        }
+    }
+    // The byte bound still holds alongside the count.
+    assert_eq!(log.read_records(100, 1, 50).unwrap().len(), 1);
+}
+
+#[test]
 fn rolls_with_the_closed_segments_synced_in_the_background_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = PartitionLog::open(dir.path(), small()).unwrap();

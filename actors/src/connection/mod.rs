@@ -12,6 +12,7 @@
 //! - `publish`: publishes of one read, sent to the registry together.
 //! - `routed`: oversize frames, and frames routed to the driver host.
 //! - `topics`: the `topic` channel: subscriptions, credit, groups, deliveries.
+//! - `topic_delete`: `topic delete`, and subscribers told their topic is gone.
 //! - `tls`: what the connection learns from its TLS session: the handshake's end, the
 //!   client certificate's name ([`Connection::tls_identity`]), failures. The socket
 //!   itself decrypts and seals (see [`crate::tls::session`]).
@@ -34,6 +35,7 @@ mod output;
 mod publish;
 mod routed;
 mod tls;
+mod topic_delete;
 mod topics;
 
 use crate::budget::{Held, Window};

@@ -30,15 +30,25 @@ fn num(env: &Envelope, name: &str) -> Result<Option<u64>, String> {
         .transpose()
 }
 
-fn flat<T, E: std::fmt::Display>(r: Result<Result<T, E>, MailboxError>) -> Result<T, String> {
+pub(super) fn flat<T, E: std::fmt::Display>(
+    r: Result<Result<T, E>, MailboxError>,
+) -> Result<T, String> {
     r.map_err(|e| e.to_string())
         .and_then(|r| r.map_err(|e| e.to_string()))
+}
+
+/// `e` with the request's `id`, when it had one: every answer repeats it.
+pub(super) fn with_id(e: Envelope, id: Option<&Bytes>) -> Envelope {
+    match id {
+        Some(id) => e.with_label("id", id.clone()),
+        None => e,
+    }
 }
 
 impl Connection {
     /// Sends `msg` to the registry, counts it in flight, and queues what `answer`
     /// makes of the reply.
-    fn request<M, F>(
+    pub(super) fn request<M, F>(
         &mut self,
         to: &Addr<TopicRegistry>,
         msg: M,
@@ -114,17 +124,21 @@ impl Connection {
                     let name = c.name.clone();
                     self.request(&topics, c, ctx, move |_, r, _| {
                         Some(match flat(r) {
-                            Ok(()) => Envelope::new("topic", "created").with_label("topic", name),
+                            Ok(()) => with_id(
+                                Envelope::new("topic", "created").with_label("topic", name),
+                                id.as_ref(),
+                            ),
                             Err(why) => wire::error(id.as_ref(), &why),
                         })
                     });
                 }),
             "list" => {
-                self.request(&topics, ListTopics, ctx, |act, r, _| {
+                self.request(&topics, ListTopics, ctx, move |act, r, _| {
                     let mut list = r.unwrap_or_default();
                     list.retain(|t| act.may(Kind::Subscribe, &t.name));
                     let json = serde_json::to_vec(&list).unwrap_or_default();
-                    Some(Envelope::new("topic", "list").with_payload(json))
+                    let e = Envelope::new("topic", "list").with_payload(json);
+                    Some(with_id(e, id.as_ref()))
                 });
                 Ok(())
             }
@@ -150,15 +164,21 @@ impl Connection {
                 let (group, partition, offset) = (c.group.clone(), c.partition, c.offset);
                 self.request(&topics, c, ctx, move |_, r, _| {
                     Some(match flat(r) {
-                        Ok(()) => Envelope::new("topic", "committed")
-                            .with_label("group", group)
-                            .with_label("partition", partition.to_string())
-                            .with_label("offset", offset.to_string()),
+                        Ok(()) => with_id(
+                            Envelope::new("topic", "committed")
+                                .with_label("group", group)
+                                .with_label("partition", partition.to_string())
+                                .with_label("offset", offset.to_string()),
+                            id.as_ref(),
+                        ),
                         Err(why) => wire::error(id.as_ref(), &why),
                     })
                 });
             }),
             "unsubscribe" => self.unsubscribe(&env, ctx),
+            "delete" => {
+                wire::topic_of(&env).map(|t| self.delete_topic(t, id.clone(), &topics, ctx))
+            }
             other => Err(format!("unknown request `topic {other}`")),
         };
         if let Err(why) = outcome {
@@ -177,6 +197,7 @@ impl Connection {
             "subscribe" => ("subscribe", Some(Kind::Subscribe)),
             "commit" => ("commit", Some(Kind::Subscribe)),
             "create" => ("create", None),
+            "delete" => ("delete", None),
             _ => return None,
         };
         // A request without a topic is refused by its own checks.
@@ -366,10 +387,8 @@ impl Connection {
             .remove(&sub)
             .ok_or_else(|| format!("no subscription `{sub}`"))?;
         self.forget(&sub, state);
-        self.send_envelope(
-            &Envelope::new("topic", "unsubscribed").with_label("sub", sub),
-            ctx,
-        );
+        let e = Envelope::new("topic", "unsubscribed").with_label("sub", sub);
+        self.send_envelope(&with_id(e, env.labels.get("id")), ctx);
         Ok(())
     }
 
@@ -425,6 +444,9 @@ impl Handler<Deliveries> for Connection {
     fn handle(&mut self, d: Deliveries, ctx: &mut Self::Context) {
         // From here the records are counted as queued output instead.
         self.window.release(d.charged);
+        if d.deleted {
+            return self.topic_deleted(&d, ctx);
+        }
         let mut buf = BytesMut::with_capacity(
             d.records
                 .iter()

@@ -17,8 +17,8 @@ use crate::drivers::{CallFeature, DriverHost, DriverStatus, DriversSlot, ListDri
 use crate::stats::BrokerStats;
 use crate::storage::log::Append;
 use crate::topic::registry::{
-    CreateTopic, FetchEvery, FetchRecords, Fetched, ListTopics, Publish, Published, TopicInfo,
-    TopicsSlot,
+    CreateTopic, DeleteTopic, FetchEvery, FetchRecords, Fetched, ListTopics, Publish, Published,
+    TopicInfo, TopicsSlot,
 };
 use crate::topic::{wire, TopicRegistry};
 use crate::tree::{ActorTree, TreeNode};
@@ -263,6 +263,13 @@ impl Backend {
         };
         let reg = self.registry()?;
         self.bounded(async move { Ok(reg.send(create).await??) })
+            .await
+    }
+
+    /// Deletes a topic: its partitions, files, groups and committed offsets.
+    pub async fn delete_topic(&self, name: String) -> Result<(), ApiError> {
+        let reg = self.registry()?;
+        self.bounded(async move { Ok(reg.send(DeleteTopic { topic: name }).await??) })
             .await
     }
 

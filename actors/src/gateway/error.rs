@@ -106,6 +106,7 @@ impl From<TopicError> for ApiError {
             | TopicError::PartitionCount { .. }
             | TopicError::TooManyPartitions { .. }
             | TopicError::Conflict { .. } => ErrorKind::InvalidArgument,
+            TopicError::Configured { .. } | TopicError::Deleting { .. } => ErrorKind::Failed,
             TopicError::Partition(_) | TopicError::PartitionLimit { .. } => ErrorKind::Failed,
             TopicError::Unavailable(_) => ErrorKind::Unavailable,
         };

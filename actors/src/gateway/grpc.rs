@@ -229,6 +229,19 @@ impl Broker for Service {
         })
     }
 
+    async fn delete_topic(
+        &self,
+        req: Request<DeleteTopicRequest>,
+    ) -> Result<Response<DeleteTopicReply>, Status> {
+        call!("DeleteTopic", req, {
+            let r = req.get_ref().clone();
+            let c = self.caller(&req).await?;
+            self.auth.need(c.is_admin(), "delete", &r.name)?;
+            self.backend.delete_topic(r.name).await?;
+            Ok::<_, Status>(DeleteTopicReply {})
+        })
+    }
+
     async fn call_driver(
         &self,
         req: Request<CallDriverRequest>,

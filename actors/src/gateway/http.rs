@@ -127,6 +127,7 @@ pub fn server(
             .route("/metrics", web::get().to(metrics_text))
             .route("/v1/topics", web::get().to(list_topics))
             .route("/v1/topics", web::post().to(create_topic))
+            .route("/v1/topics/{topic}", web::delete().to(delete_topic))
             .route("/v1/topics/{topic}/messages", web::post().to(publish))
             .route(
                 "/v1/topics/{topic}/messages",
@@ -193,6 +194,17 @@ async fn create_topic(
     let name = b.name.clone();
     st.backend.create_topic(b).await?;
     Ok(HttpResponse::Created().json(json!({"name": name})))
+}
+
+async fn delete_topic(
+    st: web::Data<State>,
+    c: Caller,
+    topic: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = topic.into_inner();
+    st.auth.need(c.0.is_admin(), "delete", &name)?;
+    st.backend.delete_topic(name.clone()).await?;
+    Ok(HttpResponse::Ok().json(json!({"deleted": name})))
 }
 
 #[derive(Deserialize, Default)]

@@ -315,6 +315,10 @@ impl Handler<Deliveries> for StreamSink {
             tracing::error!(topic = %d.topic, partition = d.partition, first = u.first, last = ?u.last, reason = %u.reason, "stream reached unreadable records; closing it");
             ctx.stop();
         }
+        if d.deleted {
+            tracing::info!(topic = %d.topic, "stream ended: topic deleted");
+            ctx.stop();
+        }
     }
 }
 

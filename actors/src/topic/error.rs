@@ -35,6 +35,12 @@ pub enum TopicError {
         open: usize,
         max: usize,
     },
+    /// A `[[topic]]` of the config: deleted, it would come back at the next start.
+    #[error("topic `{topic}` is configured in [[topic]]; remove it from the config first")]
+    Configured { topic: String },
+    /// Being deleted: the name is free again once that has finished.
+    #[error("topic `{topic}` is being deleted")]
+    Deleting { topic: String },
     /// A create naming an option the existing topic has otherwise.
     #[error("topic `{topic}` exists with {what} {has}, not {asked}")]
     Conflict {

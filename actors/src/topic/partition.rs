@@ -10,13 +10,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::prelude::*;
-use switchyard_codecs::record::Record;
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
 pub use super::partition_msgs::{
     AppendBatch, Appended, ApplyRetention, Fetch, FsyncPolicy, GetPartitionStatus, PartitionStatus,
+    Retire,
 };
+
+mod reads;
 use super::subscribers::{Credit, Subscribe, Subscribers, Unsubscribe};
 use crate::storage::log::Append;
 use crate::storage::{LogConfig, PartitionLog, RollSync, StorageError};
@@ -429,19 +431,6 @@ impl Handler<Unsubscribe> for Partition {
 
     fn handle(&mut self, u: Unsubscribe, _: &mut Self::Context) {
         self.subs.remove(&u.key);
-    }
-}
-
-impl Handler<Fetch> for Partition {
-    type Result = Result<Vec<Record>, String>;
-
-    fn handle(&mut self, f: Fetch, _: &mut Self::Context) -> Self::Result {
-        let max = f.max_bytes.min(super::registry::FETCH_CEILING_BYTES);
-        let r = self.log()?.read_records(f.from, max, f.max_records);
-        if let Err(StorageError::Damaged { .. }) = &r {
-            self.unreadable_reads += 1;
-        }
-        r.map_err(|e| storage_error(&self.name, e))
     }
 }
 

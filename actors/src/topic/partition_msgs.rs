@@ -48,6 +48,13 @@ pub type Appended = Result<Range<u64>, String>;
 #[rtype(result = "Appended")]
 pub struct AppendBatch(pub Vec<Append>);
 
+/// Ends the partition for good (its topic is being deleted): every subscriber is told,
+/// appends not yet durable are refused, and the actor stops, closing its files. Answered
+/// when nothing of it is left running.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
 /// Reads from an offset, up to about `max_bytes` and at most `max_records` (at least
 /// one record if any).
 #[derive(Debug, Message)]

@@ -33,6 +33,8 @@ pub struct Deliveries {
     pub unreadable: Option<Unreadable>,
     /// What was charged to the receiver's window for these records.
     pub charged: u64,
+    /// The topic was deleted: the subscription has ended on every partition.
+    pub deleted: bool,
 }
 
 /// Offsets a subscription could not read, and why.
@@ -161,6 +163,22 @@ impl Subscribers {
         }
     }
 
+    /// Tells every subscriber that the topic was deleted, and forgets them.
+    pub fn end_all_deleted(&mut self) {
+        for (key, s) in self.subs.drain() {
+            // Past a full mailbox: one notice per subscriber, and it must not be lost.
+            s.to.do_send(Deliveries {
+                sub: key.sub,
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                records: Vec::new(),
+                unreadable: None,
+                charged: 0,
+                deleted: true,
+            });
+        }
+    }
+
     pub fn remove(&mut self, key: &SubKey) {
         self.subs.remove(key);
     }
@@ -240,6 +258,7 @@ impl Turn<'_> {
                 reason: e.client_text(),
             }),
             charged: 0,
+            deleted: false,
         };
         if let Err(SendError::Full(_)) = s.to.try_send(msg) {
             self.retry = true;
@@ -287,6 +306,7 @@ impl Turn<'_> {
                 records: recs,
                 unreadable: None,
                 charged,
+                deleted: false,
             };
             let sent = s.to.try_send(msg);
             if let (Err(_), Some(w)) = (&sent, &s.window) {

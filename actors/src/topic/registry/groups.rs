@@ -152,6 +152,37 @@ impl TopicRegistry {
     }
 }
 
+impl TopicRegistry {
+    /// Forgets `topic`'s groups (it is being deleted) and tells each member its
+    /// subscription has ended, owner of a partition or not.
+    pub(super) fn end_groups_of(&mut self, topic: &str) {
+        self.committed.remove(topic);
+        let gone: Vec<_> = self
+            .groups
+            .keys()
+            .filter(|k| k.1 == topic)
+            .cloned()
+            .collect();
+        for gkey in gone {
+            let Some(g) = self.groups.remove(&gkey) else {
+                continue;
+            };
+            for m in g.members {
+                m.to.do_send(Deliveries {
+                    sub: m.key.sub,
+                    topic: topic.to_string(),
+                    partition: 0,
+                    records: Vec::new(),
+                    unreadable: None,
+                    charged: 0,
+                    deleted: true,
+                });
+            }
+            info!(group = %gkey.0, topic = %gkey.1, "group ended: topic deleted");
+        }
+    }
+}
+
 impl Handler<JoinGroup> for TopicRegistry {
     type Result = Result<(), TopicError>;
 

@@ -3,6 +3,7 @@
 //!
 //! - [`batch`]: the publishes of one socket read, routed together.
 //! - [`groups`]: consumer groups, rebalancing and committed offsets.
+//! - `delete`: a topic deleted: partitions retired, groups ended, folder removed.
 //! - `fetch`: reads of a partition, held to `topics.max_fetch_bytes`.
 //! - `limits`: partitions per topic and in all.
 //! - `lookup`: the topic listing and a partition's actor for reads.
@@ -10,6 +11,7 @@
 //! - `spec`: a topic's options ([`TopicSpec`], [`Routing`]) and the registry's settings.
 
 pub mod batch;
+mod delete;
 mod fetch;
 pub mod groups;
 mod limits;
@@ -17,6 +19,7 @@ mod lookup;
 mod meta;
 mod spec;
 
+pub use delete::{DeleteTopic, TRASH};
 pub use fetch::{FetchEvery, FetchRecords, Fetched, FETCH_CEILING_BYTES};
 pub use lookup::{ListTopics, PartitionOf, TopicInfo};
 pub use spec::{Routing, TopicSettings, TopicSpec};
@@ -108,6 +111,8 @@ pub struct TopicRegistry {
     topics: BTreeMap<String, Topic>,
     groups: std::collections::HashMap<(String, String), groups::Group>,
     committed: groups::Committed,
+    /// Topics being deleted: not to be created again until that has finished.
+    deleting: std::collections::HashSet<String>,
     entry: TreeEntry,
     guard: ChildGuard,
 }
@@ -142,6 +147,7 @@ impl TopicRegistry {
                 topics: BTreeMap::new(),
                 groups: Default::default(),
                 committed: Default::default(),
+                deleting: Default::default(),
                 entry,
                 guard: cx.guard,
             };
@@ -181,6 +187,7 @@ impl TopicRegistry {
 
     /// Opens every topic already on disk, recovering each partition.
     fn open_existing(&mut self) -> Result<(), String> {
+        delete::empty_trash(&self.settings.dir);
         let Ok(dirs) = std::fs::read_dir(&self.settings.dir) else {
             return Ok(());
         };
@@ -229,6 +236,9 @@ impl TopicRegistry {
     }
 
     fn create_as(&mut self, spec: TopicSpec, at_start: bool) -> Result<(), TopicError> {
+        if self.deleting.contains(&spec.name) {
+            return Err(TopicError::Deleting { topic: spec.name });
+        }
         if let Some(t) = self.topics.get(&spec.name) {
             return if t.spec.partitions == spec.partitions {
                 Ok(())
