@@ -10,6 +10,10 @@
 //! refused, and the caller applies the slow-consumer policy. Output that is paced
 //! elsewhere (topic deliveries, bounded by the receiver's memory window) is queued
 //! with [`Outbox::push_paced`], which never refuses.
+//!
+//! What was pushed under the budget is output the peer did not ask for and cannot
+//! read again; the outbox knows how much of it is still queued ([`Outbox::unasked`]),
+//! because only a holder of such output is worth closing when memory runs short.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -37,6 +41,13 @@ pub struct Outbox {
     len: usize,
     budget: usize,
     peak: usize,
+    /// Bytes ever queued, and ever written: positions in the output stream.
+    pushed: u64,
+    drained: u64,
+    /// Where budgeted (unasked) output lies in the stream, oldest first, as
+    /// `[start, end)` runs not yet written.
+    unasked_runs: VecDeque<(u64, u64)>,
+    unasked: usize,
 }
 
 /// The push would pass the budget; nothing was queued.
@@ -57,6 +68,7 @@ impl Outbox {
     /// Queues a copy of `bytes` unless that would pass the budget.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), Full> {
         self.fits(bytes.len())?;
+        self.mark_unasked(bytes.len());
         if bytes.len() >= OWN_CHUNK {
             self.push_chunk(Bytes::copy_from_slice(bytes));
         } else {
@@ -65,9 +77,25 @@ impl Outbox {
         Ok(())
     }
 
+    /// The next `n` bytes pushed are unasked output.
+    fn mark_unasked(&mut self, n: usize) {
+        let (start, end) = (self.pushed, self.pushed + n as u64);
+        match self.unasked_runs.back_mut() {
+            Some(last) if last.1 == start => last.1 = end,
+            _ => self.unasked_runs.push_back((start, end)),
+        }
+        self.unasked += n;
+    }
+
+    /// Bytes of unasked output (pushed under the budget) still queued.
+    pub fn unasked(&self) -> usize {
+        self.unasked
+    }
+
     /// Queues `bytes` unless that would pass the budget, without copying large ones.
     pub fn push_owned(&mut self, bytes: Bytes) -> Result<(), Full> {
         self.fits(bytes.len())?;
+        self.mark_unasked(bytes.len());
         self.push_paced(bytes);
         Ok(())
     }
@@ -120,6 +148,7 @@ impl Outbox {
     }
 
     fn grew(&mut self, n: usize) {
+        self.pushed += n as u64;
         self.len += n;
         self.peak = self.peak.max(self.len);
     }
@@ -168,6 +197,19 @@ impl Outbox {
     pub fn consume(&mut self, mut n: usize) {
         n = n.min(self.len);
         self.len -= n;
+        self.drained += n as u64;
+        while let Some(run) = self.unasked_runs.front_mut() {
+            if run.0 >= self.drained {
+                break;
+            }
+            let end = run.1.min(self.drained);
+            self.unasked -= (end - run.0) as usize;
+            if run.1 <= self.drained {
+                self.unasked_runs.pop_front();
+            } else {
+                run.0 = self.drained;
+            }
+        }
         while n > 0 {
             let Some(front) = self.chunks.front_mut() else {
                 self.tail.advance(n);
@@ -189,6 +231,9 @@ impl Outbox {
         self.chunks.clear();
         self.tail = BytesMut::new();
         self.len = 0;
+        self.drained = self.pushed;
+        self.unasked_runs.clear();
+        self.unasked = 0;
     }
 }
 
@@ -214,6 +259,32 @@ mod tests {
             o.consume(took);
         }
         out
+    }
+
+    #[test]
+    fn knows_how_much_unasked_output_is_queued() {
+        let mut o = Outbox::new(1 << 20);
+        o.push_paced(Bytes::from_static(b"aaaa"));
+        o.push(b"uu").unwrap();
+        o.push_owned(Bytes::from(vec![b'u'; 10_000])).unwrap();
+        o.push_paced(Bytes::from_static(b"bbb"));
+        o.push(b"vvvvv").unwrap();
+        assert_eq!(o.unasked(), 10_007);
+        o.consume(3); // paced only
+        assert_eq!(o.unasked(), 10_007);
+        o.consume(2); // the last paced byte, then one unasked
+        assert_eq!(o.unasked(), 10_006);
+        o.consume(10_001); // the rest of the first run
+        assert_eq!(o.unasked(), 5);
+        o.consume(4); // "bbb" and one of "vvvvv"
+        assert_eq!(o.unasked(), 4);
+        o.push(b"ww").unwrap();
+        assert_eq!(o.unasked(), 6);
+        o.clear();
+        assert_eq!(o.unasked(), 0);
+        o.push(b"x").unwrap();
+        o.consume(1);
+        assert_eq!((o.unasked(), o.len()), (0, 0));
     }
 
     #[test]

@@ -97,6 +97,7 @@ impl Socket {
     fn sync_charge(&mut self) {
         let now = self.queued();
         let Some(w) = &self.window else { return };
+        w.set_unasked(self.out.unasked() as u64);
         if now > self.charged {
             w.charge((now - self.charged) as u64);
         } else if now < self.charged {

@@ -29,6 +29,10 @@ pub struct TopicArgs {
     /// Publishes in flight per producer
     #[arg(long, default_value_t = 16)]
     pub inflight: u64,
+    /// Publish without `id` (no acks, as fast as the socket takes them); only the last
+    /// publish asks for an ack, to learn when the broker has taken everything
+    #[arg(long)]
+    pub no_ack: bool,
     /// Messages per second across producers [default: as fast as acks allow]
     #[arg(long)]
     pub rate: Option<u64>,
@@ -101,6 +105,7 @@ pub fn topic_options(mode: Mode, to: Target, a: &TopicArgs) -> Options {
         producers: a.producers.max(1),
         consumers: a.consumers.max(1),
         inflight: a.inflight.max(1),
+        no_ack: a.no_ack,
         rate: a.rate,
         credit: a.credit,
         consume_rate: a.consume_rate,

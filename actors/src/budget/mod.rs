@@ -14,8 +14,13 @@
 //! - Partitions stop reading records for subscribers (paced, nothing is lost) until
 //!   usage drops below the limit, or, per subscriber, until its own window drains.
 //! - When usage passes the limit and output makes up at least half of the limit, the
-//!   holder of the most output (a connection or a gateway stream) is shed: closed as a
-//!   slow consumer, one at a time until usage is back under the limit.
+//!   connection holding the most *unasked* output (event-bus messages, calls to its
+//!   services, chat, late RPC returns: what it did not ask for and cannot read again)
+//!   is shed: closed as a slow consumer, one at a time until usage is back under the
+//!   limit. Records and answers are paced instead: a reader that reads, however
+//!   slowly, is never closed for them. Only when no holder has unasked output is the
+//!   largest holder whose output has not moved for [`STALLED`] closed: a peer that reads
+//!   nothing must not keep every other subscriber waiting for the memory it pins.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -30,12 +35,27 @@ use tokio::sync::Notify;
 /// Input a connection may always hold, whatever the budget says.
 pub const FREE_INPUT_BYTES: u64 = 64 << 10;
 
+/// A holder whose output has not moved for this long, while the budget is full, is
+/// stalled: it reads nothing at all.
+pub const STALLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Milliseconds on a clock shared by every window.
+fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
 /// Closes a holder of output to bring the budget back under its limit.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct Shed {
     /// What it held when it was chosen.
     pub held: u64,
+    /// Of that, output it did not ask for; 0: chosen as stalled (see [`STALLED`]).
+    pub unasked: u64,
     pub limit: u64,
 }
 
@@ -213,10 +233,24 @@ impl MemoryBudget {
             .iter()
             .filter_map(|(id, h)| h.window.upgrade().map(|w| (*id, w)))
             .collect();
-        let largest = candidates
-            .iter()
-            .filter(|(_, w)| w.marked.load(SeqCst) == 0 && w.held() > 0)
-            .max_by_key(|(_, w)| w.held());
+        // Output that cannot be read again is the reason to close a connection first;
+        // records and answers drain as their readers read, unless a reader reads
+        // nothing at all.
+        let unmarked = || {
+            candidates
+                .iter()
+                .filter(|(_, w)| w.marked.load(SeqCst) == 0 && w.held() > 0)
+        };
+        // Nothing can have stalled in the first STALLED of the clock.
+        let stalled_since = now_ms().checked_sub(STALLED.as_millis() as u64);
+        let largest = unmarked()
+            .filter(|(_, w)| w.unasked() > 0)
+            .max_by_key(|(_, w)| w.unasked())
+            .or_else(|| {
+                unmarked()
+                    .filter(|(_, w)| stalled_since.is_some_and(|t| w.moved_at.load(Relaxed) <= t))
+                    .max_by_key(|(_, w)| w.held())
+            });
         let Some((id, w)) = largest else {
             return;
         };
@@ -224,6 +258,7 @@ impl MemoryBudget {
             return;
         };
         let held = w.held();
+        let unasked = w.unasked();
         w.marked.store(held, SeqCst);
         self.shedding.fetch_add(held, SeqCst);
         if w.closed.load(SeqCst) {
@@ -236,6 +271,7 @@ impl MemoryBudget {
         }
         let sent = h.shed.try_send(Shed {
             held,
+            unasked,
             limit: self.limit,
         });
         if sent.is_ok() {
@@ -318,6 +354,10 @@ pub struct Window {
     closed: AtomicBool,
     /// Bytes it held when it was told to shed (0: not told).
     marked: AtomicU64,
+    /// Of `held`: output its owner did not ask for (see [`MemoryBudget::relieve`]).
+    unasked: AtomicU64,
+    /// When it last released output or held none ([`now_ms`]).
+    moved_at: AtomicU64,
     id: u64,
 }
 
@@ -332,6 +372,8 @@ impl Window {
             starved: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             marked: AtomicU64::new(0),
+            unasked: AtomicU64::new(0),
+            moved_at: AtomicU64::new(now_ms()),
             id,
         })
     }
@@ -368,7 +410,12 @@ impl Window {
         if n == 0 || self.closed.load(SeqCst) {
             return;
         }
-        let now = self.held.fetch_add(n, SeqCst) + n;
+        let before = self.held.fetch_add(n, SeqCst);
+        if before == 0 {
+            // Output that starts to wait now has not stalled before now.
+            self.moved_at.store(now_ms(), Relaxed);
+        }
+        let now = before + n;
         self.peak.fetch_max(now, Relaxed);
         self.budget.output.fetch_add(n, SeqCst);
         self.budget.charge(n);
@@ -384,11 +431,23 @@ impl Window {
             .fetch_update(SeqCst, SeqCst, |cur| Some(cur.saturating_sub(n)))
             .unwrap_or(0);
         let n = n.min(prev);
+        if n > 0 {
+            self.moved_at.store(now_ms(), Relaxed);
+        }
         let _ = self
             .budget
             .output
             .fetch_update(SeqCst, SeqCst, |cur| Some(cur.saturating_sub(n)));
         self.budget.release(n);
+    }
+
+    /// Of what it holds, the output its owner did not ask for.
+    pub fn unasked(&self) -> u64 {
+        self.unasked.load(Relaxed)
+    }
+
+    pub fn set_unasked(&self, n: u64) {
+        self.unasked.store(n, Relaxed);
     }
 
     /// Whether a partition may send it more now.

@@ -42,7 +42,7 @@ fn a_window_releases_what_it_holds_when_closed_and_ignores_late_charges() {
 }
 
 #[actix::test]
-async fn past_the_limit_the_largest_output_holder_is_shed() {
+async fn past_the_limit_the_largest_holder_of_unasked_output_is_shed() {
     struct Sink(Arc<Mutex<Vec<u64>>>);
     impl Actor for Sink {
         type Context = Context<Self>;
@@ -55,17 +55,44 @@ async fn past_the_limit_the_largest_output_holder_is_shed() {
     }
     let got = Arc::new(Mutex::new(Vec::new()));
     let b = Arc::new(MemoryBudget::new(1000));
+    let reader = Window::new(b.clone(), 2000);
     let (small, big) = (Window::new(b.clone(), 2000), Window::new(b.clone(), 2000));
-    small.register(Sink(got.clone()).start().recipient());
-    big.register(Sink(got.clone()).start().recipient());
+    for w in [&reader, &small, &big] {
+        w.register(Sink(got.clone()).start().recipient());
+    }
+    // Records and answers (paced output) are never a reason to shed.
+    reader.charge(1200);
+    assert_eq!(b.snapshot().shed, 0, "only paced output");
+    reader.release(1200);
+    small.set_unasked(300);
     small.charge(300);
+    big.set_unasked(200);
     big.charge(600);
     assert_eq!(b.snapshot().shed, 0, "under the limit");
-    big.charge(200);
-    small.charge(100);
+    reader.charge(500);
     assert_eq!(b.snapshot().shed, 1, "one shed covers the excess");
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    assert_eq!(*got.lock().unwrap(), [800]);
-    big.close();
-    assert_eq!(b.in_use(), 400);
+    assert_eq!(
+        *got.lock().unwrap(),
+        [300],
+        "the most unasked, not the most held"
+    );
+    small.close();
+    assert_eq!(b.in_use(), 1100);
+    // With no unasked output left, a holder is closed only once its output has not
+    // moved for STALLED: a reader that reads keeps its place.
+    big.set_unasked(0);
+    big.release(1);
+    reader.charge(10);
+    assert_eq!(b.snapshot().shed, 1, "nothing has stalled yet");
+    tokio::time::sleep(STALLED + std::time::Duration::from_millis(100)).await;
+    reader.release(5);
+    reader.charge(1);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(b.snapshot().shed, 2);
+    assert_eq!(
+        *got.lock().unwrap(),
+        [300, 599],
+        "the stalled holder, not the reader"
+    );
 }

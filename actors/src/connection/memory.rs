@@ -103,15 +103,23 @@ impl Connection {
 impl Handler<Shed> for Connection {
     type Result = ();
 
-    /// The budget is full of output and this connection holds the most: it is cut off
-    /// like any slow consumer.
+    /// The budget is full of output, and this connection holds the most output it did
+    /// not ask for, or (none holding any) it has read nothing for a while: it is cut
+    /// off like any slow consumer.
     fn handle(&mut self, s: Shed, ctx: &mut Self::Context) {
         let _g = self.span.clone().entered();
         BrokerStats::add(&self.stats.slow_consumer_disconnects, 1);
-        warn!(
-            peer = %self.peer, held = s.held, limit = s.limit,
-            "slow consumer: memory budget full, closing the largest holder of output"
-        );
+        if s.unasked > 0 {
+            warn!(
+                peer = %self.peer, held = s.held, unasked = s.unasked, limit = s.limit,
+                "slow consumer: memory budget full, closing the largest holder of unasked output"
+            );
+        } else {
+            warn!(
+                peer = %self.peer, held = s.held, limit = s.limit, stalled_ms = crate::budget::STALLED.as_millis() as u64,
+                "slow consumer: memory budget full, closing a peer that reads nothing"
+            );
+        }
         self.sock.discard();
         self.window.close();
         ctx.stop();

@@ -343,12 +343,13 @@ impl Handler<Assignment> for StreamSink {
 impl Handler<Shed> for StreamSink {
     type Result = ();
 
-    /// The memory budget is full of output and this stream holds the most: it ends.
+    /// The memory budget is full of output, and this stream's client has read nothing
+    /// for a while (a stream holds only records, which are paced): it ends.
     fn handle(&mut self, s: Shed, ctx: &mut Self::Context) {
         BrokerStats::add(&self.stats.slow_consumer_disconnects, 1);
         tracing::warn!(
             topic = %self.topic, stream = self.key.conn, held = s.held, limit = s.limit,
-            "slow consumer: memory budget full, closing the largest holder of output"
+            "slow consumer: memory budget full, closing a stream whose client reads nothing"
         );
         ctx.stop();
     }

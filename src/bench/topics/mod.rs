@@ -46,6 +46,8 @@ pub struct Options {
     pub consumers: usize,
     /// Publish envelopes in flight per producer (waiting for their ack).
     pub inflight: u64,
+    /// Publishes carry no `id` but the last (see [`produce::produce_unacked`]).
+    pub no_ack: bool,
     /// Messages per second across producers; `None`: as fast as acks allow.
     pub rate: Option<u64>,
     /// Records a consumer may have outstanding; `None`: a window's worth.
@@ -166,7 +168,11 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<(), String> {
                 o.count / o.producers as u64 + u64::from((i as u64) < o.count % o.producers as u64);
             let (o, shared) = (o.clone(), shared.clone());
             handles.push(std::thread::spawn(move || {
-                produce::produce(&o, share, &shared, t0)
+                if o.no_ack {
+                    produce::produce_unacked(&o, share, &shared, t0)
+                } else {
+                    produce::produce(&o, share, &shared, t0)
+                }
             }));
         }
     } else {
@@ -228,14 +234,18 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<(), String> {
     .clamp(1e-9, secs);
     writeln!(
         out,
-        "{:?}: {} bytes x {} messages, batch {}, {} producers, {} consumers, {} in flight{}{}{}",
+        "{:?}: {} bytes x {} messages, batch {}, {} producers, {} consumers, {}{}{}{}",
         o.mode,
         o.size,
         o.count,
         o.batch,
         o.producers,
         consumers,
-        o.inflight,
+        if o.no_ack {
+            "no acks (publishes without id)".to_string()
+        } else {
+            format!("{} in flight", o.inflight)
+        },
         o.fsync
             .as_ref()
             .map_or(String::new(), |f| format!(", topic fsync {f}")),
@@ -260,12 +270,14 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<(), String> {
             mb(p, pub_secs)
         )
         .map_err(|e| e.to_string())?;
-        writeln!(
-            out,
-            "ack latency (per publish)  {}",
-            quantiles(&shared.ack_latency)
-        )
-        .map_err(|e| e.to_string())?;
+        if !o.no_ack {
+            writeln!(
+                out,
+                "ack latency (per publish)  {}",
+                quantiles(&shared.ack_latency)
+            )
+            .map_err(|e| e.to_string())?;
+        }
     }
     if consumers > 0 {
         writeln!(

@@ -148,3 +148,78 @@ fn read_acks(
     release();
     lock(&shared.ack_latency).merge(&local);
 }
+
+/// Publishes `share` messages, `o.batch` per envelope (one record without `count` at
+/// batch 1), none with an `id` but the last: the broker answers only that one (and any
+/// error), so the producer writes as fast as the socket takes them. Done when the last
+/// publish is acked: its records are then stored, and, from one connection to one
+/// partition, every record before them.
+pub(super) fn produce_unacked(
+    o: &Options,
+    share: u64,
+    shared: &Arc<Shared>,
+    t0: Instant,
+) -> Result<(), String> {
+    let (reader, mut s) = o.connect()?;
+    let acked = {
+        let shared = shared.clone();
+        std::thread::spawn(move || {
+            let mut ok = false;
+            read_loop(
+                reader,
+                |e| {
+                    if e.is("topic", "error") {
+                        shared.fail(format!(
+                            "publish failed: {}",
+                            e.labels.get_str("error").unwrap_or("?")
+                        ));
+                        return false;
+                    }
+                    ok = e.is("topic", "ack");
+                    !ok
+                },
+                || {},
+            );
+            ok
+        })
+    };
+    let value_pad = vec![b'x'; o.size.saturating_sub(8)];
+    let item_head = format!("- {}\n", o.size.max(8));
+    let mut left = share;
+    let mut out = BytesMut::with_capacity(512 << 10);
+    while left > 0 && !shared.stop.load(Relaxed) {
+        out.clear();
+        while left > 0 && out.len() < (256 << 10) {
+            let n = left.min(o.batch);
+            left -= n;
+            let ts = now_ns(t0);
+            let mut e = Envelope::new("topic", "publish").with_label("topic", o.topic.clone());
+            let payload = if n == 1 {
+                let mut p = Vec::with_capacity(o.size.max(8));
+                p.extend_from_slice(&ts.to_be_bytes());
+                p.extend_from_slice(&value_pad);
+                p
+            } else {
+                e = e.with_label("count", n.to_string());
+                let mut p = Vec::with_capacity((o.size + 12) * n as usize);
+                for _ in 0..n {
+                    p.extend_from_slice(item_head.as_bytes());
+                    p.extend_from_slice(&ts.to_be_bytes());
+                    p.extend_from_slice(&value_pad);
+                }
+                p
+            };
+            if left == 0 {
+                e = e.with_label("id", "last");
+            }
+            encode(&e.with_payload(payload), &mut out);
+        }
+        s.write_all(&out).map_err(|e| e.to_string())?;
+    }
+    let ok = acked.join().unwrap_or(false);
+    if ok {
+        shared.published.fetch_add(share, Relaxed);
+    }
+    shared.producers_done_ns.fetch_max(now_ns(t0), Relaxed);
+    Ok(())
+}
