@@ -14,9 +14,8 @@
 //! - Partitions stop reading records for subscribers (paced, nothing is lost) until
 //!   usage drops below the limit, or, per subscriber, until its own window drains.
 //! - When usage passes the limit and output makes up at least half of the limit, the
-//!   holder of the most output (a connection) is shed: closed as a slow consumer, one at
-//!   a time until usage is back under the limit. Gateway streams hold only topic
-//!   records, which can be read again, so they are paced and never registered to shed.
+//!   holder of the most output (a connection or a gateway stream) is shed: closed as a
+//!   slow consumer, one at a time until usage is back under the limit.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};

@@ -55,6 +55,12 @@ impl Cursor {
         self.0.insert(partition, offset);
     }
 
+    /// Forgets every partition but `partition` (a one-partition stream's ids name only
+    /// its own).
+    pub fn keep_only(&mut self, partition: u32) {
+        self.0.retain(|p, _| *p == partition);
+    }
+
     /// Where each partition it names resumes: the offset after the one delivered.
     pub fn resume(&self) -> BTreeMap<u32, u64> {
         self.0
@@ -94,6 +100,8 @@ mod tests {
             [(0, 42), (2, 9)]
         );
         assert!(Cursor::parse(" ").unwrap().is_empty());
+        c.keep_only(2);
+        assert_eq!(c.to_string(), "2:8");
     }
 
     #[test]

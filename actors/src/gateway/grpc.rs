@@ -308,7 +308,6 @@ pub async fn serve(
     let svc = BrokerServer::new(Service { backend, auth });
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(ping))
-        .http2_keepalive_timeout(Some(ping))
         .add_service(health_service)
         .add_service(svc);
     match tls {

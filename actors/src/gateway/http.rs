@@ -313,13 +313,16 @@ async fn stream(
     st.auth
         .need(c.0.may_subscribe(&topic), "subscribe", &topic)?;
     let q = q.into_inner();
-    let after = match req.headers().get("last-event-id") {
+    let mut after = match req.headers().get("last-event-id") {
         Some(v) => Cursor::parse(
             v.to_str()
                 .map_err(|_| ApiError::invalid("Last-Event-ID is not text"))?,
         )?,
         None => Cursor::default(),
     };
+    if let Some(p) = q.partition {
+        after.keep_only(p);
+    }
     let rx = st
         .backend
         .subscribe(

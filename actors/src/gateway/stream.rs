@@ -5,7 +5,7 @@
 //! actor and in the channel, are counted in bytes in its [`Window`]
 //! (`gateway.stream_buffer_bytes`): partitions read nothing more for it while that is
 //! full, and the client's side ([`StreamRx`]) releases each record as it takes it. A
-//! slow client is paced that way, never cut off: its records can be read again.
+//! slow client is paced that way; only a full memory budget sheds the largest holder.
 //!
 //! In a consumer group it joins the group and follows rebalances. It commits from the
 //! [`Progress`] its client's side reports (what the server took to write), one round
@@ -26,7 +26,7 @@ use tracing::debug;
 use super::backend::{STREAM_BUFFER_BYTES, STREAM_WINDOW};
 use super::error::ApiError;
 pub use super::stream_rx::{Delivered, Progress, StreamRx};
-use crate::budget::{record_bytes, Window};
+use crate::budget::{record_bytes, Shed, Window};
 use crate::stats::BrokerStats;
 use crate::topic::registry::groups::{Assignment, Commit, JoinGroup, LeaveGroup};
 use crate::topic::registry::SubscribeTopic;
@@ -48,7 +48,7 @@ pub struct Open {
 const TICK: Duration = Duration::from_millis(10);
 /// A group member's commit round: what its client's server had taken to write by one
 /// round is committed at the next, if the client is still connected then.
-pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct StreamSink {
@@ -199,6 +199,7 @@ impl Actor for StreamSink {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1024);
+        self.window.register(ctx.address().recipient());
         ctx.run_interval(TICK, |act, ctx| act.pump(ctx));
         if self.group.is_some() {
             ctx.run_interval(COMMIT_EVERY, |act, ctx| act.commit_round(ctx));
@@ -363,5 +364,20 @@ impl Handler<Assignment> for StreamSink {
                 });
             }
         }
+    }
+}
+
+impl Handler<Shed> for StreamSink {
+    type Result = ();
+
+    /// The memory budget is full of output and this stream holds the most: it ends
+    /// (in a group, without committing: its records go to the next member).
+    fn handle(&mut self, s: Shed, ctx: &mut Self::Context) {
+        BrokerStats::add(&self.stats.slow_consumer_disconnects, 1);
+        tracing::warn!(
+            topic = %self.topic, stream = self.key.conn, held = s.held, limit = s.limit,
+            "slow consumer: memory budget full, closing the largest holder of output"
+        );
+        ctx.stop();
     }
 }
