@@ -118,6 +118,7 @@ async fn a_stream_opened_before_its_topic_exists_gets_the_records() {
             partition: None,
             from: "earliest".into(),
             group: None,
+            after: String::new(),
         })
         .await
         .unwrap()
@@ -146,6 +147,7 @@ async fn streams_deliver_in_order_and_end_at_shutdown() {
             partition: None,
             from: "earliest".into(),
             group: None,
+            after: String::new(),
         })
         .await
         .unwrap()

@@ -367,6 +367,7 @@ async fn a_grpc_stream_that_is_not_read_holds_at_most_its_stream_buffer() {
             partition: None,
             from: "earliest".into(),
             group: None,
+            after: String::new(),
         })
         .await
         .unwrap()

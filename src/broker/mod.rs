@@ -237,7 +237,8 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
             stats.clone(),
             timeout,
         )
-        .with_stream_buffer(settings.stream_buffer_bytes);
+        .with_stream_buffer(settings.stream_buffer_bytes)
+        .with_stream_keepalive(settings.stream_keepalive);
         gateway.backend = Some(backend.clone());
         // Last: at shutdown the API stops first.
         children.push(Gateway::spec(settings, backend, http, grpc));

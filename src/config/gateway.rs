@@ -16,6 +16,10 @@ fn stream_buffer() -> Ranged<65_536, { 64 * super::GIB }> {
     Ranged::new(4 * super::MIB)
 }
 
+fn stream_keepalive() -> Ranged<10, 3_600_000> {
+    Ranged::new(15_000)
+}
+
 /// `[gateway]`; off when absent, and each front end off when its bind is left out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +36,10 @@ pub struct GatewayConfig {
     /// Bytes of records one SSE or gRPC stream may hold that its client has not read.
     #[serde(default = "stream_buffer")]
     pub stream_buffer_bytes: Ranged<65_536, { 64 * super::GIB }>,
+    /// An SSE stream that wrote nothing for this long writes a `: keep-alive` comment;
+    /// the gRPC server pings its HTTP/2 connections as often.
+    #[serde(default = "stream_keepalive")]
+    pub stream_keepalive_ms: Ranged<10, 3_600_000>,
     /// HTTPS and gRPC over TLS (`[tls]` has the certificates).
     #[serde(default)]
     pub tls: bool,
@@ -47,6 +55,7 @@ impl Config {
                 auth: None,
                 grace: Duration::from_millis(self.shutdown.grace_ms),
                 stream_buffer_bytes: g.stream_buffer_bytes.get(),
+                stream_keepalive: Duration::from_millis(g.stream_keepalive_ms.get()),
                 tls: None,
             },
             Duration::from_millis(g.request_timeout_ms.get()),

@@ -24,6 +24,7 @@ fn shipped_config_is_valid_and_loopback_only() {
                 token: None,
                 request_timeout_ms: Ranged::new(10_000),
                 stream_buffer_bytes: Ranged::new(4 << 20),
+                stream_keepalive_ms: Ranged::new(15_000),
                 tls: false,
             }),
             ..Config::default()

@@ -164,22 +164,63 @@ impl Sse {
         }
     }
 
-    /// The next event's data, or `None` when the stream ends.
+    /// The next event's data, or `None` when the stream ends (comments are skipped).
     pub async fn next(&mut self) -> Option<String> {
         loop {
-            let text = String::from_utf8_lossy(&self.buf).into_owned();
-            if let Some(i) = text.find("\n\n") {
-                let event = text[..i].to_string();
-                let consumed = text[..i + 2].len();
-                self.buf.drain(..consumed);
-                if let Some(d) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
-                    return Some(d.to_string());
+            if let Some(d) = self.next_event().await?.data {
+                return Some(d);
+            }
+        }
+    }
+
+    /// The next event block as it came (a keep-alive is a block with only a comment),
+    /// or `None` when the stream ends.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let block = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..i + 2);
+                let mut e = Event::default();
+                for line in block.lines() {
+                    if let Some(c) = line.strip_prefix(':') {
+                        e.comments.push(c.trim().to_string());
+                    } else if let Some((k, v)) = line.split_once(": ") {
+                        match k {
+                            "id" => e.id = Some(v.to_string()),
+                            "data" => e.data = Some(v.to_string()),
+                            _ => {}
+                        }
+                    }
                 }
-                continue;
+                return Some(e);
             }
             if !self.fill().await {
                 return None;
             }
         }
     }
+
+    /// The next record event as (partition, offset, value, id).
+    pub async fn record(&mut self) -> Option<(u32, u64, String, String)> {
+        loop {
+            let e = self.next_event().await?;
+            if let Some(d) = e.data {
+                let v: serde_json::Value = serde_json::from_str(&d).unwrap();
+                return Some((
+                    v["partition"].as_u64().unwrap() as u32,
+                    v["offset"].as_u64().unwrap(),
+                    v["value"].as_str().unwrap_or_default().to_string(),
+                    e.id.unwrap_or_default(),
+                ));
+            }
+        }
+    }
+}
+
+/// One server-sent event block.
+#[derive(Debug, Default)]
+pub struct Event {
+    pub id: Option<String>,
+    pub data: Option<String>,
+    pub comments: Vec<String>,
 }

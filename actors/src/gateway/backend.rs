@@ -10,8 +10,9 @@ use bytes::Bytes;
 use switchyard_codecs::record::Record;
 use switchyard_codecs::Labels;
 
+use super::cursor::Cursor;
 use super::error::{ApiError, ErrorKind};
-use super::stream::{StreamRx, StreamSink};
+use super::stream::{Progress, StreamRx, StreamSink};
 use crate::budget::Window;
 use crate::drivers::{CallFeature, DriverHost, DriverStatus, DriversSlot, ListDrivers};
 use crate::stats::BrokerStats;
@@ -57,6 +58,9 @@ pub const STREAM_WINDOW: u64 = 256;
 /// `gateway.stream_buffer_bytes` unless told otherwise.
 pub const STREAM_BUFFER_BYTES: u64 = 4 << 20;
 
+/// `gateway.stream_keepalive_ms` unless told otherwise.
+pub const STREAM_KEEPALIVE: Duration = Duration::from_secs(15);
+
 #[derive(Debug, Clone)]
 pub struct Backend {
     pub topics: TopicsSlot,
@@ -75,6 +79,9 @@ pub struct Backend {
     arbiter: actix::dev::ArbiterHandle,
     /// Bytes of records one stream may hold that its client has not read.
     pub stream_buffer_bytes: u64,
+    /// How long an SSE stream may go without writing before it writes a keep-alive
+    /// comment; also the gRPC server's HTTP/2 ping interval.
+    pub stream_keepalive: Duration,
 }
 
 fn now_ms() -> u64 {
@@ -104,11 +111,17 @@ impl Backend {
             draining: Arc::new(AtomicBool::new(false)),
             arbiter: actix::Arbiter::current(),
             stream_buffer_bytes: STREAM_BUFFER_BYTES,
+            stream_keepalive: STREAM_KEEPALIVE,
         }
     }
 
     pub fn with_stream_buffer(mut self, bytes: u64) -> Self {
         self.stream_buffer_bytes = bytes;
+        self
+    }
+
+    pub fn with_stream_keepalive(mut self, every: Duration) -> Self {
+        self.stream_keepalive = every;
         self
     }
 
@@ -306,19 +319,27 @@ impl Backend {
     }
 
     /// Opens a live subscription; records arrive on the receiver until the client drops
-    /// it or the broker drains.
+    /// it or the broker drains. Outside a group, the partitions `after` names resume
+    /// after its offsets, the others start at `from`.
     pub async fn subscribe(
         &self,
         topic: String,
         partition: Option<u32>,
         from: String,
         group: Option<String>,
+        after: Cursor,
     ) -> Result<StreamRx, ApiError> {
         let reg = self.registry()?;
         let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_WINDOW as usize);
         let window = Window::new(self.stats.memory.clone(), self.stream_buffer_bytes);
-        let rx = StreamRx::new(rx, window.clone());
+        let progress = Arc::new(Progress::default());
+        let resume = if group.is_some() {
+            Default::default()
+        } else {
+            after.resume()
+        };
+        let rx = StreamRx::new(rx, window.clone(), progress.clone());
         let sink = StreamSink::new(
             id,
             topic,
@@ -328,13 +349,14 @@ impl Backend {
             self.stats.clone(),
             self.draining.clone(),
         )
-        .with_window(window);
+        .with_client_side(window, progress);
         let start = sink.start_at(&from)?;
         let addr = StreamSink::start_in_arbiter(&self.arbiter, move |_| sink);
         self.bounded(async move {
             addr.send(super::stream::Open {
                 registry: reg,
                 start,
+                resume,
             })
             .await?
             .map_err(ApiError::from)

@@ -18,9 +18,10 @@ use tracing::{info_span, Instrument};
 
 use super::auth::GatewayAuth;
 use super::backend::{Backend, NewTopic};
+use super::cursor::Cursor;
 use super::pb::broker_server::{Broker, BrokerServer};
 use super::pb::*;
-use super::stream::Delivered;
+use super::stream_rx::Delivered;
 use crate::auth::Principal;
 
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
@@ -161,9 +162,10 @@ impl Broker for Service {
             let c = self.caller(&req).await?;
             self.auth
                 .need(c.may_subscribe(&r.topic), "subscribe", &r.topic)?;
+            let after = Cursor::parse(&r.after)?;
             let rx = self
                 .backend
-                .subscribe(r.topic, r.partition, r.from, r.group)
+                .subscribe(r.topic, r.partition, r.from, r.group, after)
                 .await?;
             let s = rx.map(|d| Ok(to_record(d)));
             Ok::<_, Status>(Box::pin(s) as Self::SubscribeStream)
@@ -313,8 +315,12 @@ pub async fn serve(
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 ) -> Result<(), tonic::transport::Error> {
     let stats = backend.stats.clone();
+    // Pings find a peer that vanished without closing (its streams then end and leave
+    // their groups); a cancelled stream or a closed connection ends them at once.
+    let ping = backend.stream_keepalive;
     let svc = BrokerServer::new(Service { backend, auth });
     let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(ping))
         .add_service(health_service)
         .add_service(svc);
     match tls {

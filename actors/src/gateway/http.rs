@@ -15,15 +15,16 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use actix_web::{web, App, FromRequest, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use bytes::Bytes;
-use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::{info_span, Instrument};
 
 use super::auth::GatewayAuth;
 use super::backend::{Backend, NewTopic};
+use super::cursor::Cursor;
 use super::error::{ApiError, ErrorKind};
-use super::{metrics, record_json, PAGE};
+use super::sse::SseBody;
+use super::{metrics, PAGE};
 use crate::auth::Principal;
 
 impl ResponseError for ApiError {
@@ -145,6 +146,9 @@ pub fn server(
             }))
     })
     .on_connect(crate::tls::incoming::http_identity)
+    // A client that closes its side is gone: its stream ends and leaves its group at
+    // once, instead of writing on into a dead socket (no HTTP/1.1 half-close).
+    .h1_allow_half_closed(false)
     .workers(1)
     .disable_signals()
     .shutdown_timeout(grace.as_secs().max(1));
@@ -278,31 +282,42 @@ struct StreamQuery {
     group: Option<String>,
 }
 
-/// Server-sent events: one `record` event per record, `id: <partition>:<offset>`.
+/// Server-sent events (see [`super::sse`]); `Last-Event-ID` resumes after its position.
 async fn stream(
     st: web::Data<State>,
     c: Caller,
+    req: HttpRequest,
     topic: web::Path<String>,
     q: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
     st.auth
         .need(c.0.may_subscribe(&topic), "subscribe", &topic)?;
     let q = q.into_inner();
+    let mut after = match req.headers().get("last-event-id") {
+        Some(v) => Cursor::parse(
+            v.to_str()
+                .map_err(|_| ApiError::invalid("Last-Event-ID is not text"))?,
+        )?,
+        None => Cursor::default(),
+    };
+    if let Some(p) = q.partition {
+        after.keep_only(p);
+    }
     let rx = st
         .backend
-        .subscribe(topic.into_inner(), q.partition, q.from, q.group)
+        .subscribe(
+            topic.into_inner(),
+            q.partition,
+            q.from,
+            q.group,
+            after.clone(),
+        )
         .await?;
-    let events = rx.map(|d| {
-        let data = record_json(&d.topic, d.partition, &d.record);
-        Ok::<Bytes, actix_web::Error>(Bytes::from(format!(
-            "id: {}:{}\nevent: record\ndata: {data}\n\n",
-            d.partition, d.record.offset
-        )))
-    });
+    let body = SseBody::new(rx, after, st.backend.stream_keepalive);
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))
-        .streaming(events))
+        .streaming(body))
 }
 
 async fn list_drivers(st: web::Data<State>, c: Caller) -> Result<HttpResponse, ApiError> {

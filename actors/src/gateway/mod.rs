@@ -9,19 +9,25 @@
 //! - [`http`]: the actix-web routes, request ids, JSON errors.
 //! - `fetch`: `GET /v1/topics/{topic}/messages`, one partition or all of them.
 //! - [`grpc`]: `switchyard.v1.Broker` (from `actors/proto/switchyard.proto`) and health.
-//! - [`stream`]: [`stream::StreamSink`], one actor per live subscription stream.
+//! - [`stream`]: [`stream::StreamSink`], one actor per live subscription stream;
+//!   [`stream_rx`]: its client's end, polled by the server that writes the stream.
+//! - [`sse`]: a stream as server-sent events (ids, `Last-Event-ID`, keep-alives).
+//! - [`cursor`]: a stream's position, `partition:offset[,…]`.
 //! - [`metrics`]: the Prometheus rendering.
 //! - [`error`]: [`error::ApiError`], mapped to HTTP statuses and gRPC codes.
 
 pub mod auth;
 pub mod backend;
 pub mod base64;
+pub mod cursor;
 pub mod error;
 mod fetch;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
+pub mod sse;
 pub mod stream;
+pub mod stream_rx;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +64,8 @@ pub struct GatewaySettings {
     pub grace: Duration,
     /// Bytes of records one stream may hold that its client has not read.
     pub stream_buffer_bytes: u64,
+    /// An SSE stream idle this long writes a keep-alive comment; gRPC pings as often.
+    pub stream_keepalive: Duration,
     /// HTTPS and gRPC over TLS, with these (reloadable) certificates.
     pub tls: Option<Arc<crate::tls::TlsCerts>>,
 }

@@ -4,38 +4,34 @@
 //! slow client holds at most one window per partition. The records it holds, in the
 //! actor and in the channel, are counted in bytes in its [`Window`]
 //! (`gateway.stream_buffer_bytes`): partitions read nothing more for it while that is
-//! full, and the client's side ([`StreamRx`]) releases each record as it takes it. In a
-//! consumer group it joins the group, follows rebalances, and commits what it has
-//! handed to the client.
+//! full, and the client's side ([`StreamRx`]) releases each record as it takes it. A
+//! slow client is paced that way; only a full memory budget sheds the largest holder.
+//!
+//! In a consumer group it joins the group and follows rebalances. It commits from the
+//! [`Progress`] its client's side reports (what the server took to write), one round
+//! late: at each round it commits what had been taken by the round before, if the
+//! client is still there. A client that goes away (its server drops the stream) ends
+//! the sink at its next tick, which leaves the group without committing what was taken
+//! since: those records go to the member that gets the partition next (at least once).
 
-use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use actix::prelude::*;
-use switchyard_codecs::record::Record;
 use tokio::sync::mpsc;
 use tracing::debug;
 
 use super::backend::{STREAM_BUFFER_BYTES, STREAM_WINDOW};
 use super::error::ApiError;
+pub use super::stream_rx::{Delivered, Progress, StreamRx};
 use crate::budget::{record_bytes, Shed, Window};
 use crate::stats::BrokerStats;
 use crate::topic::registry::groups::{Assignment, Commit, JoinGroup, LeaveGroup};
 use crate::topic::registry::SubscribeTopic;
-use crate::topic::subscribers::{Credit, Deliveries, StartAt, SubKey, Unsubscribe};
+use crate::topic::subscribers::{Credit, Deliveries, StartAt, SubKey, Subscribe, Unsubscribe};
 use crate::topic::{Partition, TopicError, TopicRegistry};
-
-/// One record for the client.
-#[derive(Debug, Clone)]
-pub struct Delivered {
-    pub topic: String,
-    pub partition: u32,
-    pub record: Record,
-}
 
 /// Subscribes (or joins the group); answered once the partitions are attached.
 #[derive(Debug, Message)]
@@ -43,12 +39,16 @@ pub struct Delivered {
 pub struct Open {
     pub registry: Addr<TopicRegistry>,
     pub start: StartAt,
+    /// Partitions that resume at an offset of their own (a client's `Last-Event-ID` or
+    /// `after`) instead of at `start`; not used in a group, whose commits decide.
+    pub resume: BTreeMap<u32, u64>,
 }
 
 /// How often the sink moves records and checks that its client is still there.
 const TICK: Duration = Duration::from_millis(10);
-/// How often a group member commits what it delivered.
-const COMMIT_EVERY: Duration = Duration::from_millis(200);
+/// A group member's commit round: what its client's server had taken to write by one
+/// round is committed at the next, if the client is still connected then.
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct StreamSink {
@@ -60,38 +60,13 @@ pub struct StreamSink {
     registry: Option<Addr<TopicRegistry>>,
     partitions: Vec<(u32, Addr<Partition>)>,
     held: VecDeque<Delivered>,
-    /// Next offset to commit, per partition (group members).
-    delivered: HashMap<u32, u64>,
+    /// What the client's server had taken at the last commit round (group members).
+    progress: Arc<Progress>,
+    pending: HashMap<u32, u64>,
     committed: HashMap<u32, u64>,
     stats: Arc<BrokerStats>,
     draining: Arc<AtomicBool>,
     window: Arc<Window>,
-}
-
-/// The client's end of a stream: each record taken from it is released from the
-/// stream's window.
-#[derive(Debug)]
-pub struct StreamRx {
-    rx: mpsc::Receiver<Delivered>,
-    window: Arc<Window>,
-}
-
-impl StreamRx {
-    pub fn new(rx: mpsc::Receiver<Delivered>, window: Arc<Window>) -> Self {
-        StreamRx { rx, window }
-    }
-}
-
-impl futures_util::Stream for StreamRx {
-    type Item = Delivered;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Delivered>> {
-        let polled = self.rx.poll_recv(cx);
-        if let Poll::Ready(Some(d)) = &polled {
-            self.window.release(record_bytes(&d.record));
-        }
-        polled
-    }
 }
 
 impl StreamSink {
@@ -116,7 +91,8 @@ impl StreamSink {
             registry: None,
             partitions: Vec::new(),
             held: VecDeque::new(),
-            delivered: HashMap::new(),
+            progress: Arc::default(),
+            pending: HashMap::new(),
             committed: HashMap::new(),
             window: Window::new(stats.memory.clone(), STREAM_BUFFER_BYTES),
             stats,
@@ -124,9 +100,11 @@ impl StreamSink {
         }
     }
 
-    /// Counts what it holds in `window` (shared with its [`StreamRx`]).
-    pub fn with_window(mut self, window: Arc<Window>) -> Self {
+    /// Counts what it holds in `window`, and commits from `progress` (both shared with
+    /// its [`StreamRx`]).
+    pub fn with_client_side(mut self, window: Arc<Window>, progress: Arc<Progress>) -> Self {
         self.window = window;
+        self.progress = progress;
         self
     }
 
@@ -174,12 +152,9 @@ impl StreamSink {
         }
         let mut moved: HashMap<u32, u64> = HashMap::new();
         while let Some(d) = self.held.pop_front() {
-            let (p, next) = (d.partition, d.record.offset + 1);
+            let p = d.partition;
             match self.tx.try_send(d) {
-                Ok(()) => {
-                    *moved.entry(p).or_default() += 1;
-                    self.delivered.insert(p, next);
-                }
+                Ok(()) => *moved.entry(p).or_default() += 1,
                 Err(mpsc::error::TrySendError::Full(d)) => {
                     self.held.push_front(d);
                     break;
@@ -193,20 +168,28 @@ impl StreamSink {
         }
     }
 
-    fn commit(&mut self) {
+    /// One commit round: commits what the client's server had taken by the last round,
+    /// now that the client has stayed connected a round longer.
+    fn commit_round(&mut self, ctx: &mut Context<Self>) {
+        if self.tx.is_closed() {
+            // Gone since the last round: nothing it took since then is known delivered.
+            return ctx.stop();
+        }
+        let confirmed = std::mem::replace(&mut self.pending, self.progress.snapshot());
         let (Some(group), Some(reg)) = (&self.group, &self.registry) else {
             return;
         };
-        for (&p, &offset) in &self.delivered {
-            if self.committed.get(&p) != Some(&offset) {
-                let _ = reg.try_send(Commit {
-                    group: group.clone(),
-                    topic: self.topic.clone(),
-                    partition: p,
-                    offset,
-                });
-                self.committed.insert(p, offset);
+        for (p, offset) in confirmed {
+            if self.committed.get(&p).is_some_and(|c| *c >= offset) {
+                continue;
             }
+            let _ = reg.try_send(Commit {
+                group: group.clone(),
+                topic: self.topic.clone(),
+                partition: p,
+                offset,
+            });
+            self.committed.insert(p, offset);
         }
     }
 }
@@ -218,7 +201,9 @@ impl Actor for StreamSink {
         ctx.set_mailbox_capacity(1024);
         self.window.register(ctx.address().recipient());
         ctx.run_interval(TICK, |act, ctx| act.pump(ctx));
-        ctx.run_interval(COMMIT_EVERY, |act, _| act.commit());
+        if self.group.is_some() {
+            ctx.run_interval(COMMIT_EVERY, |act, ctx| act.commit_round(ctx));
+        }
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -226,7 +211,8 @@ impl Actor for StreamSink {
             .stream_buffer_peak_bytes
             .fetch_max(self.window.peak(), Ordering::Relaxed);
         self.window.close();
-        self.commit();
+        // No last commit: what was taken since the last round may sit unread in a dead
+        // connection's buffers, so the next member reads it again.
         for (_, addr) in &self.partitions {
             let _ = addr.try_send(Unsubscribe {
                 key: self.key.clone(),
@@ -249,6 +235,7 @@ impl Handler<Open> for StreamSink {
         let key = self.key.clone();
         let (to, notify) = (ctx.address().recipient(), ctx.address().recipient());
         let topic = self.topic.clone();
+        let window = self.window.clone();
         let fut = match self.group.clone() {
             Some(group) => {
                 let f = o.registry.send(JoinGroup {
@@ -258,23 +245,51 @@ impl Handler<Open> for StreamSink {
                     to,
                     notify,
                     start: o.start,
-                    window: Some(self.window.clone()),
+                    window: Some(window),
                 });
                 Box::pin(async move { f.await?.map(|()| Vec::new()) })
                     as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
             }
             None => {
+                let resume = o.resume;
+                // Partitions that resume elsewhere are subscribed again below, before
+                // any of them has credit to deliver from `start`.
+                let credit = if resume.is_empty() { STREAM_WINDOW } else { 0 };
                 let f = o.registry.send(SubscribeTopic {
                     topic,
                     partition: self.partition,
-                    key,
-                    to,
+                    key: key.clone(),
+                    to: to.clone(),
                     start: o.start,
-                    credit: STREAM_WINDOW,
-                    window: Some(self.window.clone()),
+                    credit,
+                    window: Some(window.clone()),
                 });
                 Box::pin(async move {
                     let parts = f.await??;
+                    if !resume.is_empty() {
+                        for (p, _, addr) in &parts {
+                            match resume.get(p) {
+                                Some(&next) => addr
+                                    .send(Subscribe {
+                                        key: key.clone(),
+                                        to: to.clone(),
+                                        start: StartAt::Offset(next),
+                                        credit: STREAM_WINDOW,
+                                        window: Some(window.clone()),
+                                    })
+                                    .await?
+                                    .map(drop)
+                                    .map_err(TopicError::Partition)?,
+                                None => {
+                                    addr.send(Credit {
+                                        key: key.clone(),
+                                        n: STREAM_WINDOW,
+                                    })
+                                    .await?
+                                }
+                            }
+                        }
+                    }
                     Ok(parts.into_iter().map(|(p, _, a)| (p, a)).collect())
                 })
             }
@@ -326,9 +341,25 @@ impl Handler<Assignment> for StreamSink {
     type Result = ();
 
     /// A rebalance: read these partitions now (each with a full window of credit).
+    /// Partitions that moved away are no longer this member's to deliver or commit:
+    /// their new owner starts at the group's commit.
     fn handle(&mut self, a: Assignment, _: &mut Self::Context) {
         let old: Vec<u32> = self.partitions.iter().map(|(p, _)| *p).collect();
         self.partitions = a.partitions;
+        let now: Vec<u32> = self.partitions.iter().map(|(p, _)| *p).collect();
+        for p in old.iter().filter(|p| !now.contains(p)) {
+            self.progress.forget(*p);
+            self.pending.remove(p);
+            self.committed.remove(p);
+        }
+        let window = &self.window;
+        self.held.retain(|d| {
+            let mine = now.contains(&d.partition);
+            if !mine {
+                window.release(record_bytes(&d.record));
+            }
+            mine
+        });
         for (p, addr) in &self.partitions {
             if !old.contains(p) {
                 let _ = addr.try_send(Credit {
@@ -344,7 +375,8 @@ impl Handler<Shed> for StreamSink {
     type Result = ();
 
     /// The memory budget is full of output, and this stream's client has read nothing
-    /// for a while (a stream holds only records, which are paced): it ends.
+    /// for a while (a stream holds only records, which are paced): it ends (in a group,
+    /// without committing: its records go to the next member).
     fn handle(&mut self, s: Shed, ctx: &mut Self::Context) {
         BrokerStats::add(&self.stats.slow_consumer_disconnects, 1);
         tracing::warn!(
