@@ -194,9 +194,12 @@ fn main() -> ExitCode {
             eprintln!("{done}");
             Ok(())
         }),
-        Some(Command::Sub { options, conn }) => client(config.clone(), conn.broker, &conn.tls, |addr| {
-            switchyard::client::subscribe(addr, &options, &mut std::io::stdout().lock()).map(|_| ())
-        }),
+        Some(Command::Sub { options, conn }) => {
+            client(config.clone(), conn.broker, &conn.tls, |addr| {
+                switchyard::client::subscribe(addr, &options, &mut std::io::stdout().lock())
+                    .map(|_| ())
+            })
+        }
         Some(Command::Call {
             feature,
             method,
@@ -226,14 +229,18 @@ fn main() -> ExitCode {
         Some(Command::Verify { dir, repair }) => {
             switchyard::verify::command(cli.config, dir, repair)
         }
-        Some(Command::Topics { action, conn }) => client(config.clone(), conn.broker, &conn.tls, |addr| {
-            let out = &mut std::io::stdout().lock();
-            match action {
-                None | Some(Topics::List) => switchyard::client::topics(addr, out),
-                Some(Topics::Create(a)) => switchyard::client::create_topic(addr, &a, out),
-                Some(Topics::Delete { name }) => switchyard::client::delete_topic(addr, &name, out),
-            }
-        }),
+        Some(Command::Topics { action, conn }) => {
+            client(config.clone(), conn.broker, &conn.tls, |addr| {
+                let out = &mut std::io::stdout().lock();
+                match action {
+                    None | Some(Topics::List) => switchyard::client::topics(addr, out),
+                    Some(Topics::Create(a)) => switchyard::client::create_topic(addr, &a, out),
+                    Some(Topics::Delete { name }) => {
+                        switchyard::client::delete_topic(addr, &name, out)
+                    }
+                }
+            })
+        }
         None => {
             switchyard::logging::init(cli.verbose);
             log_nofile(raised);

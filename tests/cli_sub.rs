@@ -14,7 +14,12 @@ use common::topics::Client;
 
 /// Publishes `values` one envelope each (round robin over the partitions), with
 /// `labels`, and waits for the acks.
-async fn publish(addr: std::net::SocketAddr, topic: &str, values: &[Vec<u8>], labels: &[(&str, &str)]) {
+async fn publish(
+    addr: std::net::SocketAddr,
+    topic: &str,
+    values: &[Vec<u8>],
+    labels: &[(&str, &str)],
+) {
     let mut c = Client::connect(addr).await;
     for (i, v) in values.iter().enumerate() {
         let id = i.to_string();
@@ -30,8 +35,12 @@ async fn publish(addr: std::net::SocketAddr, topic: &str, values: &[Vec<u8>], la
 
 async fn create(addr: std::net::SocketAddr, topic: &str, partitions: &str) {
     let mut c = Client::connect(addr).await;
-    c.send(&env("create", &[("topic", topic), ("partitions", partitions)], b""))
-        .await;
+    c.send(&env(
+        "create",
+        &[("topic", topic), ("partitions", partitions)],
+        b"",
+    ))
+    .await;
     assert!(c.next().await.is("topic", "created"));
 }
 
@@ -51,7 +60,13 @@ async fn format_placeholders_and_json_lines() {
     let mut c = Client::connect(addr).await;
     c.send(&env(
         "publish",
-        &[("topic", "fmt"), ("id", "1"), ("key", "k1"), ("trace", "abc"), ("env", "prod")],
+        &[
+            ("topic", "fmt"),
+            ("id", "1"),
+            ("key", "k1"),
+            ("trace", "abc"),
+            ("env", "prod"),
+        ],
         b"hello",
     ))
     .await;
@@ -68,11 +83,16 @@ async fn format_placeholders_and_json_lines() {
     }
     let after = now_ms();
     let a = addr.to_string();
-    let base = ["sub", "fmt", "--from", "earliest", "--max", "3", "--broker", &a];
+    let base = [
+        "sub", "fmt", "--from", "earliest", "--max", "3", "--broker", &a,
+    ];
 
     let out = common::cli::run(&base, b"").await;
     assert!(out.status.success());
-    assert_eq!(out.stdout, b"0 0 hello\n0 1 world\n0 2 \xff\x00\n", "the default is unchanged");
+    assert_eq!(
+        out.stdout, b"0 0 hello\n0 1 world\n0 2 \xff\x00\n",
+        "the default is unchanged"
+    );
 
     let mut args = base.to_vec();
     args.extend(["--format", "%t|%p|%o|%k|%h|%s|%S|100%%\\t.\\n"]);
@@ -88,18 +108,26 @@ async fn format_placeholders_and_json_lines() {
     let (text, _) = ok(&args, b"").await;
     for t in text.lines() {
         let t: u64 = t.parse().unwrap();
-        assert!((before..=after).contains(&t), "timestamp {t} not in {before}..={after}");
+        assert!(
+            (before..=after).contains(&t),
+            "timestamp {t} not in {before}..={after}"
+        );
     }
 
     // A host name for the broker: localhost may resolve to ::1 first, where nothing
     // listens; the next address is tried.
     let host = format!("localhost:{}", addr.port());
     let (json, _) = ok(
-        &["sub", "fmt", "--from", "earliest", "--max", "3", "--json", "--broker", &host],
+        &[
+            "sub", "fmt", "--from", "earliest", "--max", "3", "--json", "--broker", &host,
+        ],
         b"",
     )
     .await;
-    let lines: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3);
     let ts = lines[0]["timestamp"].as_u64().unwrap();
     assert_eq!(
@@ -124,9 +152,15 @@ fn parse(lines: &[String]) -> BTreeMap<(u32, u64), String> {
     let mut seen = BTreeMap::new();
     for l in lines {
         let mut f = l.splitn(3, ' ');
-        let key = (f.next().unwrap().parse().unwrap(), f.next().unwrap().parse().unwrap());
+        let key = (
+            f.next().unwrap().parse().unwrap(),
+            f.next().unwrap().parse().unwrap(),
+        );
         let value = f.next().unwrap().to_string();
-        assert!(seen.insert(key, value).is_none(), "{key:?} printed twice:\n{lines:#?}");
+        assert!(
+            seen.insert(key, value).is_none(),
+            "{key:?} printed twice:\n{lines:#?}"
+        );
     }
     seen
 }
@@ -136,7 +170,9 @@ async fn survive_a_restart(group: Option<&str>) {
     let b = broker(dir.path(), "").await;
     let a = b.local_addr().to_string();
     create(b.local_addr(), "r", "2").await;
-    let first: Vec<Vec<u8>> = (0..60).map(|i| format!("before-{i}").into_bytes()).collect();
+    let first: Vec<Vec<u8>> = (0..60)
+        .map(|i| format!("before-{i}").into_bytes())
+        .collect();
     publish(b.local_addr(), "r", &first, &[]).await;
     let mut args = vec!["sub", "r", "--broker", &a, "--credit", "8"];
     match group {
@@ -144,13 +180,28 @@ async fn survive_a_restart(group: Option<&str>) {
         None => args.extend(["--from", "earliest"]),
     }
     let sub = Running::spawn(&args);
-    let mut once = Running::spawn(&["sub", "r", "--broker", &a, "--from", "earliest", "--no-reconnect"]);
+    let mut once = Running::spawn(&[
+        "sub",
+        "r",
+        "--broker",
+        &a,
+        "--from",
+        "earliest",
+        "--no-reconnect",
+    ]);
     assert_eq!(sub.lines(60).await.len(), 60);
     once.lines(60).await;
 
     let b = restart(b, dir.path(), "").await;
-    assert!(!once.exit().await.success(), "--no-reconnect exits when the broker goes");
-    assert!(once.stderr().contains("the broker closed the connection"), "{}", once.stderr());
+    assert!(
+        !once.exit().await.success(),
+        "--no-reconnect exits when the broker goes"
+    );
+    assert!(
+        once.stderr().contains("the broker closed the connection"),
+        "{}",
+        once.stderr()
+    );
     let second: Vec<Vec<u8>> = (0..60).map(|i| format!("after-{i}").into_bytes()).collect();
     publish(b.local_addr(), "r", &second, &[]).await;
     let lines = sub.lines(120).await;
@@ -158,11 +209,18 @@ async fn survive_a_restart(group: Option<&str>) {
     assert_eq!(seen.len(), 120, "{lines:#?}");
     let values: BTreeSet<&str> = seen.values().map(String::as_str).collect();
     for v in first.iter().chain(&second) {
-        assert!(values.contains(std::str::from_utf8(v).unwrap()), "missing {v:?}");
+        assert!(
+            values.contains(std::str::from_utf8(v).unwrap()),
+            "missing {v:?}"
+        );
     }
     for p in 0..2u32 {
         let offsets: Vec<u64> = seen.keys().filter(|(q, _)| *q == p).map(|k| k.1).collect();
-        assert_eq!(offsets, (0..60).collect::<Vec<u64>>(), "partition {p} in order, no gap");
+        assert_eq!(
+            offsets,
+            (0..60).collect::<Vec<u64>>(),
+            "partition {p} in order, no gap"
+        );
     }
     assert!(sub.stderr().contains("reconnecting in"), "{}", sub.stderr());
     if let Some(g) = group {
@@ -218,5 +276,11 @@ async fn events_subscribes_again_after_a_broker_restart() {
     until_printed(b.local_addr(), "first").await;
     let b = restart(b, dir.path(), "").await;
     until_printed(b.local_addr(), "second").await;
-    assert!(events.stderr().contains("switchyard events: the broker closed the connection; reconnecting in 100 ms"), "{}", events.stderr());
+    assert!(
+        events.stderr().contains(
+            "switchyard events: the broker closed the connection; reconnecting in 100 ms"
+        ),
+        "{}",
+        events.stderr()
+    );
 }

@@ -130,7 +130,9 @@ fn maze_addrs(a: &MazeArgs, config: Option<&Path>) -> Result<(SocketAddr, Socket
             let addr = |what: &str, bind: String| -> Result<SocketAddr, String> {
                 let b: BrokerAddr = bind.parse().map_err(|e| format!("maze.{what} {e}"))?;
                 let a = b.resolve().map_err(|e| format!("maze.{what}: {e}"))?;
-                a.first().copied().ok_or_else(|| format!("maze.{what}: no address"))
+                a.first()
+                    .copied()
+                    .ok_or_else(|| format!("maze.{what}: no address"))
             };
             (
                 addr("event_bind", m.event_bind.to_string())?,

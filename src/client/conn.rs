@@ -76,7 +76,8 @@ impl std::str::FromStr for BrokerAddr {
         if let Ok(a) = s.parse::<SocketAddr>() {
             return Ok(a.into());
         }
-        let bad = || format!("`{s}`: expected HOST:PORT (localhost:7400, 10.0.0.5:7400, [::1]:7400)");
+        let bad =
+            || format!("`{s}`: expected HOST:PORT (localhost:7400, 10.0.0.5:7400, [::1]:7400)");
         let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
         let port = port.parse::<u16>().map_err(|_| bad())?;
         if host.is_empty() || host.contains(':') || host.contains('[') {
@@ -240,7 +241,13 @@ mod tests {
         assert_eq!(v6.to_string(), "[::1]:7400");
         let v4: BrokerAddr = "127.0.0.1:1".parse().unwrap();
         assert_eq!(v4.dns_name(), None);
-        for bad in ["localhost", "localhost:", "localhost:99999", ":7400", "::1:7400"] {
+        for bad in [
+            "localhost",
+            "localhost:",
+            "localhost:99999",
+            ":7400",
+            "::1:7400",
+        ] {
             assert!(bad.parse::<BrokerAddr>().is_err(), "{bad}");
         }
         assert!("localhost:7400"

@@ -56,7 +56,11 @@ impl std::str::FromStr for Format {
                         text.push(b'%');
                         continue;
                     }
-                    Some(o) => return Err(format!("unknown placeholder %{o} (%t %p %o %k %T %h %s %S %%)")),
+                    Some(o) => {
+                        return Err(format!(
+                            "unknown placeholder %{o} (%t %p %o %k %T %h %s %S %%)"
+                        ))
+                    }
                     None => return Err("a lone % at the end (write %% for a %)".into()),
                 },
                 '\\' => {
@@ -231,6 +235,8 @@ mod tests {
         assert!(lines[1].get("value").is_none());
         assert_eq!(lines[2]["key_base64"], "/g==");
         assert!(lines[2].get("key").is_none());
-        assert!(String::from_utf8(out).unwrap().starts_with("{\"topic\":\"t\",\"partition\":3,"));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .starts_with("{\"topic\":\"t\",\"partition\":3,"));
     }
 }

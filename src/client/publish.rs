@@ -70,7 +70,13 @@ impl std::fmt::Display for Published {
         }
         let text: Vec<String> = runs
             .iter()
-            .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
             .collect();
         match self.partitions.len() {
             0 => Ok(()),
@@ -81,6 +87,14 @@ impl std::fmt::Display for Published {
 }
 
 type Record = (Option<Vec<u8>>, Vec<u8>);
+
+/// One `topic publish`: its `partition` and `key` labels, when set, and its records.
+#[derive(Debug, PartialEq, Eq)]
+struct Part {
+    partition: Option<u32>,
+    key: Option<Vec<u8>>,
+    records: Vec<Record>,
+}
 
 /// Where the records of a batch go.
 #[derive(Debug)]
@@ -123,9 +137,13 @@ impl Route {
     }
 
     /// The publishes for `records`: (partition label, key label, records).
-    fn split(&mut self, records: Vec<Record>) -> Vec<(Option<u32>, Option<Vec<u8>>, Vec<Record>)> {
+    fn split(&mut self, records: Vec<Record>) -> Vec<Part> {
         match self {
-            Route::One(p) => vec![(Some(*p), None, records)],
+            Route::One(p) => vec![Part {
+                partition: Some(*p),
+                key: None,
+                records,
+            }],
             Route::Spread { n, key_hash, next } => {
                 let mut parts: Vec<Vec<Record>> = vec![Vec::new(); *n as usize];
                 for r in records {
@@ -143,15 +161,23 @@ impl Route {
                     .into_iter()
                     .enumerate()
                     .filter(|(_, rs)| !rs.is_empty())
-                    .map(|(p, rs)| (Some(p as u32), None, rs))
+                    .map(|(p, rs)| Part {
+                        partition: Some(p as u32),
+                        key: None,
+                        records: rs,
+                    })
                     .collect()
             }
             Route::Broker => {
-                let mut runs: Vec<(Option<u32>, Option<Vec<u8>>, Vec<Record>)> = Vec::new();
+                let mut runs: Vec<Part> = Vec::new();
                 for (k, v) in records {
                     match runs.last_mut() {
-                        Some((_, key, rs)) if *key == k => rs.push((None, v)),
-                        _ => runs.push((None, k, vec![(None, v)])),
+                        Some(run) if run.key == k => run.records.push((None, v)),
+                        _ => runs.push(Part {
+                            partition: None,
+                            key: k,
+                            records: vec![(None, v)],
+                        }),
                     }
                 }
                 runs
@@ -201,18 +227,20 @@ struct Acks {
 }
 
 impl Acks {
-    fn send(&mut self, o: &PubOptions, partition: Option<u32>, key: Option<Vec<u8>>, rs: &[Record]) -> Result<(), ClientError> {
+    fn send(&mut self, o: &PubOptions, part: Part) -> Result<(), ClientError> {
         let mut e = Envelope::new("topic", "publish")
             .with_label("topic", o.topic.clone())
             .with_label("id", self.sent.to_string())
-            .with_label("count", rs.len().to_string())
+            .with_label("count", part.records.len().to_string())
             .with_payload(batch_payload(
-                rs.iter().map(|(k, v)| (k.as_deref(), v.as_slice())),
+                part.records
+                    .iter()
+                    .map(|(k, v)| (k.as_deref(), v.as_slice())),
             ));
-        if let Some(p) = partition {
+        if let Some(p) = part.partition {
             e = e.with_label("partition", p.to_string());
         }
-        if let Some(k) = key {
+        if let Some(k) = part.key {
             e = e.with_label("key", k);
         }
         self.c.send(&e)?;
@@ -277,8 +305,8 @@ pub fn publish(
         if records.is_empty() {
             break;
         }
-        for (p, key, rs) in route.split(records) {
-            a.send(o, p, key, &rs)?;
+        for part in route.split(records) {
+            a.send(o, part)?;
         }
         if relist {
             // The first batch may have created the topic: spread the rest.
@@ -307,7 +335,10 @@ mod tests {
         assert_eq!(p.to_string(), "published 1 record to t (partition 2)");
         p.records = 9;
         p.partitions = [0, 1, 2, 3, 5, 7, 8].into();
-        assert_eq!(p.to_string(), "published 9 records to t (partitions 0-3,5,7-8)");
+        assert_eq!(
+            p.to_string(),
+            "published 9 records to t (partitions 0-3,5,7-8)"
+        );
         p.records = 0;
         p.partitions.clear();
         assert_eq!(p.to_string(), "published 0 records to t");
@@ -319,7 +350,10 @@ mod tests {
             key_separator: Some("::".into()),
             ..PubOptions::default()
         };
-        assert_eq!(record(b"k::v::w", &o), (Some(b"k".to_vec()), b"v::w".to_vec()));
+        assert_eq!(
+            record(b"k::v::w", &o),
+            (Some(b"k".to_vec()), b"v::w".to_vec())
+        );
         assert_eq!(record(b"::v", &o), (Some(Vec::new()), b"v".to_vec()));
         assert_eq!(record(b"plain", &o), (None, b"plain".to_vec()));
         let mut input = &b"a::1\r\nb\n\nc::3"[..];
@@ -332,19 +366,35 @@ mod tests {
 
     #[test]
     fn spreading_matches_the_broker() {
-        let mut r = Route::Spread { n: 4, key_hash: true, next: 3 };
+        let mut r = Route::Spread {
+            n: 4,
+            key_hash: true,
+            next: 3,
+        };
         let recs: Vec<Record> = (0..6)
-            .map(|i| (if i < 2 { Some(format!("k{i}").into_bytes()) } else { None }, vec![b'0' + i]))
+            .map(|i| {
+                (
+                    if i < 2 {
+                        Some(format!("k{i}").into_bytes())
+                    } else {
+                        None
+                    },
+                    vec![b'0' + i],
+                )
+            })
             .collect();
         let out = r.split(recs);
-        for (p, _, rs) in &out {
-            for (k, _) in rs {
+        for part in &out {
+            for (k, _) in &part.records {
                 if let Some(k) = k {
-                    assert_eq!(Some(key_partition(k, 4)), *p);
+                    assert_eq!(Some(key_partition(k, 4)), part.partition);
                 }
             }
         }
-        let keyless: usize = out.iter().map(|(_, _, rs)| rs.iter().filter(|r| r.0.is_none()).count()).sum();
+        let keyless: usize = out
+            .iter()
+            .map(|part| part.records.iter().filter(|r| r.0.is_none()).count())
+            .sum();
         assert_eq!(keyless, 4);
         let mut b = Route::Broker;
         let runs = b.split(vec![
@@ -353,7 +403,15 @@ mod tests {
             (None, b"3".to_vec()),
             (Some(b"a".to_vec()), b"4".to_vec()),
         ]);
-        let shape: Vec<(Option<Vec<u8>>, usize)> = runs.into_iter().map(|(_, k, rs)| (k, rs.len())).collect();
-        assert_eq!(shape, vec![(Some(b"a".to_vec()), 2), (None, 1), (Some(b"a".to_vec()), 1)]);
+        let shape: Vec<(Option<Vec<u8>>, usize)> =
+            runs.into_iter().map(|r| (r.key, r.records.len())).collect();
+        assert_eq!(
+            shape,
+            vec![
+                (Some(b"a".to_vec()), 2),
+                (None, 1),
+                (Some(b"a".to_vec()), 1)
+            ]
+        );
     }
 }

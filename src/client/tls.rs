@@ -133,7 +133,11 @@ impl Connector {
         self
     }
 
-    fn name(&self, addr: SocketAddr, given: &Option<String>) -> Result<ServerName<'static>, ClientError> {
+    fn name(
+        &self,
+        addr: SocketAddr,
+        given: &Option<String>,
+    ) -> Result<ServerName<'static>, ClientError> {
         match given.as_ref().or(self.host.as_ref()) {
             Some(n) => ServerName::try_from(n.clone())
                 .map_err(|e| tls_error(format!("--server-name {n}: {e}"))),

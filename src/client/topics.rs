@@ -66,7 +66,10 @@ pub fn create_topic(
         ("partitions", a.partitions.map(|n| n.to_string())),
         ("routing", a.routing.clone()),
         ("fsync", a.fsync.clone()),
-        ("fsync_interval_ms", a.fsync_interval_ms.map(|n| n.to_string())),
+        (
+            "fsync_interval_ms",
+            a.fsync_interval_ms.map(|n| n.to_string()),
+        ),
         ("retention_ms", a.retention_ms.map(|n| n.to_string())),
         ("retention_bytes", a.retention_bytes.map(|n| n.to_string())),
     ] {
@@ -110,8 +113,12 @@ pub fn delete_topic(
     )?;
     let e = answer(&mut c, "deleted", "1")?;
     let topic = label(&e, "topic");
-    writeln!(out, "deleted topic {}", if topic.is_empty() { name } else { &topic })
-        .map_err(ClientError::Output)
+    writeln!(
+        out,
+        "deleted topic {}",
+        if topic.is_empty() { name } else { &topic }
+    )
+    .map_err(ClientError::Output)
 }
 
 /// A topic's routing, fsync and retention, as the listing shows them.
@@ -182,4 +189,3 @@ pub fn topics(to: impl Into<Target>, out: &mut impl Write) -> Result<(), ClientE
     }
     Ok(())
 }
-

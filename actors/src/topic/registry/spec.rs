@@ -71,3 +71,17 @@ pub struct TopicSettings {
     pub max_partitions: usize,
     pub topics: Vec<TopicSpec>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::key_partition;
+
+    #[test]
+    fn key_hash_is_fnv1a_64_modulo_the_partitions() {
+        // Published FNV-1a 64 values: "" is the offset basis, "a" is 0xaf63dc4c8601ec8c.
+        assert_eq!(key_partition(b"", 1000), 37);
+        assert_eq!(key_partition(b"a", 1000), 996);
+        assert_eq!(key_partition(b"customer-7", 4), 1);
+        assert_eq!(key_partition(b"anything", 1), 0);
+    }
+}
