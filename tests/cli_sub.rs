@@ -263,7 +263,7 @@ async fn events_subscribes_again_after_a_broker_restart() {
             let mut c = Client::connect(addr).await;
             let payload = format!("{{\"events\":[\"x.ping\"],\"data\":\"{word}\"}}");
             let frame = format!("eventbus message 0 {}\n{payload}", payload.len());
-            for _ in 0..200 {
+            for _ in 0..400 {
                 c.send(frame.as_bytes()).await;
                 if events.stdout().contains(word) {
                     return;

@@ -53,21 +53,6 @@ pub struct SubOptions {
 }
 
 impl SubOptions {
-    /// The options of a plain subscription to `topic`, printed as today.
-    pub fn new(topic: &str) -> SubOptions {
-        SubOptions {
-            topic: topic.to_string(),
-            from: None,
-            group: None,
-            partition: None,
-            credit: 1000,
-            max: None,
-            format: None,
-            json: false,
-            no_reconnect: false,
-        }
-    }
-
     /// Records per `topic deliver`: enough to print in few writes, few enough that
     /// two deliveries fit in the credit, so one arrives while the other is printed.
     fn batch(&self) -> u64 {
