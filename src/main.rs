@@ -40,31 +40,32 @@ enum Command {
     Pub {
         topic: String,
         message: Option<String>,
-        #[arg(long)]
+        /// The key of every record
+        #[arg(long, conflicts_with = "key_separator")]
         key: Option<String>,
+        /// Every record to this partition [default: as the topic routes each record]
         #[arg(long)]
         partition: Option<u32>,
-        /// The broker port [default: broker.bind of the config]
-        #[arg(long)]
-        broker: Option<std::net::SocketAddr>,
+        /// Split each line (and MESSAGE) at the first SEP into key and value; a line
+        /// without SEP is a value without a key
+        #[arg(long, value_name = "SEP", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+        key_separator: Option<String>,
         #[command(flatten)]
-        tls: switchyard::client::TlsOptions,
+        conn: switchyard::client::ConnArgs,
     },
-    /// Print a topic's records as `<partition> <offset> <value>` lines
+    /// Print a topic's records (`<partition> <offset> <value>` lines unless --format or --json)
     Sub {
         #[command(flatten)]
         options: switchyard::client::SubOptions,
-        #[arg(long)]
-        broker: Option<std::net::SocketAddr>,
         #[command(flatten)]
-        tls: switchyard::client::TlsOptions,
+        conn: switchyard::client::ConnArgs,
     },
-    /// List topics: partitions, offsets, sizes, group lags
+    /// List topics (partitions, offsets, sizes, group lags), create or delete one
     Topics {
-        #[arg(long)]
-        broker: Option<std::net::SocketAddr>,
+        #[command(subcommand)]
+        action: Option<Topics>,
         #[command(flatten)]
-        tls: switchyard::client::TlsOptions,
+        conn: switchyard::client::ConnArgs,
     },
     /// Call a feature's RPC method (driver:<name>, broker, client:<id>) and print the result
     Call {
@@ -75,17 +76,16 @@ enum Command {
         /// A Go duration for the `timeout` label, e.g. 2s
         #[arg(long)]
         timeout: Option<String>,
-        #[arg(long)]
-        broker: Option<std::net::SocketAddr>,
         #[command(flatten)]
-        tls: switchyard::client::TlsOptions,
+        conn: switchyard::client::ConnArgs,
     },
     /// Print every event-bus message as `<driver> <payload>` lines
     Events {
+        /// Exit when the broker closes the connection instead of subscribing again
         #[arg(long)]
-        broker: Option<std::net::SocketAddr>,
+        no_reconnect: bool,
         #[command(flatten)]
-        tls: switchyard::client::TlsOptions,
+        conn: switchyard::client::ConnArgs,
     },
     /// Read a password or token from stdin (no echo on a terminal) and print its argon2id hash
     Passwd,
@@ -118,6 +118,16 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum Topics {
+    /// Each topic's options, its partitions' offsets and sizes, each group's lag (the default)
+    List,
+    /// Create a topic (`topic create`); what is left out takes the broker's defaults
+    Create(switchyard::client::CreateArgs),
+    /// Delete a topic, its records and its groups' offsets (`topic delete`, admin)
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
 enum Bench {
     /// Load-generate and check the follower maze against a running broker
     Maze(switchyard::bench::cli::MazeArgs),
@@ -144,7 +154,9 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Passwd) => switchyard::passwd::command(),
         Some(Command::CheckConfig { path }) => check_config(path.or(cli.config)),
-        Some(Command::Bench(Bench::Maze(args))) => switchyard::bench::cli::maze(&args),
+        Some(Command::Bench(Bench::Maze(args))) => {
+            switchyard::bench::cli::maze(&args, cli.config.as_deref())
+        }
         Some(Command::DevCerts { dir, client }) => {
             match switchyard::devcerts::write(&dir, &client, &mut std::io::stdout().lock()) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -168,34 +180,33 @@ fn main() -> ExitCode {
             message,
             key,
             partition,
-            broker,
-            tls,
-        }) => client(config.clone(), broker, &tls, |addr| {
-            let n = switchyard::client::publish(
-                addr,
-                &topic,
-                key.as_deref(),
+            key_separator,
+            conn,
+        }) => client(config.clone(), conn.broker, &conn.tls, |addr| {
+            let o = switchyard::client::PubOptions {
+                topic,
+                message,
+                key,
                 partition,
-                message.as_deref(),
-            )?;
-            eprintln!("published {n} records to {topic}");
+                key_separator,
+            };
+            let done = switchyard::client::publish(addr, &o, std::io::stdin().lock())?;
+            eprintln!("{done}");
             Ok(())
         }),
-        Some(Command::Sub {
-            options,
-            broker,
-            tls,
-        }) => client(config.clone(), broker, &tls, |addr| {
-            switchyard::client::subscribe(addr, &options, &mut std::io::stdout().lock()).map(|_| ())
-        }),
+        Some(Command::Sub { options, conn }) => {
+            client(config.clone(), conn.broker, &conn.tls, |addr| {
+                switchyard::client::subscribe(addr, &options, &mut std::io::stdout().lock())
+                    .map(|_| ())
+            })
+        }
         Some(Command::Call {
             feature,
             method,
             params,
             timeout,
-            broker,
-            tls,
-        }) => client(config.clone(), broker, &tls, |addr| {
+            conn,
+        }) => client(config.clone(), conn.broker, &conn.tls, |addr| {
             let p = params.unwrap_or_default();
             let out = switchyard::client::call(
                 addr,
@@ -209,16 +220,27 @@ fn main() -> ExitCode {
             o.write_all(b"\n")?;
             Ok(())
         }),
-        Some(Command::Events { broker, tls }) => client(config.clone(), broker, &tls, |addr| {
-            switchyard::client::events(addr, &mut std::io::stdout().lock())
-        }),
+        Some(Command::Events { no_reconnect, conn }) => {
+            client(config.clone(), conn.broker, &conn.tls, |addr| {
+                switchyard::client::events(addr, !no_reconnect, &mut std::io::stdout().lock())
+            })
+        }
         Some(Command::Reload { pid }) => switchyard::reload::command(cli.config, pid),
         Some(Command::Verify { dir, repair }) => {
             switchyard::verify::command(cli.config, dir, repair)
         }
-        Some(Command::Topics { broker, tls }) => client(config.clone(), broker, &tls, |addr| {
-            switchyard::client::topics(addr, &mut std::io::stdout().lock())
-        }),
+        Some(Command::Topics { action, conn }) => {
+            client(config.clone(), conn.broker, &conn.tls, |addr| {
+                let out = &mut std::io::stdout().lock();
+                match action {
+                    None | Some(Topics::List) => switchyard::client::topics(addr, out),
+                    Some(Topics::Create(a)) => switchyard::client::create_topic(addr, &a, out),
+                    Some(Topics::Delete { name }) => {
+                        switchyard::client::delete_topic(addr, &name, out)
+                    }
+                }
+            })
+        }
         None => {
             switchyard::logging::init(cli.verbose);
             log_nofile(raised);
@@ -256,8 +278,8 @@ fn bench_topics(
     mode: switchyard::bench::topics::Mode,
     a: switchyard::bench::cli::TopicArgs,
 ) -> ExitCode {
-    client(config, a.broker, &a.tls, |to| {
-        let o = switchyard::bench::cli::topic_options(mode, to, &a);
+    client(config, a.broker.clone(), &a.tls, |to| {
+        let o = switchyard::bench::cli::topic_options(mode, to, &a)?;
         switchyard::bench::topics::run(&o, &mut std::io::stdout().lock())
             .map_err(switchyard::client::ClientError::Broker)
     })
@@ -267,26 +289,32 @@ fn bench_topics(
 /// when `tls` says so.
 fn client(
     (config, login): ClientConfig,
-    broker: Option<std::net::SocketAddr>,
+    broker: Option<switchyard::client::BrokerAddr>,
     tls: &switchyard::client::TlsOptions,
     run: impl FnOnce(switchyard::client::Target) -> Result<(), switchyard::client::ClientError>,
 ) -> ExitCode {
-    let connector = match switchyard::client::Connector::new(tls) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let addr = match broker {
         Some(a) => a,
         None => match Config::load(config.as_deref()) {
-            Ok((c, _)) => c.broker.bind,
+            Ok((c, _)) => match c.broker.bind.to_string().parse() {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("error: broker.bind {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
         },
+    };
+    let connector = match switchyard::client::Connector::new(tls) {
+        Ok(c) => c.for_broker(&addr),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     match run(switchyard::client::Target {
         addr,
@@ -294,6 +322,12 @@ fn client(
         login,
     }) {
         Ok(()) => ExitCode::SUCCESS,
+        // `sub … | head`: the reader has all it wanted.
+        Err(switchyard::client::ClientError::Output(e))
+            if e.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -145,6 +145,22 @@ fn dev_certs_then_the_clients_over_mutual_tls_and_a_reload() {
     ));
     assert_eq!(out, "0 0 over tls\n");
     assert!(ok(&with(&["topics"], &ca)).contains("secure"));
+    // A host name is what the certificate is checked against (it names localhost).
+    let port = addr.rsplit(':').next().unwrap();
+    let host = format!("localhost:{port}");
+    let by_name = run(&[
+        "topics",
+        "--broker",
+        &host,
+        "--tls",
+        "--ca",
+        &ca,
+        "--cert",
+        &cert,
+        "--cert-key",
+        &key,
+    ]);
+    assert!(ok(&by_name).contains("secure"));
     let bench = ok(&with(&["bench", "pub", "--count", "20000", "--quiet"], &ca));
     assert!(bench.contains("published"), "{bench}");
 

@@ -1,16 +1,18 @@
 //! The command-line options of `switchyard bench`, and turning them into each
 //! bench's options (kept here so `main.rs` stays the command table).
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::process::ExitCode;
 
 use super::topics::{Mode, Options};
-use crate::client::Target;
+use crate::client::{BrokerAddr, ClientError, Target};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TopicArgs {
-    /// The broker port [default: broker.bind of the config]
-    #[arg(long)]
-    pub broker: Option<std::net::SocketAddr>,
+    /// The broker port, HOST:PORT [default: broker.bind of the config]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub broker: Option<BrokerAddr>,
     #[arg(long, default_value = "bench")]
     pub topic: String,
     /// Bytes per message (at least 8)
@@ -77,12 +79,16 @@ pub struct MazeArgs {
     /// Milliseconds a client waits for its next expected notification
     #[arg(long, env = "timeout", default_value_t = 20_000)]
     pub timeout: u64,
-    #[arg(long, env = "eventListenerPort", default_value_t = 9090)]
-    pub event_listener_port: u16,
-    #[arg(long, env = "clientListenerPort", default_value_t = 9099)]
-    pub client_listener_port: u16,
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: std::net::IpAddr,
+    /// [default: the port of maze.event_bind of the config]
+    #[arg(long, env = "eventListenerPort")]
+    pub event_listener_port: Option<u16>,
+    /// [default: the port of maze.client_bind of the config]
+    #[arg(long, env = "clientListenerPort")]
+    pub client_listener_port: Option<u16>,
+    /// The broker's host [default: the address of the config's maze binds; 127.0.0.1
+    /// when they bind every address]
+    #[arg(long)]
+    pub host: Option<IpAddr>,
     /// The broker's pid, to report its peak RSS
     #[arg(long)]
     pub broker_pid: Option<u32>,
@@ -91,11 +97,13 @@ pub struct MazeArgs {
     pub quiet: bool,
 }
 
-/// The options of `bench pub | sub | pubsub` against `to`.
-pub fn topic_options(mode: Mode, to: Target, a: &TopicArgs) -> Options {
-    Options {
+/// The options of `bench pub | sub | pubsub` against `to` (a host name resolves to the
+/// first of its addresses that accepts a connection).
+pub fn topic_options(mode: Mode, to: Target, a: &TopicArgs) -> Result<Options, ClientError> {
+    let (_, broker) = to.addr.connect_tcp()?;
+    Ok(Options {
         mode,
-        broker: to.addr,
+        broker,
         connector: to.connector,
         login: to.login,
         topic: a.topic.clone(),
@@ -113,11 +121,54 @@ pub fn topic_options(mode: Mode, to: Target, a: &TopicArgs) -> Options {
         fsync: a.fsync.clone(),
         broker_pid: a.broker_pid,
         progress: !a.quiet,
-    }
+    })
+}
+
+/// The maze ports to load: the flags (or the harness's variables) where given, the
+/// `[maze]` binds of the config (`-c`, or the default config) for the rest.
+fn maze_addrs(a: &MazeArgs, config: Option<&Path>) -> Result<(SocketAddr, SocketAddr), String> {
+    let binds = match (a.event_listener_port, a.client_listener_port, a.host) {
+        (Some(e), Some(c), Some(h)) => return Ok(((h, e).into(), (h, c).into())),
+        _ => {
+            let (c, _) = crate::config::Config::load(config).map_err(|e| e.to_string())?;
+            let m = c.maze.unwrap_or_default();
+            let addr = |what: &str, bind: String| -> Result<SocketAddr, String> {
+                let b: BrokerAddr = bind.parse().map_err(|e| format!("maze.{what} {e}"))?;
+                let a = b.resolve().map_err(|e| format!("maze.{what}: {e}"))?;
+                a.first()
+                    .copied()
+                    .ok_or_else(|| format!("maze.{what}: no address"))
+            };
+            (
+                addr("event_bind", m.event_bind.to_string())?,
+                addr("client_bind", m.client_bind.to_string())?,
+            )
+        }
+    };
+    let at = |bind: SocketAddr, port: Option<u16>| {
+        let ip = match a.host {
+            Some(h) => h,
+            // A broker bound to every address is reached on loopback.
+            None if bind.ip().is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            None => bind.ip(),
+        };
+        SocketAddr::new(ip, port.unwrap_or(bind.port()))
+    };
+    Ok((
+        at(binds.0, a.event_listener_port),
+        at(binds.1, a.client_listener_port),
+    ))
 }
 
 /// `bench maze`: runs and prints the report; fails when the check did not pass.
-pub fn maze(a: &MazeArgs) -> ExitCode {
+pub fn maze(a: &MazeArgs, config: Option<&Path>) -> ExitCode {
+    let (event_addr, client_addr) = match maze_addrs(a, config) {
+        Ok(addrs) => addrs,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let opts = super::maze::Options {
         total_events: a.total_events,
         concurrency: a.concurrency_level,
@@ -127,8 +178,8 @@ pub fn maze(a: &MazeArgs) -> ExitCode {
         max_batch: a.max_event_source_batch_size,
         seed: a.random_seed,
         timeout: std::time::Duration::from_millis(a.timeout),
-        event_addr: (a.host, a.event_listener_port).into(),
-        client_addr: (a.host, a.client_listener_port).into(),
+        event_addr,
+        client_addr,
         broker_pid: a.broker_pid,
         progress: !a.quiet,
     };

@@ -13,26 +13,27 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use tokio_util::io::SyncIoBridge;
 
-use super::ClientError;
+use super::{BrokerAddr, ClientError};
 
 /// How a client reaches a TLS broker port.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TlsOptions {
     /// Speak TLS to the broker port (it has `broker.tls = true`); needs --ca
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub tls: bool,
     /// Trust the CA in this PEM file for the broker's certificate (no system roots
     /// are used)
-    #[arg(long, value_name = "FILE", requires = "tls")]
+    #[arg(long, value_name = "FILE", requires = "tls", global = true)]
     pub ca: Option<PathBuf>,
     /// Present this PEM certificate chain (mutual TLS, `tls.client_ca` set)
-    #[arg(long, value_name = "FILE", requires_all = ["tls", "cert_key"])]
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "cert_key"], global = true)]
     pub cert: Option<PathBuf>,
     /// The private key of --cert (PEM). Not `--key`: `pub --key` is a record's key
-    #[arg(long, value_name = "FILE", requires = "cert")]
+    #[arg(long, value_name = "FILE", requires = "cert", global = true)]
     pub cert_key: Option<PathBuf>,
-    /// The name the broker's certificate must carry [default: the --broker IP address]
-    #[arg(long, value_name = "NAME", requires = "tls")]
+    /// The name the broker's certificate must carry [default: the --broker host name
+    /// or IP address]
+    #[arg(long, value_name = "NAME", requires = "tls", global = true)]
     pub server_name: Option<String>,
 }
 
@@ -40,6 +41,8 @@ pub struct TlsOptions {
 #[derive(Debug, Clone, Default)]
 pub struct Connector {
     tls: Option<(Arc<ClientConfig>, Option<String>)>,
+    /// The `--broker` host name, the certificate's name when `--server-name` is not given.
+    host: Option<String>,
 }
 
 /// A blocking connection to the broker port.
@@ -119,26 +122,38 @@ impl Connector {
         };
         Ok(Connector {
             tls: Some((Arc::new(config), o.server_name.clone())),
+            host: None,
         })
     }
 
-    fn name(addr: SocketAddr, given: &Option<String>) -> Result<ServerName<'static>, ClientError> {
-        match given {
+    /// Checks the broker's certificate against `broker`'s host name (when it is a name
+    /// and `--server-name` was not given), as a browser would.
+    pub fn for_broker(mut self, broker: &BrokerAddr) -> Connector {
+        self.host = broker.dns_name().map(str::to_string);
+        self
+    }
+
+    fn name(
+        &self,
+        addr: SocketAddr,
+        given: &Option<String>,
+    ) -> Result<ServerName<'static>, ClientError> {
+        match given.as_ref().or(self.host.as_ref()) {
             Some(n) => ServerName::try_from(n.clone())
                 .map_err(|e| tls_error(format!("--server-name {n}: {e}"))),
             None => Ok(ServerName::IpAddress(addr.ip().into())),
         }
     }
 
-    /// A blocking connection; over TLS the handshake is done before it returns.
-    pub fn connect(&self, addr: SocketAddr) -> Result<Stream, ClientError> {
-        let s = TcpStream::connect(addr).map_err(|source| ClientError::Connect { addr, source })?;
-        let _ = s.set_nodelay(true);
+    /// A blocking connection to the first of `broker`'s addresses that accepts one;
+    /// over TLS the handshake is done before it returns.
+    pub fn connect(&self, broker: &BrokerAddr) -> Result<Stream, ClientError> {
+        let (s, addr) = broker.connect_tcp()?;
         let Some((config, name)) = &self.tls else {
             return Ok(Stream::Plain(s));
         };
         let conn =
-            ClientConnection::new(config.clone(), Self::name(addr, name)?).map_err(tls_error)?;
+            ClientConnection::new(config.clone(), self.name(addr, name)?).map_err(tls_error)?;
         let mut tls = StreamOwned::new(conn, s);
         while tls.conn.is_handshaking() {
             tls.conn
@@ -151,19 +166,24 @@ impl Connector {
     /// A connection as a reader and a writer that two threads can use at once.
     pub fn connect_split(&self, addr: SocketAddr) -> Result<(Reader, Writer), ClientError> {
         let Some((config, name)) = &self.tls else {
-            let s =
-                TcpStream::connect(addr).map_err(|source| ClientError::Connect { addr, source })?;
+            let s = TcpStream::connect(addr).map_err(|source| ClientError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
             let _ = s.set_nodelay(true);
             let r = s.try_clone()?;
             return Ok((Box::new(r), Box::new(s)));
         };
         let rt = runtime()?;
-        let name = Self::name(addr, name)?;
+        let name = self.name(addr, name)?;
         let connector = tokio_rustls::TlsConnector::from(config.clone());
         let tls = rt.block_on(async {
             let s = tokio::net::TcpStream::connect(addr)
                 .await
-                .map_err(|source| ClientError::Connect { addr, source })?;
+                .map_err(|source| ClientError::Connect {
+                    addr: addr.to_string(),
+                    source,
+                })?;
             let _ = s.set_nodelay(true);
             connector
                 .connect(name, s)

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub mod auth;
+pub mod cli;
 pub mod drivers;
 pub mod gateway;
 pub mod http;

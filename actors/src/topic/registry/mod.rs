@@ -22,7 +22,7 @@ mod spec;
 pub use delete::{DeleteTopic, TRASH};
 pub use fetch::{FetchEvery, FetchRecords, Fetched, FETCH_CEILING_BYTES};
 pub use lookup::{ListTopics, PartitionOf, TopicInfo};
-pub use spec::{Routing, TopicSettings, TopicSpec};
+pub use spec::{key_partition, Routing, TopicSettings, TopicSpec};
 
 use std::collections::BTreeMap;
 
@@ -125,12 +125,6 @@ pub fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// Where connections find the registry that runs now (it changes when it restarts).
@@ -373,7 +367,7 @@ impl TopicRegistry {
                     topic: p.topic.clone(),
                 })
             }
-            (None, Routing::KeyHash, Some(k)) => fnv1a(k) % n,
+            (None, Routing::KeyHash, Some(k)) => u64::from(key_partition(k, n as u32)),
             (None, _, _) => {
                 t.next = t.next.wrapping_add(1);
                 (t.next - 1) % n
