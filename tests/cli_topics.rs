@@ -109,7 +109,6 @@ async fn topics_create_then_list() {
 }
 
 #[actix_rt::test]
-#[ignore = "needs broker topic delete"]
 async fn topics_delete_removes_a_topic() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path(), "").await;

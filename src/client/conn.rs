@@ -168,7 +168,12 @@ impl Client {
         }
         Ok(Client {
             s,
-            codec: FrameCodec::detect(Limits::default()),
+            // The broker's answers may be large: a fetch of `topics.max_fetch_bytes`
+            // (up to 64 MiB) as JSON is larger still.
+            codec: FrameCodec::detect(Limits {
+                max_frame_bytes: 256 << 20,
+                ..Limits::default()
+            }),
             buf: BytesMut::new(),
         })
     }

@@ -162,10 +162,12 @@ impl Connection {
             })()
             .map(|c| {
                 let (group, partition, offset) = (c.group.clone(), c.partition, c.offset);
+                let topic = c.topic.clone();
                 self.request(&topics, c, ctx, move |_, r, _| {
                     Some(match flat(r) {
                         Ok(()) => with_id(
                             Envelope::new("topic", "committed")
+                                .with_label("topic", topic)
                                 .with_label("group", group)
                                 .with_label("partition", partition.to_string())
                                 .with_label("offset", offset.to_string()),
