@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 mod common;
-use common::cli::{broker, ok, run};
+use common::cli::{broker, create, ok, run};
 use common::topic_env as env;
 use common::topics::{label, Client};
 
@@ -99,19 +99,7 @@ async fn keyless_lines_spread_over_every_partition_of_a_round_robin_topic() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path(), "").await;
     let a = b.local_addr().to_string();
-    ok(
-        &[
-            "topics",
-            "create",
-            "rr",
-            "--partitions",
-            "4",
-            "--broker",
-            &a,
-        ],
-        b"",
-    )
-    .await;
+    create(&a, &["rr", "--partitions", "4"]).await;
     let input: String = (0..4000).map(|i| format!("line-{i}\n")).collect();
     let (_, err) = ok(&["pub", "rr", "--broker", &a], input.as_bytes()).await;
     assert_eq!(
@@ -139,21 +127,7 @@ async fn keyed_lines_go_where_key_hash_routes_their_key() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path(), "").await;
     let a = b.local_addr().to_string();
-    let (created, _) = ok(
-        &[
-            "topics",
-            "create",
-            "kh",
-            "--partitions",
-            "4",
-            "--routing",
-            "key_hash",
-            "--broker",
-            &a,
-        ],
-        b"",
-    )
-    .await;
+    let created = create(&a, &["kh", "--partitions", "4", "--routing", "key_hash"]).await;
     assert_eq!(
         created,
         "created topic kh: 4 partitions, routing key_hash, fsync always, retention none / none\n"
@@ -222,21 +196,7 @@ async fn explicit_routing_needs_a_partition() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path(), "").await;
     let a = b.local_addr().to_string();
-    ok(
-        &[
-            "topics",
-            "create",
-            "ex",
-            "--partitions",
-            "2",
-            "--routing",
-            "explicit",
-            "--broker",
-            &a,
-        ],
-        b"",
-    )
-    .await;
+    create(&a, &["ex", "--partitions", "2", "--routing", "explicit"]).await;
     let out = run(&["pub", "ex", "--broker", &a], b"x\n").await;
     assert!(!out.status.success());
     assert_eq!(

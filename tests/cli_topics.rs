@@ -3,17 +3,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::cli::{broker, ok, run};
+use common::cli::{broker, create, ok, run};
 
 #[actix_rt::test]
 async fn topics_create_then_list() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path(), "").await;
     let a = b.local_addr().to_string();
-    let (out, _) = ok(
+    let out = create(
+        &a,
         &[
-            "topics",
-            "create",
             "orders",
             "--partitions",
             "3",
@@ -27,10 +26,7 @@ async fn topics_create_then_list() {
             "60000",
             "--retention-bytes",
             "1048576",
-            "--broker",
-            &a,
         ],
-        b"",
     )
     .await;
     let options =
@@ -40,19 +36,7 @@ async fn topics_create_then_list() {
         format!("created topic orders: 3 partitions, {options}\n")
     );
     // The same options again: the topic is as asked, not an error.
-    ok(
-        &[
-            "topics",
-            "create",
-            "orders",
-            "--routing",
-            "key_hash",
-            "--broker",
-            &a,
-        ],
-        b"",
-    )
-    .await;
+    create(&a, &["orders", "--routing", "key_hash"]).await;
     let clash = run(
         &[
             "topics",
@@ -113,19 +97,7 @@ async fn topics_delete_removes_a_topic() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path(), "").await;
     let a = b.local_addr().to_string();
-    ok(
-        &[
-            "topics",
-            "create",
-            "gone",
-            "--partitions",
-            "2",
-            "--broker",
-            &a,
-        ],
-        b"",
-    )
-    .await;
+    create(&a, &["gone", "--partitions", "2"]).await;
     ok(&["pub", "gone", "x", "--broker", &a], b"").await;
     let (out, _) = ok(&["topics", "delete", "gone", "--broker", &a], b"").await;
     assert_eq!(out, "deleted topic gone\n");

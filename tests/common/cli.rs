@@ -148,3 +148,12 @@ pub async fn restart(b: Broker, dir: &Path, extra: &str) -> Broker {
         .await
         .unwrap()
 }
+
+/// `switchyard topics create ARGS --broker ADDR`, expected to succeed; its stdout.
+#[allow(dead_code)]
+pub async fn create(addr: &str, args: &[&str]) -> String {
+    let mut all = vec!["topics", "create"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--broker", addr]);
+    ok(&all, b"").await.0
+}

@@ -72,12 +72,7 @@ pub(super) fn produce(
         for _ in 0..room {
             let n = left.min(o.batch);
             let ts = now_ns(t0);
-            let mut payload = Vec::with_capacity((o.size + 12) * n as usize);
-            for _ in 0..n {
-                payload.extend_from_slice(item_head.as_bytes());
-                payload.extend_from_slice(&ts.to_be_bytes());
-                payload.extend_from_slice(&value_pad);
-            }
+            let payload = items(n, &item_head, ts, &value_pad);
             stamps.insert(id, ts);
             encode(
                 &Envelope::new("topic", "publish")
@@ -120,11 +115,7 @@ fn read_acks(
     read_loop(
         reader,
         |e| {
-            if e.is("topic", "error") {
-                shared.fail(format!(
-                    "publish failed: {}",
-                    e.labels.get_str("error").unwrap_or("?")
-                ));
+            if failed(&e, shared) {
                 return false;
             }
             if e.is("topic", "ack") {
@@ -168,11 +159,7 @@ pub(super) fn produce_unacked(
             read_loop(
                 reader,
                 |e| {
-                    if e.is("topic", "error") {
-                        shared.fail(format!(
-                            "publish failed: {}",
-                            e.labels.get_str("error").unwrap_or("?")
-                        ));
+                    if failed(&e, &shared) {
                         return false;
                     }
                     ok = e.is("topic", "ack");
@@ -201,13 +188,7 @@ pub(super) fn produce_unacked(
                 p
             } else {
                 e = e.with_label("count", n.to_string());
-                let mut p = Vec::with_capacity((o.size + 12) * n as usize);
-                for _ in 0..n {
-                    p.extend_from_slice(item_head.as_bytes());
-                    p.extend_from_slice(&ts.to_be_bytes());
-                    p.extend_from_slice(&value_pad);
-                }
-                p
+                items(n, &item_head, ts, &value_pad)
             };
             if left == 0 {
                 e = e.with_label("id", "last");
@@ -222,4 +203,27 @@ pub(super) fn produce_unacked(
     }
     shared.producers_done_ns.fetch_max(now_ns(t0), Relaxed);
     Ok(())
+}
+
+/// A publish's `topic error`, made the bench's failure.
+fn failed(e: &Envelope, shared: &Shared) -> bool {
+    if !e.is("topic", "error") {
+        return false;
+    }
+    shared.fail(format!(
+        "publish failed: {}",
+        e.labels.get_str("error").unwrap_or("?")
+    ));
+    true
+}
+
+/// The payload of a batch of `n` messages stamped `ts` (see PROTOCOL.md, "Publish").
+fn items(n: u64, item_head: &str, ts: u64, value_pad: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity((item_head.len() + 8 + value_pad.len()) * n as usize);
+    for _ in 0..n {
+        p.extend_from_slice(item_head.as_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(value_pad);
+    }
+    p
 }
