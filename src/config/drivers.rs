@@ -10,7 +10,8 @@ use serde_json::Value;
 use switchyard_actors::drivers::conditions::invalid_patterns;
 use switchyard_actors::drivers::{DriverLogLimits, DriverSpec, HostSettings, RuleSpec};
 
-use super::{error::ConfigError, Config, Ranged};
+use super::error::{at_table, ConfigError};
+use super::{Config, Ranged};
 
 /// `[drivers]`: what applies to every driver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,33 +159,7 @@ pub(super) fn at_entry(
     key: &str,
     message: String,
 ) -> ConfigError {
-    let header = format!("[[{section}]]");
-    let mut seen = 0usize;
-    let mut inside = false;
-    let mut found = None;
-    for (i, l) in text.lines().enumerate() {
-        let t = l.trim();
-        if t.starts_with('[') {
-            if t == header {
-                seen += 1;
-                inside = seen == index + 1;
-                if inside && found.is_none() {
-                    found = Some((i + 1, l.to_string()));
-                }
-            } else if !t.starts_with(&format!("[{section}.")) {
-                inside = false;
-            }
-        } else if inside && t.split('=').next().map(str::trim) == Some(key) && t.contains('=') {
-            found = Some((i + 1, l.to_string()));
-        }
-    }
-    ConfigError {
-        file: file.to_string(),
-        line: found.as_ref().map(|(n, _)| (*n, 1)),
-        key: Some(format!("{section}[{index}].{key}")),
-        message,
-        source_line: found.map(|(_, l)| l),
-    }
+    at_table(text, file, &format!("{section}[{index}]"), key, message)
 }
 
 impl Config {

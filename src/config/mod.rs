@@ -441,12 +441,13 @@ impl Config {
                 ));
             }
         }
-        for t in &self.topic {
+        for (i, t) in self.topic.iter().enumerate() {
             if !switchyard_actors::topic::registry::valid_name(&t.name) {
-                return Err(at_key(
+                return Err(drivers::at_entry(
                     text,
                     file,
                     "topic",
+                    i,
                     "name",
                     format!(
                         "expected 1 to 128 of A-Z a-z 0-9 . _ -, not starting with `.`, got `{}`",
@@ -482,5 +483,7 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+mod error_tests;
 #[cfg(test)]
 mod tests;
