@@ -150,6 +150,16 @@ fn token(s: &str) -> bool {
             .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
 }
 
+/// The configured drivers for an error about a name that is not one of them:
+/// `known: a, b`, or that there are none at all.
+pub(super) fn known_drivers<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.into_iter().collect();
+    match names.is_empty() {
+        true => "no [[driver]] is configured".to_string(),
+        false => format!("known: {}", names.join(", ")),
+    }
+}
+
 /// An error about `key` in the `index`-th `[[section]]`, at its line.
 pub(super) fn at_entry(
     text: &str,
@@ -218,9 +228,9 @@ impl Config {
                 return Err(err(
                     "do",
                     format!(
-                        "do.driver `{}` is not a configured driver (known: {})",
+                        "do.driver `{}` is not a configured driver ({})",
                         r.action.driver,
-                        names.iter().copied().collect::<Vec<_>>().join(", ")
+                        known_drivers(names.iter().copied())
                     ),
                 ));
             }

@@ -66,3 +66,22 @@ fn plain_tables_keep_their_names() {
         ("broker.max_connections".to_string(), 2)
     );
 }
+
+#[test]
+fn a_driver_name_with_no_drivers_configured_says_so() {
+    let rule = "[[rule]]\nname = \"r\"\nwhen = { driver = \"a\" }\n\
+        do = { driver = \"b\", method = \"m\" }\n";
+    let e = Config::parse(rule, "c.toml").unwrap_err();
+    assert!(
+        e.message
+            .ends_with("do.driver `b` is not a configured driver (no [[driver]] is configured)"),
+        "{e}"
+    );
+    let chat = "[chat]\n[[chat.plugin]]\nname = \"p\"\ndriver = \"x\"\n";
+    let e = Config::parse(chat, "c.toml").unwrap_err();
+    assert!(
+        e.message
+            .ends_with("`x` is not a configured driver (no [[driver]] is configured)"),
+        "{e}"
+    );
+}
