@@ -59,6 +59,20 @@ fn check_config_prints_the_effective_config() {
     assert!(out.contains("slow_consumer = \"disconnect\""), "{out}");
 }
 
+#[test]
+fn a_missing_config_file_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.toml");
+    let out = Command::new(BIN).arg("-c").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("cannot read").count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("error: {}: cannot read: ", path.display())),
+        "{err}"
+    );
+}
+
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .arg(format!("-{sig}"))
