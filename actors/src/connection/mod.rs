@@ -338,7 +338,7 @@ impl Connection {
             Frame::Envelope(env) => {
                 debug!(channel = %env.channel, subject = %env.subject, "no route, frame dropped")
             }
-            Frame::Maze(line) => debug!(line = ?line, "maze line on the broker port, dropped"),
+            Frame::Maze(line) => debug!(line = %line, "maze line on the broker port, dropped"),
             Frame::Oversize(o) => self.oversize(o, ctx),
         }
     }

@@ -33,6 +33,12 @@ impl Routing {
     }
 }
 
+impl std::fmt::Display for Routing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One configured topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {
