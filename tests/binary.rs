@@ -51,6 +51,29 @@ fn check_config_bad_value_names_key_and_line() {
 }
 
 #[test]
+fn check_config_refuses_a_driver_command_that_cannot_be_run() {
+    let (code, _, err) = check_config(
+        "[[driver]]\nname = \"a\"\ncommand = \"/bin/sh\"\n\n\
+         [[driver]]\nname = \"b\"\ncommand = \"./drivers/nope.sh\"\n",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("config.toml:7:1: key `driver[1].command`: expected an executable file: cannot run `./drivers/nope.sh` (relative to the working directory "),
+        "{err}"
+    );
+    assert!(
+        err.contains("command = \"./drivers/nope.sh\""),
+        "shows the line: {err}"
+    );
+    let (code, _, err) = check_config("[[driver]]\nname = \"a\"\ncommand = \"nope-driver\"\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("key `driver[0].command`: expected an executable file: `nope-driver` is not an executable file on PATH"),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_config_prints_the_effective_config() {
     let (code, out, err) = check_config("[broker]\nidle_timeout_ms = 2500\n");
     assert_eq!(code, 0, "{err}");

@@ -199,6 +199,12 @@ impl Config {
                     "expected the path of an executable, got \"\"".into(),
                 ));
             }
+            if let Some(why) = super::command::unrunnable(&d.command) {
+                return Err(err(
+                    "command",
+                    format!("expected an executable file: {why}"),
+                ));
+            }
             if !token(&d.service) {
                 return Err(err(
                     "service",

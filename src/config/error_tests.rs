@@ -85,3 +85,25 @@ fn a_driver_name_with_no_drivers_configured_says_so() {
         "{e}"
     );
 }
+
+#[test]
+fn a_driver_command_that_cannot_be_run_names_key_value_and_line() {
+    let text = format!("{TWO_DRIVERS}[[driver]]\nname = \"c\"\ncommand = \"no-such-driver-cmd\"\n");
+    let e = Config::parse(&text, "c.toml").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("driver[2].command"));
+    assert_eq!(e.line, Some((12, 1)));
+    assert_eq!(
+        e.message,
+        "expected an executable file: `no-such-driver-cmd` is not an executable file on PATH"
+    );
+    let text = "[[driver]]\nname = \"a\"\ncommand = \"/no/such/driver\"\n";
+    let e = Config::parse(text, "c.toml").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("driver[0].command"));
+    assert!(
+        e.to_string()
+            .starts_with("c.toml:3:1: key `driver[0].command`: expected an executable file: cannot run `/no/such/driver`: No such file"),
+        "{e}"
+    );
+    // A bare name is looked for on PATH, like the spawner does.
+    assert!(Config::parse("[[driver]]\nname = \"a\"\ncommand = \"sh\"\n", "c.toml").is_ok());
+}

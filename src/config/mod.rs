@@ -13,6 +13,7 @@ use switchyard_actors::SlowConsumer;
 
 mod auth;
 mod chat;
+mod command;
 mod diff;
 mod drivers;
 mod error;
