@@ -74,6 +74,25 @@ fn check_config_refuses_a_driver_command_that_cannot_be_run() {
 }
 
 #[test]
+fn check_config_takes_host_names_in_binds() {
+    let (code, out, err) = check_config(
+        "[broker]\nbind = \"localhost:7400\"\n[gateway]\nhttp_bind = \"localhost:7480\"\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    // The effective config has the address the port is bound to.
+    assert!(out.contains("bind = \"127.0.0.1:7400\""), "{out}");
+    assert!(out.contains("http_bind = \"127.0.0.1:7480\""), "{out}");
+    let (code, _, err) = check_config("[maze]\nclient_bind = \"no-such-host.invalid:9099\"\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "config.toml:2:15: key `maze.client_bind`: cannot resolve `no-such-host.invalid:9099`"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_config_prints_the_effective_config() {
     let (code, out, err) = check_config("[broker]\nidle_timeout_ms = 2500\n");
     assert_eq!(code, 0, "{err}");

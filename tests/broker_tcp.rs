@@ -344,3 +344,20 @@ async fn a_peer_that_closes_mid_frame_is_not_a_malformed_frame() {
     );
     assert_eq!(broker.stats().snapshot().malformed_frames, 0);
 }
+
+#[actix_rt::test]
+async fn the_broker_port_binds_a_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = switchyard::Config::parse(
+        &format!(
+            "[broker]\nbind = \"localhost:0\"\n[storage]\ndir = \"{}\"\n",
+            dir.path().display()
+        ),
+        "test",
+    )
+    .unwrap();
+    let broker = switchyard::start(&config).await.unwrap();
+    assert!(broker.local_addr().ip().is_loopback());
+    ping(&mut connect(broker.local_addr()).await).await;
+    broker.run_until(async {}).await;
+}

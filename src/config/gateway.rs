@@ -20,9 +20,17 @@ fn stream_buffer() -> Ranged<65_536, { 64 * super::GIB }> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "super::bind::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub http_bind: Option<SocketAddr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "super::bind::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub grpc_bind: Option<SocketAddr>,
     /// Gone: refused with a config error naming `[auth]`, its replacement.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,6 +12,7 @@ use switchyard_actors::topic::Routing;
 use switchyard_actors::SlowConsumer;
 
 mod auth;
+mod bind;
 mod chat;
 mod command;
 mod diff;
@@ -122,6 +123,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {
+    /// `host:port`; a host name is resolved when the config is read.
+    #[serde(deserialize_with = "bind::required")]
     pub bind: SocketAddr,
     pub max_connections: Ranged<1, 1_000_000>,
     /// Open broker-port connections one peer address may have (loopback included).
@@ -200,7 +203,9 @@ impl Default for SupervisorConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MazeConfig {
+    #[serde(deserialize_with = "bind::required")]
     pub event_bind: SocketAddr,
+    #[serde(deserialize_with = "bind::required")]
     pub client_bind: SocketAddr,
     pub reorder_window: Ranged<1, 16_777_216>,
     pub id_timeout_ms: Ranged<1, 3_600_000>,

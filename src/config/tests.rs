@@ -82,7 +82,7 @@ fn bad_values_name_key_line_and_expected() {
         (
             "[broker]\nbind = \"localhost\"\n",
             "broker.bind",
-            "socket address",
+            "expected host:port, got `localhost`",
         ),
         (
             "[broker]\nslow_consumer = \"drop\"\n",
