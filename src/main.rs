@@ -247,7 +247,8 @@ fn main() -> ExitCode {
             match serve(cli.config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!("{e:#}");
+                    // Once, on stderr, where the log goes too: a log line as well would
+                    // say it twice.
                     eprintln!("error: {e:#}");
                     ExitCode::FAILURE
                 }

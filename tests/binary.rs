@@ -51,12 +51,68 @@ fn check_config_bad_value_names_key_and_line() {
 }
 
 #[test]
+fn check_config_refuses_a_driver_command_that_cannot_be_run() {
+    let (code, _, err) = check_config(
+        "[[driver]]\nname = \"a\"\ncommand = \"/bin/sh\"\n\n\
+         [[driver]]\nname = \"b\"\ncommand = \"./drivers/nope.sh\"\n",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("config.toml:7:1: key `driver[1].command`: expected an executable file: cannot run `./drivers/nope.sh` (relative to the working directory "),
+        "{err}"
+    );
+    assert!(
+        err.contains("command = \"./drivers/nope.sh\""),
+        "shows the line: {err}"
+    );
+    let (code, _, err) = check_config("[[driver]]\nname = \"a\"\ncommand = \"nope-driver\"\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("key `driver[0].command`: expected an executable file: `nope-driver` is not an executable file on PATH"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_takes_host_names_in_binds() {
+    let (code, out, err) = check_config(
+        "[broker]\nbind = \"localhost:7400\"\n[gateway]\nhttp_bind = \"localhost:7480\"\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    // The effective config has the address the port is bound to.
+    assert!(out.contains("bind = \"127.0.0.1:7400\""), "{out}");
+    assert!(out.contains("http_bind = \"127.0.0.1:7480\""), "{out}");
+    let (code, _, err) = check_config("[maze]\nclient_bind = \"no-such-host.invalid:9099\"\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "config.toml:2:15: key `maze.client_bind`: cannot resolve `no-such-host.invalid:9099`"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_config_prints_the_effective_config() {
     let (code, out, err) = check_config("[broker]\nidle_timeout_ms = 2500\n");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("idle_timeout_ms = 2500"), "{out}");
     assert!(out.contains("grace_ms = 5000"), "defaults filled in: {out}");
     assert!(out.contains("slow_consumer = \"disconnect\""), "{out}");
+}
+
+#[test]
+fn a_missing_config_file_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.toml");
+    let out = Command::new(BIN).arg("-c").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("cannot read").count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("error: {}: cannot read: ", path.display())),
+        "{err}"
+    );
 }
 
 fn signal(pid: u32, sig: &str) {

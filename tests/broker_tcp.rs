@@ -312,3 +312,52 @@ async fn tree_is_printed_every_tree_interval_ms() {
         .unwrap()
         .unwrap();
 }
+
+#[actix_rt::test]
+async fn a_peer_that_closes_mid_frame_is_not_a_malformed_frame() {
+    let (log, _guard) = Log::capture();
+    let broker = start("").await;
+    let mut c = connect(broker.local_addr()).await;
+    let peer = c.local_addr().unwrap().to_string();
+    // A whole ping, then 23 bytes of a publish that announced 100 bytes of payload.
+    c.write_all(b"command ping 0 0\ntopic publish 0 100\nabc")
+        .await
+        .unwrap();
+    c.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut answer))
+        .await
+        .expect("closed in time")
+        .unwrap();
+    assert_eq!(answer, ALIVE, "the ping before it is answered");
+    let line = log.wait_for(&["peer closed mid-frame", &peer]).await;
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(line.contains("buffered=23"), "{line}");
+    assert!(
+        line.contains("97 more bytes of the frame were due"),
+        "{line}"
+    );
+    assert!(
+        log.line_with(&["malformed frame"]).is_none(),
+        "{}",
+        log.text()
+    );
+    assert_eq!(broker.stats().snapshot().malformed_frames, 0);
+}
+
+#[actix_rt::test]
+async fn the_broker_port_binds_a_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = switchyard::Config::parse(
+        &format!(
+            "[broker]\nbind = \"localhost:0\"\n[storage]\ndir = \"{}\"\n",
+            dir.path().display()
+        ),
+        "test",
+    )
+    .unwrap();
+    let broker = switchyard::start(&config).await.unwrap();
+    assert!(broker.local_addr().ip().is_loopback());
+    ping(&mut connect(broker.local_addr()).await).await;
+    broker.run_until(async {}).await;
+}

@@ -177,16 +177,24 @@ async fn a_crash_loop_is_given_up_after_the_policy() {
 async fn a_required_driver_that_cannot_start_aborts_start_up() {
     let (_log, _g) = Log::capture();
     let dir = tempfile::tempdir().unwrap();
-    let body = "[[driver]]\nname = \"gone\"\ncommand = \"/nonexistent/driver\"\nrequired = true\n";
-    let err = switchyard::start(&config(dir.path(), body))
-        .await
-        .unwrap_err();
+    // The command is there when the config is read (which checks it) and gone when
+    // the driver is spawned.
+    let gone = dir.path().join("gone-driver");
+    std::fs::write(&gone, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&gone, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let body = format!(
+        "[[driver]]\nname = \"gone\"\ncommand = \"{}\"\nrequired = true\n",
+        gone.display()
+    );
+    let c = config(dir.path(), &body);
+    std::fs::remove_file(&gone).unwrap();
+    let err = switchyard::start(&c).await.unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("required driver `gone` failed to start"),
         "{msg}"
     );
-    assert!(msg.contains("/nonexistent/driver"), "{msg}");
+    assert!(msg.contains(&gone.display().to_string()), "{msg}");
     let body = driver("mute", "silent", "required = true\nstart_timeout_ms = 200");
     let err = switchyard::start(&config(dir.path(), &body))
         .await

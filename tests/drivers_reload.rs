@@ -97,6 +97,43 @@ async fn reload_applies_each_kind_of_change() {
     b.run_until(async {}).await;
 }
 
+/// The warning about changes that wait for a restart names each changed key, and
+/// never a value (a password hash is one).
+#[actix::test]
+async fn reload_names_the_keys_that_wait_for_a_restart() {
+    let (log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let users = |b: &str| {
+        format!(
+            "[auth]\n[[auth.user]]\nname = \"a\"\npassword_hash = \"{}\"\n\
+             [[auth.user]]\nname = \"b\"\npassword_hash = \"{b}\"\n",
+            common::auth::hash("pa")
+        )
+    };
+    let path = set(dir.path(), &users(&common::auth::hash("old")));
+    let (config, _) = switchyard::Config::load(Some(&path)).unwrap();
+    let mut b = switchyard::start(&config)
+        .await
+        .unwrap()
+        .with_config_path(path.clone());
+    let new_hash = common::auth::hash("new");
+    let text = config_text(&dir.path().join("data"), &users(&new_hash))
+        .replace("[broker]\n", "[broker]\nmax_connections = 10\n");
+    std::fs::write(&path, text).unwrap();
+    b.reload().await.unwrap();
+    let line = log.wait_for(&["take effect at the next start"]).await;
+    // User a's hash is made afresh too (a new salt): it counts as changed.
+    assert!(
+        line.contains(
+            "keys=auth.user[0].password_hash, auth.user[1].password_hash, broker.max_connections"
+        ),
+        "{line}"
+    );
+    assert!(!line.contains("argon2"), "no value in the log: {line}");
+    assert!(!log.text().contains(&new_hash));
+    b.run_until(async {}).await;
+}
+
 #[test]
 fn sighup_via_switchyard_reload_restarts_a_changed_driver() {
     let dir = tempfile::tempdir().unwrap();

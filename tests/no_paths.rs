@@ -26,14 +26,17 @@ fn assert_no_path(text: &str, dir: &std::path::Path) {
 async fn a_refused_record_is_reported_without_the_storage_path() {
     let (log, _g) = Log::capture();
     let dir = tempfile::tempdir().unwrap();
+    // A driver whose command is there when the config is read, and gone when it runs.
     let ghost = dir.path().join("no-such-driver");
+    std::fs::write(&ghost, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&ghost, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let extra = format!(
         "[[driver]]\nname = \"ghost\"\ncommand = \"{}\"\n",
         ghost.display()
     );
-    let b = switchyard::start(&gateway_config(dir.path(), &extra))
-        .await
-        .unwrap();
+    let config = gateway_config(dir.path(), &extra);
+    std::fs::remove_file(&ghost).unwrap();
+    let b = switchyard::start(&config).await.unwrap();
     let h = b.gateway().http.unwrap();
 
     // HTTP: a 15 MiB body is one record, over the log's record limit.

@@ -18,6 +18,16 @@ pub enum SlowConsumer {
     Block,
 }
 
+/// As the config spells it.
+impl std::fmt::Display for SlowConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SlowConsumer::Disconnect => "disconnect",
+            SlowConsumer::Block => "block",
+        })
+    }
+}
+
 /// Per-connection bounds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionSettings {

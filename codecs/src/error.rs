@@ -140,6 +140,15 @@ pub struct FrameError {
 }
 
 impl FrameError {
+    /// The input ended inside a frame (the peer closed mid-frame): nothing it sent
+    /// was wrong, it just stopped.
+    pub fn is_truncated(&self) -> bool {
+        matches!(
+            self.kind,
+            FrameErrorKind::Envelope(EnvelopeError::Truncated { .. })
+        )
+    }
+
     /// The sequence number of a malformed maze event, when it parsed.
     pub fn maze_seq(&self) -> Option<u64> {
         match &self.kind {

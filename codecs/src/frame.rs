@@ -28,6 +28,18 @@ pub enum Frame {
     Oversize(Oversize),
 }
 
+/// A short account of the frame for logs: a maze line as sent, an envelope's channel
+/// and subject (labels and payload can be large, or secret).
+impl std::fmt::Display for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Frame::Maze(line) => line.fmt(f),
+            Frame::Envelope(e) => write!(f, "envelope {} {}", e.channel, e.subject),
+            Frame::Oversize(o) => write!(f, "oversize envelope {} {}", o.channel, o.subject),
+        }
+    }
+}
+
 /// Which format a codec reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

@@ -98,6 +98,16 @@ pub enum MazeLine {
     UserId(u64),
 }
 
+/// The line as it was sent (an event's bytes, a user id's digits), for logs.
+impl std::fmt::Display for MazeLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MazeLine::Event(e) => f.write_str(&String::from_utf8_lossy(&e.raw)),
+            MazeLine::UserId(id) => write!(f, "{id}"),
+        }
+    }
+}
+
 /// Longest user id line: `u64::MAX` has 20 digits.
 const MAX_ID_DIGITS: usize = 20;
 

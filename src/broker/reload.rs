@@ -33,8 +33,9 @@ impl Broker {
         rest.driver = self.config.driver.clone();
         rest.rule = self.config.rule.clone();
         rest.tls = self.config.tls.clone();
-        if rest != self.config {
-            warn!("config changes outside [tls], [drivers], [[driver]] and [[rule]] take effect at the next start");
+        let waiting = self.config.changed_keys(&rest);
+        if !waiting.is_empty() {
+            warn!(keys = %waiting.join(", "), "config changes outside [tls], [drivers], [[driver]] and [[rule]] take effect at the next start");
         }
         let host = self.host().ok_or("driver host not running")?;
         let summary = host

@@ -104,7 +104,7 @@ impl Config {
     pub(super) fn validate_chat(&self, text: &str, file: &str) -> Result<(), ConfigError> {
         let Some(c) = &self.chat else { return Ok(()) };
         let drivers: BTreeSet<&str> = self.driver.iter().map(|d| d.name.as_str()).collect();
-        let known = || drivers.iter().copied().collect::<Vec<_>>().join(", ");
+        let known = || super::drivers::known_drivers(drivers.iter().copied());
         if c.prefix.chars().any(char::is_whitespace) {
             return Err(at_key(
                 text,
@@ -132,7 +132,7 @@ impl Config {
                 return Err(err(
                     "driver",
                     format!(
-                        "`{}` is not a configured driver, \"console\" or \"tcp\" (drivers: {})",
+                        "`{}` is not a configured driver, \"console\" or \"tcp\" ({})",
                         a.driver,
                         known()
                     ),
@@ -157,11 +157,7 @@ impl Config {
             if !drivers.contains(p.driver.as_str()) {
                 return Err(err(
                     "driver",
-                    format!(
-                        "`{}` is not a configured driver (drivers: {})",
-                        p.driver,
-                        known()
-                    ),
+                    format!("`{}` is not a configured driver ({})", p.driver, known()),
                 ));
             }
         }

@@ -10,7 +10,8 @@ use serde_json::Value;
 use switchyard_actors::drivers::conditions::invalid_patterns;
 use switchyard_actors::drivers::{DriverLogLimits, DriverSpec, HostSettings, RuleSpec};
 
-use super::{error::ConfigError, Config, Ranged};
+use super::error::{at_table, ConfigError};
+use super::{Config, Ranged};
 
 /// `[drivers]`: what applies to every driver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +150,16 @@ fn token(s: &str) -> bool {
             .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
 }
 
+/// The configured drivers for an error about a name that is not one of them:
+/// `known: a, b`, or that there are none at all.
+pub(super) fn known_drivers<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.into_iter().collect();
+    match names.is_empty() {
+        true => "no [[driver]] is configured".to_string(),
+        false => format!("known: {}", names.join(", ")),
+    }
+}
+
 /// An error about `key` in the `index`-th `[[section]]`, at its line.
 pub(super) fn at_entry(
     text: &str,
@@ -158,33 +169,7 @@ pub(super) fn at_entry(
     key: &str,
     message: String,
 ) -> ConfigError {
-    let header = format!("[[{section}]]");
-    let mut seen = 0usize;
-    let mut inside = false;
-    let mut found = None;
-    for (i, l) in text.lines().enumerate() {
-        let t = l.trim();
-        if t.starts_with('[') {
-            if t == header {
-                seen += 1;
-                inside = seen == index + 1;
-                if inside && found.is_none() {
-                    found = Some((i + 1, l.to_string()));
-                }
-            } else if !t.starts_with(&format!("[{section}.")) {
-                inside = false;
-            }
-        } else if inside && t.split('=').next().map(str::trim) == Some(key) && t.contains('=') {
-            found = Some((i + 1, l.to_string()));
-        }
-    }
-    ConfigError {
-        file: file.to_string(),
-        line: found.as_ref().map(|(n, _)| (*n, 1)),
-        key: Some(format!("{section}[{index}].{key}")),
-        message,
-        source_line: found.map(|(_, l)| l),
-    }
+    at_table(text, file, &format!("{section}[{index}]"), key, message)
 }
 
 impl Config {
@@ -212,6 +197,12 @@ impl Config {
                 return Err(err(
                     "command",
                     "expected the path of an executable, got \"\"".into(),
+                ));
+            }
+            if let Some(why) = super::command::unrunnable(&d.command) {
+                return Err(err(
+                    "command",
+                    format!("expected an executable file: {why}"),
                 ));
             }
             if !token(&d.service) {
@@ -243,9 +234,9 @@ impl Config {
                 return Err(err(
                     "do",
                     format!(
-                        "do.driver `{}` is not a configured driver (known: {})",
+                        "do.driver `{}` is not a configured driver ({})",
                         r.action.driver,
-                        names.iter().copied().collect::<Vec<_>>().join(", ")
+                        known_drivers(names.iter().copied())
                     ),
                 ));
             }

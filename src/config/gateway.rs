@@ -24,9 +24,17 @@ fn stream_keepalive() -> Ranged<10, 3_600_000> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "super::bind::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub http_bind: Option<SocketAddr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "super::bind::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub grpc_bind: Option<SocketAddr>,
     /// Gone: refused with a config error naming `[auth]`, its replacement.
     #[serde(default, skip_serializing_if = "Option::is_none")]

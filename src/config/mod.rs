@@ -12,7 +12,10 @@ use switchyard_actors::topic::Routing;
 use switchyard_actors::SlowConsumer;
 
 mod auth;
+mod bind;
 mod chat;
+mod command;
+mod diff;
 mod drivers;
 mod error;
 mod gateway;
@@ -120,6 +123,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {
+    /// `host:port`; a host name is resolved when the config is read.
+    #[serde(deserialize_with = "bind::required")]
     pub bind: SocketAddr,
     pub max_connections: Ranged<1, 1_000_000>,
     /// Open broker-port connections one peer address may have (loopback included).
@@ -198,7 +203,9 @@ impl Default for SupervisorConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MazeConfig {
+    #[serde(deserialize_with = "bind::required")]
     pub event_bind: SocketAddr,
+    #[serde(deserialize_with = "bind::required")]
     pub client_bind: SocketAddr,
     pub reorder_window: Ranged<1, 16_777_216>,
     pub id_timeout_ms: Ranged<1, 3_600_000>,
@@ -441,12 +448,13 @@ impl Config {
                 ));
             }
         }
-        for t in &self.topic {
+        for (i, t) in self.topic.iter().enumerate() {
             if !switchyard_actors::topic::registry::valid_name(&t.name) {
-                return Err(at_key(
+                return Err(drivers::at_entry(
                     text,
                     file,
                     "topic",
+                    i,
                     "name",
                     format!(
                         "expected 1 to 128 of A-Z a-z 0-9 . _ -, not starting with `.`, got `{}`",
@@ -482,5 +490,7 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+mod error_tests;
 #[cfg(test)]
 mod tests;

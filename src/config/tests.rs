@@ -83,7 +83,7 @@ fn bad_values_name_key_line_and_expected() {
         (
             "[broker]\nbind = \"localhost\"\n",
             "broker.bind",
-            "socket address",
+            "expected host:port, got `localhost`",
         ),
         (
             "[broker]\nslow_consumer = \"drop\"\n",
@@ -134,8 +134,8 @@ fn effective_config_round_trips() {
 #[test]
 fn drivers_and_rules_parse_with_defaults() {
     let c = Config::parse(
-        "[[driver]]\nname = \"webhook\"\ncommand = \"/bin/wh\"\n[driver.options]\nAddr = \"127.0.0.1:8080\"\n\
-         [[driver]]\nname = \"deployer\"\ncommand = \"/bin/dep\"\nservice = \"operator\"\nargs = [\"-v\"]\nrequired = true\n\
+        "[[driver]]\nname = \"webhook\"\ncommand = \"/bin/cat\"\n[driver.options]\nAddr = \"127.0.0.1:8080\"\n\
+         [[driver]]\nname = \"deployer\"\ncommand = \"/bin/sh\"\nservice = \"operator\"\nargs = [\"-v\"]\nrequired = true\n\
          [[rule]]\nname = \"hook-to-deploy\"\n\
          when = { driver = \"webhook\", match = { url = \"/hook\", form = { token = \":regex:^s3cr\" } } }\n\
          do = { driver = \"deployer\", method = \"deploy\", params = { env = \"prod\" }, retry = 2 }\n",
@@ -163,18 +163,18 @@ fn drivers_and_rules_parse_with_defaults() {
 
 #[test]
 fn driver_and_rule_errors_name_the_entry_key_and_line() {
-    let text = "[[driver]]\nname = \"a\"\ncommand = \"/bin/a\"\n\n[[driver]]\nname = \"a\"\ncommand = \"/bin/b\"\n";
+    let text = "[[driver]]\nname = \"a\"\ncommand = \"/bin/true\"\n\n[[driver]]\nname = \"a\"\ncommand = \"/bin/false\"\n";
     let e = Config::parse(text, "c.toml").unwrap_err();
     assert_eq!(e.key.as_deref(), Some("driver[1].name"));
     assert_eq!(e.line, Some((6, 1)));
     assert!(e.message.contains("configured twice"), "{e}");
 
-    let text = "[[driver]]\nname = \"a\"\ncommand = \"/bin/a\"\ncolour = 1\n";
+    let text = "[[driver]]\nname = \"a\"\ncommand = \"/bin/true\"\ncolour = 1\n";
     let e = Config::parse(text, "c.toml").unwrap_err();
     assert!(e.to_string().contains("colour"), "{e}");
     assert_eq!(e.line.map(|l| l.0), Some(4));
 
-    let text = "[[driver]]\nname = \"a\"\ncommand = \"/bin/a\"\n[[rule]]\nname = \"r\"\n\
+    let text = "[[driver]]\nname = \"a\"\ncommand = \"/bin/true\"\n[[rule]]\nname = \"r\"\n\
                 when = { driver = \"a\" }\ndo = { driver = \"b\", method = \"m\" }\n";
     let e = Config::parse(text, "c.toml").unwrap_err();
     assert_eq!(e.key.as_deref(), Some("rule[0].do"));
@@ -185,7 +185,7 @@ fn driver_and_rule_errors_name_the_entry_key_and_line() {
         "{e}"
     );
 
-    let text = "[[driver]]\nname = \"a\"\ncommand = \"/bin/a\"\n[[rule]]\nname = \"r\"\n\
+    let text = "[[driver]]\nname = \"a\"\ncommand = \"/bin/true\"\n[[rule]]\nname = \"r\"\n\
                 when = { driver = \"a\", match = { x = \":regex:((\" } }\ndo = { driver = \"a\", method = \"m\" }\n";
     let e = Config::parse(text, "c.toml").unwrap_err();
     assert_eq!(e.key.as_deref(), Some("rule[0].when"));
@@ -273,7 +273,7 @@ fn max_fetch_bytes_has_a_default_and_a_range() {
 fn driver_queue_and_log_limits_parse_and_are_checked() {
     let c = Config::parse(
         "[drivers]\nqueue_bytes = 8192\nlog_lines_per_sec = 5\nlog_burst = 7\nlog_line_bytes = 100\n\
-         [[driver]]\nname = \"a\"\ncommand = \"/bin/a\"\n[[driver]]\nname = \"b\"\ncommand = \"/bin/b\"\nqueue_bytes = 65536\n",
+         [[driver]]\nname = \"a\"\ncommand = \"/bin/true\"\n[[driver]]\nname = \"b\"\ncommand = \"/bin/false\"\nqueue_bytes = 65536\n",
         "x",
     )
     .unwrap();
@@ -306,7 +306,7 @@ fn driver_queue_and_log_limits_parse_and_are_checked() {
         assert!(e.message.contains("expected a number from"), "{e}");
     }
     let e = Config::parse(
-        "[[driver]]\nname = \"a\"\ncommand = \"/bin/a\"\nqueue_bytes = 1\n",
+        "[[driver]]\nname = \"a\"\ncommand = \"/bin/true\"\nqueue_bytes = 1\n",
         "c.toml",
     )
     .unwrap_err();

@@ -431,7 +431,7 @@ impl Handler<ChatFrame> for ChatEngine {
                 .map(|a| a.name.clone())
         });
         let Some(adapter) = adapter.filter(|a| self.settings.adapter(a).is_some()) else {
-            warn!(from = %from, adapter = ?label("adapter"), "chat frame from an unknown adapter, dropped");
+            warn!(from = %from, adapter = label("adapter"), "chat frame from an unknown adapter, dropped");
             return;
         };
         if from.starts_with("client:") {

@@ -285,6 +285,7 @@ impl Connection {
                 // The frames after a login are handled as the user it names.
                 break;
             }
+            let buffered = self.rbuf.len();
             let decoded = if self.eof {
                 self.codec.decode_eof(&mut self.rbuf)
             } else {
@@ -298,6 +299,11 @@ impl Connection {
                     self.handle_frame(frame, ctx);
                 }
                 Ok(None) => break,
+                // A client that stops (killed, or closing early) is not a broken one.
+                Err(e) if e.is_truncated() => {
+                    info!(peer = %self.peer, buffered, reason = %e.kind, "peer closed mid-frame, closing connection");
+                    self.sock.close(ctx, "peer closed mid-frame");
+                }
                 Err(e) => {
                     self.note_protocol();
                     BrokerStats::add(&self.stats.malformed_frames, 1);
@@ -340,7 +346,7 @@ impl Connection {
             Frame::Envelope(env) => {
                 debug!(channel = %env.channel, subject = %env.subject, "no route, frame dropped")
             }
-            Frame::Maze(line) => debug!(line = ?line, "maze line on the broker port, dropped"),
+            Frame::Maze(line) => debug!(line = %line, "maze line on the broker port, dropped"),
             Frame::Oversize(o) => self.oversize(o, ctx),
         }
     }

@@ -69,7 +69,7 @@ impl Connection {
     pub(super) fn slow_consumer(&mut self, ctx: &mut Context<Self>, full: Full) {
         BrokerStats::add(&self.stats.slow_consumer_disconnects, 1);
         warn!(
-            peer = %self.peer, queued = full.queued, budget = full.budget, policy = ?self.settings.slow_consumer,
+            peer = %self.peer, queued = full.queued, budget = full.budget, policy = %self.settings.slow_consumer,
             "slow consumer: output budget full, disconnecting"
         );
         self.sock.discard();

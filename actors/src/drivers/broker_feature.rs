@@ -51,7 +51,11 @@ impl DriverHost {
             "ping" => Box::pin(async { Ok(Bytes::from_static(b"pong")) }),
             "tree" => sync(serde_json::to_vec(&self.tree.snapshot())),
             "drivers" => sync(serde_json::to_vec(
-                &self.drivers.values().map(|s| &s.status).collect::<Vec<_>>(),
+                &self
+                    .drivers
+                    .values()
+                    .map(|s| s.status())
+                    .collect::<Vec<_>>(),
             )),
             "publish" | "fetch" => {
                 let reg = self

@@ -19,7 +19,7 @@ use tracing::{debug, error, info, warn};
 
 use super::process::{self, Proc};
 use super::spec::{DriverSpec, HostSettings};
-use super::status::{DriverState, DriverStatus};
+use super::status::{DriverState, DriverStatus, FrameCounts};
 use super::{DriverUpdate, FromDriver};
 use crate::tree::TreeEntry;
 
@@ -85,6 +85,8 @@ pub struct Driver {
     entry: TreeEntry,
     /// Its log lines dropped over the rate, every process counted (the host reads it).
     log_dropped: Arc<AtomicU64>,
+    /// Its frames in and out, every process counted (the host reads them).
+    counts: Arc<FrameCounts>,
 }
 
 impl Driver {
@@ -95,6 +97,7 @@ impl Driver {
         frames: Recipient<FromDriver>,
         entry: TreeEntry,
         log_dropped: Arc<AtomicU64>,
+        counts: Arc<FrameCounts>,
     ) -> Self {
         let dynamic = settings.dynamic_data(&spec.name);
         let status = DriverStatus::new(&spec);
@@ -114,6 +117,7 @@ impl Driver {
             stop_waiters: Vec::new(),
             entry,
             log_dropped,
+            counts,
         }
     }
 
@@ -155,7 +159,7 @@ impl Driver {
         }
         match sent {
             Ok(()) => {
-                self.status.frames_out += 1;
+                self.counts.add_out();
                 Ok(())
             }
             Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Err(SendError::Busy),
@@ -354,7 +358,7 @@ impl StreamHandler<Out> for Driver {
         }
         match frame {
             Ok(Frame::Envelope(env)) => {
-                self.status.frames_in += 1;
+                self.counts.add_in();
                 if env.channel == "state" {
                     let s = env.subject.to_string();
                     self.on_state(&s, ctx);

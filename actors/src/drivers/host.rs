@@ -15,7 +15,7 @@ use super::bus::Bus;
 use super::driver::{Driver, Reconfigure, StopDriver};
 use super::rpc::Rpc;
 use super::spec::{DriverSpec, HostSettings};
-use super::status::{DriverState, DriverStatus};
+use super::status::{DriverState, DriverStatus, FrameCounts};
 use super::*;
 use crate::ratelog::RateLog;
 use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
@@ -34,13 +34,16 @@ pub(super) struct Slot {
     pub status: DriverStatus,
     /// Its log lines dropped over the rate, counted by its processes' log pumps.
     pub log_dropped: Arc<AtomicU64>,
+    /// Its frames in and out, counted by its actor.
+    pub counts: Arc<FrameCounts>,
 }
 
 impl Slot {
     /// Its status with the counters kept outside it.
-    fn status(&self) -> DriverStatus {
+    pub(super) fn status(&self) -> DriverStatus {
         let mut s = self.status.clone();
         s.log_lines_dropped = self.log_dropped.load(Ordering::Relaxed);
+        self.counts.fill(&mut s);
         s
     }
 }
@@ -102,6 +105,7 @@ impl DriverHost {
         let entry = self.entry.child("driver", spec.name.clone());
         let status = DriverStatus::new(&spec);
         let log_dropped = Arc::new(AtomicU64::new(0));
+        let counts = Arc::new(FrameCounts::default());
         let addr = Driver::new(
             spec.clone(),
             self.settings.clone(),
@@ -109,12 +113,14 @@ impl DriverHost {
             ctx.address().recipient(),
             entry,
             log_dropped.clone(),
+            counts.clone(),
         )
         .start();
         let slot = Slot {
             addr,
             status,
             log_dropped,
+            counts,
         };
         self.drivers.insert(spec.name, slot);
     }
@@ -198,14 +204,16 @@ impl Handler<DriverUpdate> for DriverHost {
 
     fn handle(&mut self, DriverUpdate(status): DriverUpdate, ctx: &mut Self::Context) {
         let name = status.name.clone();
-        self.watchers
-            .retain(|w| w.try_send(DriverUpdate(status.clone())).is_ok() || w.connected());
         let mut lost = false;
+        let mut now = status.clone();
         if let Some(slot) = self.drivers.get_mut(&name) {
             // The process that had the calls is gone: its calls cannot be answered.
             lost = slot.status.pid.is_some() && slot.status.pid != status.pid;
             slot.status = status;
+            now = slot.status();
         }
+        self.watchers
+            .retain(|w| w.try_send(DriverUpdate(now.clone())).is_ok() || w.connected());
         if lost {
             self.fail_calls_to(&name, ctx);
         }

@@ -1,5 +1,7 @@
 //! What the host knows of each driver: [`DriverState`] and [`DriverStatus`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde::Serialize;
 
 use super::spec::DriverSpec;
@@ -77,5 +79,30 @@ impl DriverStatus {
             last_error: None,
             log_lines_dropped: 0,
         }
+    }
+}
+
+/// Counters that move with every frame: the driver's actor bumps them and the host reads
+/// them when asked, since the status the driver sends the host travels only on changes
+/// of state.
+#[derive(Debug, Default)]
+pub struct FrameCounts {
+    pub frames_in: AtomicU64,
+    pub frames_out: AtomicU64,
+}
+
+impl FrameCounts {
+    pub fn add_in(&self) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn add_out(&self) {
+        self.frames_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Copies the counts into `status`.
+    pub fn fill(&self, status: &mut DriverStatus) {
+        status.frames_in = self.frames_in.load(Ordering::Relaxed);
+        status.frames_out = self.frames_out.load(Ordering::Relaxed);
     }
 }

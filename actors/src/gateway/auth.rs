@@ -119,7 +119,7 @@ impl GatewayAuth {
                 if let Some(ip) = peer {
                     auth.throttle.success(ip);
                 }
-                info!(peer = ?peer, user = %p.name, port, "gateway login");
+                info!(peer = peer.map(tracing::field::display), user = %p.name, port, "gateway login");
                 self.remember(key, p.clone());
                 Ok(p)
             }

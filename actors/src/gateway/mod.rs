@@ -188,7 +188,11 @@ impl Gateway {
                         warn!(error = %e, "http gateway stopped with an error");
                     }
                 });
-                info!(addr = ?addr, tls = self.settings.tls.is_some(), "http gateway listening");
+                info!(
+                    addr = addr.map(tracing::field::display),
+                    tls = self.settings.tls.is_some(),
+                    "http gateway listening"
+                );
             }
             Err(e) => warn!(error = %e, "http gateway cannot start"),
         }
@@ -228,7 +232,11 @@ impl Gateway {
         });
         // Health follows readiness: serving once the broker is up, not while it drains.
         ctx.run_interval(Duration::from_millis(50), |act, _| act.report_health());
-        info!(addr = ?addr, tls = self.settings.tls.is_some(), "grpc gateway listening");
+        info!(
+            addr = addr.map(tracing::field::display),
+            tls = self.settings.tls.is_some(),
+            "grpc gateway listening"
+        );
     }
 
     /// The TLS server config of one front end, when `gateway.tls` is on.

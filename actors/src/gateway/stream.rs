@@ -327,7 +327,7 @@ impl Handler<Deliveries> for StreamSink {
         if let Some(u) = d.unreadable {
             // The stream ends after the records before them; the client may open a
             // new one from `last + 1`.
-            tracing::error!(topic = %d.topic, partition = d.partition, first = u.first, last = ?u.last, reason = %u.reason, "stream reached unreadable records; closing it");
+            tracing::error!(topic = %d.topic, partition = d.partition, first = u.first, last = u.last, reason = %u.reason, "stream reached unreadable records; closing it");
             ctx.stop();
         }
         if d.deleted {

@@ -133,7 +133,7 @@ impl Session {
             Ok(None) => return,
             Ok(Some(Frame::Maze(MazeLine::UserId(user)))) => user,
             Ok(Some(other)) => {
-                warn!(peer = %self.peer, line = ?other, "bad id line: expected a user id, closing");
+                warn!(peer = %self.peer, line = %other, "bad id line: expected a user id, closing");
                 return self.sock.close(ctx, "bad id line");
             }
             Err(e) => {
@@ -168,7 +168,7 @@ impl Session {
 
     fn slow_consumer(&mut self, ctx: &mut Context<Self>, full: Full) {
         BrokerStats::add(&self.stats.slow_consumer_disconnects, 1);
-        warn!(peer = %self.peer, user = ?self.user, queued = full.queued, budget = full.budget, "slow consumer: output budget full, disconnecting");
+        warn!(peer = %self.peer, user = self.user, queued = full.queued, budget = full.budget, "slow consumer: output budget full, disconnecting");
         self.sock.discard();
         ctx.stop();
     }
@@ -264,7 +264,7 @@ impl Handler<Evict> for Session {
     fn handle(&mut self, evict: Evict, ctx: &mut Self::Context) {
         self.registered = false;
         let _g = self.span.clone().entered();
-        warn!(peer = %self.peer, user = ?self.user, why = evict.why, "slow consumer: cut off by the router");
+        warn!(peer = %self.peer, user = self.user, why = evict.why, "slow consumer: cut off by the router");
         self.sock.discard();
         ctx.stop();
     }

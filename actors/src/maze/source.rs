@@ -140,7 +140,7 @@ impl EventSource {
                 Ok(Some(other)) => {
                     self.malformed += 1;
                     if let Some(suppressed) = self.log_malformed() {
-                        warn!(peer = %self.peer, line = ?other, suppressed, "not an event line, dropped");
+                        warn!(peer = %self.peer, line = %other, suppressed, "not an event line, dropped");
                     }
                 }
                 Ok(None) => break,

@@ -303,7 +303,7 @@ impl TopicRegistry {
         if !committed.is_empty() {
             self.committed.insert(spec.name.clone(), committed);
         }
-        info!(topic = %spec.name, partitions = spec.partitions, routing = ?spec.routing, "topic ready");
+        info!(topic = %spec.name, partitions = spec.partitions, routing = %spec.routing, "topic ready");
         self.topics.insert(
             spec.name.clone(),
             Topic {

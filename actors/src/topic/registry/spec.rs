@@ -43,6 +43,12 @@ pub fn key_partition(key: &[u8], partitions: u32) -> u32 {
     (h % u64::from(partitions.max(1))) as u32
 }
 
+impl std::fmt::Display for Routing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One configured topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {
