@@ -431,8 +431,13 @@ async fn a_group_rebalances_on_join_and_leave_without_gaps() {
         assert!(a.next().await.is("topic", "committed"));
     }
     publish_n(&mut p, "jobs", 4, "b").await; // offset 2 in each partition
+    let mut got_a = deliveries(&mut a, 4).await;
+    got_a.sort();
+    assert_eq!(got_a, vec![(0, 2), (1, 2), (2, 2), (3, 2)]);
 
-    // B joins: it takes partitions 1 and 3 from their committed offset.
+    // B joins. Partitions 1 and 3 move from A, which is alive: they are handed off. B
+    // gets them only once A has committed what it was sent of them (offset 2), so no
+    // record is read twice.
     let mut bm = Client::connect(b.local_addr()).await;
     bm.send(&env(
         "subscribe",
@@ -441,10 +446,36 @@ async fn a_group_rebalances_on_join_and_leave_without_gaps() {
     ))
     .await;
     assert!(bm.next().await.is("topic", "subscribed"));
+    assert_eq!(assigned(&mut bm).await, "", "nothing until the hand-off");
+    assert_eq!(assigned(&mut a).await, "0,2");
+    for part in ["1", "3"] {
+        a.send(&env(
+            "commit",
+            &[
+                ("topic", "jobs"),
+                ("group", "g"),
+                ("partition", part),
+                ("offset", "3"),
+            ],
+            b"",
+        ))
+        .await;
+        assert!(a.next().await.is("topic", "committed"));
+    }
+    // Each partition comes as its hand-off completes.
+    assert_eq!(assigned(&mut bm).await, "1");
     assert_eq!(assigned(&mut bm).await, "1,3");
+    publish_n(&mut p, "jobs", 4, "c").await; // offset 3 in each partition
     let mut got_b = deliveries(&mut bm, 2).await;
     got_b.sort();
-    assert_eq!(got_b, vec![(1, 2), (3, 2)]);
+    assert_eq!(
+        got_b,
+        vec![(1, 3), (3, 3)],
+        "B starts where A's deliveries ended"
+    );
+    let mut got_a = deliveries(&mut a, 2).await;
+    got_a.sort();
+    assert_eq!(got_a, vec![(0, 3), (2, 3)]);
 
     // B leaves without committing: A gets 1 and 3 back from the committed offset, so
     // what B saw comes again (at least once) and nothing is skipped.
@@ -457,10 +488,10 @@ async fn a_group_rebalances_on_join_and_leave_without_gaps() {
     };
     assert_eq!(a_parts, "0,1,2,3");
     let mut seen: Vec<(u32, u64)> = Vec::new();
-    while !([(1, 2), (3, 2)].iter().all(|x| seen.contains(x))) {
+    while !([(1, 3), (3, 3)].iter().all(|x| seen.contains(x))) {
         seen.extend(deliveries(&mut a, 1).await);
     }
-    assert!(seen.iter().all(|(_, o)| *o == 2), "{seen:?}");
+    assert!(seen.iter().all(|(_, o)| *o == 3), "{seen:?}");
 
     // Committed offsets survive a restart.
     drop(a);
@@ -480,5 +511,5 @@ async fn a_group_rebalances_on_join_and_leave_without_gaps() {
         .iter()
         .find(|t| t["name"] == "jobs")
         .unwrap();
-    assert_eq!(jobs["groups"]["g"]["3"], 2, "{jobs}");
+    assert_eq!(jobs["groups"]["g"]["3"], 3, "{jobs}");
 }

@@ -79,6 +79,15 @@ pub struct Unsubscribe {
     pub key: SubKey,
 }
 
+/// Ends a group member's subscription to a partition that moves to another member;
+/// answered with the offset it would have been sent next (what it was sent ends
+/// there), `None` when it had none.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<u64>")]
+pub struct Revoke {
+    pub key: SubKey,
+}
+
 #[derive(Debug)]
 struct Sub {
     to: Recipient<Deliveries>,
@@ -181,6 +190,11 @@ impl Subscribers {
 
     pub fn remove(&mut self, key: &SubKey) {
         self.subs.remove(key);
+    }
+
+    /// Removes a subscription; the offset it would have been sent next, if it existed.
+    pub fn take(&mut self, key: &SubKey) -> Option<u64> {
+        self.subs.remove(key).map(|s| s.next)
     }
 
     /// Sends every subscriber what it has credit for, up to `limit` (exclusive), and

@@ -1,4 +1,5 @@
-//! A partition's reads ([`Fetch`]) and its end ([`Retire`], a topic delete).
+//! A partition's reads ([`Fetch`]), a group member's subscription handed off
+//! ([`Revoke`]), and its end ([`Retire`], a topic delete).
 
 use actix::prelude::*;
 use switchyard_codecs::record::Record;
@@ -6,6 +7,15 @@ use tracing::info;
 
 use super::{storage_error, Fetch, Partition, Retire};
 use crate::storage::StorageError;
+use crate::topic::subscribers::Revoke;
+
+impl Handler<Revoke> for Partition {
+    type Result = Option<u64>;
+
+    fn handle(&mut self, r: Revoke, _: &mut Self::Context) -> Self::Result {
+        self.subs.take(&r.key)
+    }
+}
 
 impl Handler<Fetch> for Partition {
     type Result = Result<Vec<Record>, String>;

@@ -1,6 +1,8 @@
 //! Consumer groups: the members of a group share a topic's partitions, each partition
-//! read by one member; a join or a leave moves partitions, and a partition that moves
-//! starts at the group's committed offset, so nothing is skipped (at least once).
+//! read by one member; a join or a leave moves partitions. A partition whose member
+//! left starts at the group's committed offset, so nothing is skipped (at least once);
+//! one that moves between live members is handed off (see `handoff`), so nothing is
+//! read twice either.
 //! Committed offsets are kept in `<dir>/<topic>/groups.json`, replaced atomically.
 
 use std::collections::{BTreeMap, HashMap};
@@ -56,8 +58,8 @@ pub struct Commit {
 }
 
 #[derive(Debug)]
-struct Member {
-    key: SubKey,
+pub(super) struct Member {
+    pub(super) key: SubKey,
     to: Recipient<Deliveries>,
     notify: Recipient<Assignment>,
     start: StartAt,
@@ -66,9 +68,11 @@ struct Member {
 
 #[derive(Debug, Default)]
 pub(super) struct Group {
-    members: Vec<Member>,
+    pub(super) members: Vec<Member>,
     /// Member index owning each partition.
-    owner: Vec<Option<usize>>,
+    pub(super) owner: Vec<Option<usize>>,
+    /// Partitions moving between live members, not yet started for their new owner.
+    pub(super) handoffs: HashMap<u32, super::handoff::Handoff>,
 }
 
 /// Committed offsets: topic, then group, then partition.
@@ -90,65 +94,129 @@ fn store_committed(
 }
 
 impl TopicRegistry {
-    /// Gives each partition to member `i % members`, moving only what changes.
-    fn rebalance(&mut self, gkey: &(String, String)) {
+    /// Gives each partition to member `i % members`, moving only what changes. A
+    /// partition taken from a live member is handed off; one whose member is gone
+    /// starts at the committed offset.
+    fn rebalance(&mut self, gkey: &(String, String), ctx: &mut Context<Self>) {
         let Some(t) = self.topics.get(&gkey.1) else {
             return;
         };
         let parts = t.partitions.clone();
-        let committed = self
-            .committed
-            .get(&gkey.1)
-            .and_then(|g| g.get(&gkey.0))
-            .cloned()
-            .unwrap_or_default();
         let Some(g) = self.groups.get_mut(gkey) else {
             return;
         };
         g.owner.resize(parts.len(), None);
         let n = g.members.len();
+        let mut revokes = Vec::new();
+        let mut starts = Vec::new();
         for (p, addr) in parts.iter().enumerate() {
             let new = (n > 0).then(|| p % n);
             if g.owner[p] == new {
                 continue;
             }
-            if let Some(old) = g.owner[p].and_then(|o| g.members.get(o)) {
-                let _ = addr.try_send(Unsubscribe {
-                    key: old.key.clone(),
-                });
-            }
-            if let Some(m) = new.and_then(|i| g.members.get(i)) {
-                let start = committed
-                    .get(&(p as u32))
-                    .map_or(m.start, |o| StartAt::Offset(*o));
-                let sub = Subscribe {
-                    key: m.key.clone(),
-                    to: m.to.clone(),
-                    start,
-                    credit: 0,
-                    window: m.window.clone(),
-                };
-                if addr.try_send(sub).is_err() {
-                    warn!(group = %gkey.0, topic = %gkey.1, partition = p, "partition busy; assignment not delivered");
-                }
-            }
+            let old = g.owner[p]
+                .and_then(|o| g.members.get(o))
+                .map(|m| m.key.clone());
             g.owner[p] = new;
+            if g.handoffs.contains_key(&(p as u32)) {
+                // Whoever owns it when the hand-off completes is started then.
+                continue;
+            }
+            match (old, new) {
+                (Some(from), Some(_)) => {
+                    g.handoffs
+                        .insert(p as u32, super::handoff::Handoff::new(from.clone()));
+                    revokes.push((p as u32, addr.clone(), from));
+                }
+                (Some(from), None) => {
+                    let _ = addr.try_send(Unsubscribe { key: from });
+                }
+                (None, Some(_)) => starts.push(p as u32),
+                (None, None) => {}
+            }
         }
-        for (i, m) in g.members.iter().enumerate() {
-            let mine: Vec<(u32, Addr<Partition>)> = g
-                .owner
-                .iter()
-                .enumerate()
-                .filter(|(_, o)| **o == Some(i))
-                .map(|(p, _)| (p as u32, parts[p].clone()))
-                .collect();
-            let _ = m.notify.try_send(Assignment {
-                sub: m.key.sub.clone(),
-                topic: gkey.1.clone(),
-                partitions: mine,
-            });
+        for p in starts {
+            self.start_owner(gkey, p, None);
         }
+        self.notify_members(gkey);
+        self.start_handoffs(gkey, revokes, ctx);
         info!(group = %gkey.0, topic = %gkey.1, members = n, partitions = parts.len(), "group rebalanced");
+    }
+
+    /// Subscribes the member that owns partition `p` now, at `at` or else the group's
+    /// committed offset (the member's own start when nothing is committed).
+    pub(super) fn start_owner(&mut self, gkey: &(String, String), p: u32, at: Option<u64>) {
+        let Some(addr) = self
+            .topics
+            .get(&gkey.1)
+            .and_then(|t| t.partitions.get(p as usize).cloned())
+        else {
+            return;
+        };
+        let committed = self
+            .committed
+            .get(&gkey.1)
+            .and_then(|g| g.get(&gkey.0))
+            .and_then(|c| c.get(&p).copied());
+        let Some(g) = self.groups.get(gkey) else {
+            return;
+        };
+        let Some(m) = g
+            .owner
+            .get(p as usize)
+            .copied()
+            .flatten()
+            .and_then(|i| g.members.get(i))
+        else {
+            return;
+        };
+        let start = match (at, committed) {
+            (Some(a), Some(c)) => StartAt::Offset(a.max(c)),
+            (Some(a), None) => StartAt::Offset(a),
+            (None, Some(c)) => StartAt::Offset(c),
+            (None, None) => m.start,
+        };
+        let sub = Subscribe {
+            key: m.key.clone(),
+            to: m.to.clone(),
+            start,
+            credit: 0,
+            window: m.window.clone(),
+        };
+        if addr.try_send(sub).is_err() {
+            warn!(group = %gkey.0, topic = %gkey.1, partition = p, "partition busy; assignment not delivered");
+        }
+    }
+
+    /// Tells each member the partitions it reads now (a partition being handed off
+    /// counts for its new owner once the hand-off completes).
+    pub(super) fn notify_members(&self, gkey: &(String, String)) {
+        let n = self.groups.get(gkey).map_or(0, |g| g.members.len());
+        for i in 0..n {
+            self.notify_member(gkey, i);
+        }
+    }
+
+    /// Tells member `i` the partitions it reads now.
+    pub(super) fn notify_member(&self, gkey: &(String, String), i: usize) {
+        let (Some(t), Some(g)) = (self.topics.get(&gkey.1), self.groups.get(gkey)) else {
+            return;
+        };
+        let Some(m) = g.members.get(i) else {
+            return;
+        };
+        let mine: Vec<(u32, Addr<Partition>)> = g
+            .owner
+            .iter()
+            .enumerate()
+            .filter(|(p, o)| **o == Some(i) && !g.handoffs.contains_key(&(*p as u32)))
+            .filter_map(|(p, _)| Some((p as u32, t.partitions.get(p)?.clone())))
+            .collect();
+        let _ = m.notify.try_send(Assignment {
+            sub: m.key.sub.clone(),
+            topic: gkey.1.clone(),
+            partitions: mine,
+        });
     }
 }
 
@@ -186,7 +254,7 @@ impl TopicRegistry {
 impl Handler<JoinGroup> for TopicRegistry {
     type Result = Result<(), TopicError>;
 
-    fn handle(&mut self, j: JoinGroup, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, j: JoinGroup, ctx: &mut Self::Context) -> Self::Result {
         self.topic_or_create(&j.topic)?;
         let gkey = (j.group.clone(), j.topic.clone());
         let g = self.groups.entry(gkey.clone()).or_default();
@@ -198,7 +266,7 @@ impl Handler<JoinGroup> for TopicRegistry {
             window: j.window,
         });
         // Everything moves on a join: clear owners so the new split is applied.
-        self.rebalance(&gkey);
+        self.rebalance(&gkey, ctx);
         Ok(())
     }
 }
@@ -206,7 +274,7 @@ impl Handler<JoinGroup> for TopicRegistry {
 impl Handler<LeaveGroup> for TopicRegistry {
     type Result = ();
 
-    fn handle(&mut self, l: LeaveGroup, _: &mut Self::Context) {
+    fn handle(&mut self, l: LeaveGroup, ctx: &mut Self::Context) {
         let keys: Vec<(String, String)> = self.groups.keys().cloned().collect();
         for gkey in keys {
             let Some(g) = self.groups.get_mut(&gkey) else {
@@ -228,7 +296,10 @@ impl Handler<LeaveGroup> for TopicRegistry {
                 self.groups.remove(&gkey);
                 info!(group = %gkey.0, topic = %gkey.1, "group empty");
             } else {
-                self.rebalance(&gkey);
+                self.rebalance(&gkey, ctx);
+                // What the leaver was handing off starts at the commit: it will not
+                // commit more.
+                self.abandon_handoffs(&gkey, &l.key);
             }
         }
     }
@@ -244,8 +315,10 @@ impl Handler<Commit> for TopicRegistry {
             .entry(c.group.clone())
             .or_default()
             .insert(c.partition, c.offset);
-        store_committed(&self.settings.dir.join(&c.topic), groups)
-            .map_err(|e| TopicError::Partition(format!("cannot store the commit: {e}")))
+        let stored = store_committed(&self.settings.dir.join(&c.topic), groups)
+            .map_err(|e| TopicError::Partition(format!("cannot store the commit: {e}")));
+        self.committed_to(&(c.group, c.topic), c.partition);
+        stored
     }
 }
 

@@ -3,6 +3,7 @@
 //!
 //! - [`batch`]: the publishes of one socket read, routed together.
 //! - [`groups`]: consumer groups, rebalancing and committed offsets.
+//! - `handoff`: a partition moving between live members, read once.
 //! - `delete`: a topic deleted: partitions retired, groups ended, folder removed.
 //! - `fetch`: reads of a partition, held to `topics.max_fetch_bytes`.
 //! - `limits`: partitions per topic and in all.
@@ -14,6 +15,7 @@ pub mod batch;
 mod delete;
 mod fetch;
 pub mod groups;
+mod handoff;
 mod limits;
 mod lookup;
 mod meta;
