@@ -31,6 +31,16 @@ pub struct TopicArgs {
     /// Publishes in flight per producer
     #[arg(long, default_value_t = 16)]
     pub inflight: u64,
+    /// Consumers join this consumer group: each record is read once by the group, and the
+    /// bench checks every partition's offsets came once, with no gap
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Partitions of the topic when the bench creates it [default: the broker's]
+    #[arg(long)]
+    pub partitions: Option<u32>,
+    /// With --group: one more member joins when half the records are delivered
+    #[arg(long, requires = "group")]
+    pub rebalance: bool,
     /// Publish without `id` (no acks, as fast as the socket takes them); only the last
     /// publish asks for an ack, to learn when the broker has taken everything
     #[arg(long)]
@@ -114,6 +124,9 @@ pub fn topic_options(mode: Mode, to: Target, a: &TopicArgs) -> Result<Options, C
         consumers: a.consumers.max(1),
         inflight: a.inflight.max(1),
         no_ack: a.no_ack,
+        group: a.group.clone(),
+        partitions: a.partitions,
+        rebalance: a.rebalance,
         rate: a.rate,
         credit: a.credit,
         consume_rate: a.consume_rate,

@@ -80,10 +80,10 @@ pub struct Unsubscribe {
 }
 
 /// Ends a group member's subscription to a partition that moves to another member;
-/// answered with the offset it would have been sent next (what it was sent ends
-/// there), `None` when it had none.
+/// answered with the offset it started at and the one it would have been sent next
+/// (what it was sent ends there), `None` when it had none.
 #[derive(Debug, Message)]
-#[rtype(result = "Option<u64>")]
+#[rtype(result = "Option<(u64, u64)>")]
 pub struct Revoke {
     pub key: SubKey,
 }
@@ -91,6 +91,8 @@ pub struct Revoke {
 #[derive(Debug)]
 struct Sub {
     to: Recipient<Deliveries>,
+    /// Where it started.
+    from: u64,
     next: u64,
     credit: u64,
     window: Option<Arc<Window>>,
@@ -158,6 +160,7 @@ impl Subscribers {
             s.key,
             Sub {
                 to: s.to,
+                from: next,
                 next,
                 credit: s.credit,
                 window: s.window,
@@ -192,9 +195,10 @@ impl Subscribers {
         self.subs.remove(key);
     }
 
-    /// Removes a subscription; the offset it would have been sent next, if it existed.
-    pub fn take(&mut self, key: &SubKey) -> Option<u64> {
-        self.subs.remove(key).map(|s| s.next)
+    /// Removes a subscription; where it started and the offset it would have been
+    /// sent next, if it existed.
+    pub fn take(&mut self, key: &SubKey) -> Option<(u64, u64)> {
+        self.subs.remove(key).map(|s| (s.from, s.next))
     }
 
     /// Sends every subscriber what it has credit for, up to `limit` (exclusive), and

@@ -134,6 +134,9 @@ pub(super) fn create(o: &Options) -> Result<(), String> {
     if let Some(f) = &o.fsync {
         env = env.with_label("fsync", f.clone());
     }
+    if let Some(n) = o.partitions {
+        env = env.with_label("partitions", n.to_string());
+    }
     encode(&env, &mut b);
     w.write_all(&b).map_err(|e| e.to_string())?;
     let mut result = Err("no answer to topic create".to_string());
@@ -143,7 +146,10 @@ pub(super) fn create(o: &Options) -> Result<(), String> {
             let why = e.labels.get_str("error").unwrap_or("?");
             result = if e.is("topic", "created") {
                 Ok(())
-            } else if why.starts_with("permission denied") && o.fsync.is_none() {
+            } else if why.starts_with("permission denied")
+                && o.fsync.is_none()
+                && o.partitions.is_none()
+            {
                 // Not an admin: the topic may exist already, or publishing makes it.
                 eprintln!("note: {why}; going on with the topic as it is");
                 Ok(())

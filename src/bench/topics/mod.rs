@@ -6,6 +6,7 @@
 //!   and the topic's creation.
 
 mod consume;
+pub mod group;
 mod produce;
 
 use std::io::{Read, Write};
@@ -46,6 +47,12 @@ pub struct Options {
     pub consumers: usize,
     /// Publish envelopes in flight per producer (waiting for their ack).
     pub inflight: u64,
+    /// Consumers are members of this consumer group (each record read once in all).
+    pub group: Option<String>,
+    /// The topic is created with this many partitions.
+    pub partitions: Option<u32>,
+    /// With `group`: one more member joins once half the records are delivered.
+    pub rebalance: bool,
     /// Publishes carry no `id` but the last (see [`produce::produce_unacked`]).
     pub no_ack: bool,
     /// Messages per second across producers; `None`: as fast as acks allow.
@@ -152,10 +159,14 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<(), String> {
     let consumers = if o.mode == Mode::Pub { 0 } else { o.consumers };
     let ready = Arc::new(std::sync::Barrier::new(consumers + 1));
     let mut handles = Vec::new();
+    let checker = Arc::new(group::Checker::default());
+    let wakers = Arc::new(group::Wakers::default());
     for _ in 0..consumers {
         let (o, shared, ready) = (o.clone(), shared.clone(), ready.clone());
-        handles.push(std::thread::spawn(move || {
-            consume::consume(&o, o.count, &shared, t0, &ready)
+        let (checker, wakers) = (checker.clone(), wakers.clone());
+        handles.push(std::thread::spawn(move || match &o.group {
+            Some(g) => group::member(&o, g, &shared, &checker, &wakers, t0, Some(&ready)),
+            None => consume::consume(&o, o.count, &shared, t0, &ready),
         }));
     }
     if consumers > 0 && o.mode == Mode::PubSub {
@@ -180,11 +191,30 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<(), String> {
     }
     let (what, total) = match o.mode {
         Mode::Pub => ("acked", o.count),
+        _ if o.group.is_some() => ("delivered", o.count),
         _ => ("delivered", o.count * consumers as u64),
     };
     let mut bar = Progress::new(what, total);
+    let mut joined = !o.rebalance;
+    let mut woken = false;
     while handles.iter().any(|h| !h.is_finished()) {
         std::thread::sleep(Duration::from_millis(50));
+        if let Some(g) = o.group.clone() {
+            let delivered = shared.consumed.load(Relaxed);
+            if !joined && delivered >= o.count / 2 {
+                // The rebalance: a member joins half-way through.
+                joined = true;
+                let (o, shared, checker, wakers) =
+                    (o.clone(), shared.clone(), checker.clone(), wakers.clone());
+                handles.push(std::thread::spawn(move || {
+                    group::member(&o, &g, &shared, &checker, &wakers, t0, None)
+                }));
+            }
+            if !woken && delivered >= o.count {
+                woken = true;
+                group::wake_all(&wakers);
+            }
+        }
         if let Some(r) = rss.as_mut() {
             r.sample();
         }
@@ -215,6 +245,18 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<(), String> {
         }
     }
     let secs = start.elapsed().as_secs_f64().max(1e-9);
+    let verdict = o.group.as_ref().map(|_| checker.verdict());
+    if let Some(v) = &verdict {
+        if !v.gaps.is_empty() || !v.duplicates.is_empty() || v.records != o.count {
+            shared.fail(format!(
+                "the group's deliveries are wrong: {} records of {}, gaps {:?}, duplicates {:?}",
+                v.records,
+                o.count,
+                &v.gaps[..v.gaps.len().min(10)],
+                &v.duplicates[..v.duplicates.len().min(10)]
+            ));
+        }
+    }
     if let Some(why) = shared
         .failed
         .lock()
@@ -287,6 +329,22 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<(), String> {
             mb(c, secs)
         )
         .map_err(|e| e.to_string())?;
+        if let (Some(g), Some(v)) = (&o.group, &verdict) {
+            writeln!(
+                out,
+                "group {g}: {} members{}, each record once: {} records, {} gaps, {} duplicates",
+                consumers,
+                if o.rebalance {
+                    " (+1 joined half-way)"
+                } else {
+                    ""
+                },
+                v.records,
+                v.gaps.len(),
+                v.duplicates.len()
+            )
+            .map_err(|e| e.to_string())?;
+        }
         if o.mode == Mode::PubSub {
             writeln!(
                 out,

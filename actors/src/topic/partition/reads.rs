@@ -10,7 +10,7 @@ use crate::storage::StorageError;
 use crate::topic::subscribers::Revoke;
 
 impl Handler<Revoke> for Partition {
-    type Result = Option<u64>;
+    type Result = Option<(u64, u64)>;
 
     fn handle(&mut self, r: Revoke, _: &mut Self::Context) -> Self::Result {
         self.subs.take(&r.key)

@@ -59,9 +59,9 @@ impl TopicRegistry {
         }
     }
 
-    /// The old owner's deliveries of `p` ended before `next` (`None`: it had no
-    /// subscription, so nothing to wait for).
-    fn revoked(&mut self, gkey: &GroupKey, p: u32, from: &SubKey, next: Option<u64>) {
+    /// The old owner's deliveries of `p`, which started at `sent.0`, ended before
+    /// `sent.1` (`None`: it had no subscription, so nothing to wait for).
+    fn revoked(&mut self, gkey: &GroupKey, p: u32, from: &SubKey, sent: Option<(u64, u64)>) {
         let Some(h) = self
             .groups
             .get_mut(gkey)
@@ -70,9 +70,11 @@ impl TopicRegistry {
         else {
             return;
         };
-        match next {
-            Some(n) => {
-                h.until = Some(n);
+        match sent {
+            // It was sent nothing: the new owner starts where it would have.
+            Some((started, next)) if started == next => self.complete(gkey, p, Some(next)),
+            Some((_, next)) => {
+                h.until = Some(next);
                 self.committed_to(gkey, p);
             }
             None => self.complete(gkey, p, None),
