@@ -84,6 +84,12 @@ impl Users {
                     .filter_map(|g| FeatureGlob::parse(g).ok())
                     .collect::<Vec<_>>(),
                 u.admin,
+            )
+            .with_serve(
+                u.serve
+                    .iter()
+                    .filter_map(|g| FeatureGlob::parse(g).ok())
+                    .collect(),
             ));
             if let Some(t) = &u.token_hash {
                 tokens.push((t.clone(), principal.clone()));
