@@ -19,7 +19,9 @@ async fn register(c: &mut Tcp, labels: &[(&str, &str)]) -> Envelope {
         e.labels.insert(k.to_string(), v.to_string());
     }
     c.send(&e).await;
-    c.next(Duration::from_secs(5)).await.expect("a register answer")
+    c.next(Duration::from_secs(5))
+        .await
+        .expect("a register answer")
 }
 
 async fn instance(b: &Broker, feature: &str, extra: &[(&str, &str)]) -> Tcp {
@@ -62,7 +64,10 @@ fn answer(call: &Envelope, payload: &[u8]) -> Envelope {
 
 /// The next return the caller receives, within 2 s (calls have a 30 s deadline).
 async fn quick_return(c: &mut Tcp) -> Envelope {
-    let r = c.next(Duration::from_secs(2)).await.expect("a return at once");
+    let r = c
+        .next(Duration::from_secs(2))
+        .await
+        .expect("a return at once");
     assert!(r.is("rpc", "return"), "{r:?}");
     r
 }
@@ -73,7 +78,11 @@ async fn register_call_unregister() {
     let mut inst = Tcp::connect(b.local_addr()).await;
     let r = register(
         &mut inst,
-        &[("feature", "svc:upper"), ("id", "upper-1"), ("max_inflight", "8")],
+        &[
+            ("feature", "svc:upper"),
+            ("id", "upper-1"),
+            ("max_inflight", "8"),
+        ],
     )
     .await;
     assert!(r.is("rpc", "registered"), "{r:?}");
@@ -89,7 +98,10 @@ async fn register_call_unregister() {
     assert!(c.labels.get_str("caller").unwrap().starts_with("client:"));
     inst.send(&answer(&c, b"HELLO")).await;
     let r = quick_return(&mut caller).await;
-    assert_eq!((r.labels.get_str("error"), &r.payload[..]), (None, &b"HELLO"[..]));
+    assert_eq!(
+        (r.labels.get_str("error"), &r.payload[..]),
+        (None, &b"HELLO"[..])
+    );
 
     inst.send(&Envelope::new("rpc", "unregister").with_label("feature", "svc:upper"))
         .await;
@@ -123,7 +135,9 @@ async fn calls_go_to_the_instance_with_the_fewest_in_flight() {
     let mut z = instance(&b, "svc:work", &[]).await;
     let mut caller = Tcp::connect(b.local_addr()).await;
     for i in 1..=4 {
-        caller.send(&call(&i.to_string(), "svc:work", b"", false)).await;
+        caller
+            .send(&call(&i.to_string(), "svc:work", b"", false))
+            .await;
     }
     // Equals take turns: two each.
     let (a1, a2) = (next_call(&mut a).await, next_call(&mut a).await);
@@ -144,7 +158,10 @@ async fn calls_go_to_the_instance_with_the_fewest_in_flight() {
         a.send(&answer(c, b"a")).await;
     }
     for _ in 0..4 {
-        assert_eq!(quick_return(&mut caller).await.labels.get_str("error"), None);
+        assert_eq!(
+            quick_return(&mut caller).await.labels.get_str("error"),
+            None
+        );
     }
     b.run_until(async {}).await;
 }
@@ -175,7 +192,10 @@ async fn an_instance_that_leaves_fails_its_calls_at_once_or_moves_them_with_retr
     assert_eq!(&moved.payload[..], b"2");
     z.send(&answer(&moved, b"done")).await;
     let r = quick_return(&mut caller).await;
-    assert_eq!((r.labels.get_str("rpcID"), &r.payload[..]), (Some("idem"), &b"done"[..]));
+    assert_eq!(
+        (r.labels.get_str("rpcID"), &r.payload[..]),
+        (Some("idem"), &b"done"[..])
+    );
 
     // With no other instance, a retried call fails at once too.
     caller.send(&call("last", "svc:job", b"3", true)).await;
@@ -188,7 +208,14 @@ async fn an_instance_that_leaves_fails_its_calls_at_once_or_moves_them_with_retr
         Some("service svc:job has no instance (its instance left before it answered)")
     );
     let s = &services(&b).await[0];
-    assert_eq!((s["calls"].as_u64(), s["errors"].as_u64(), s["retries"].as_u64()), (Some(3), Some(2), Some(1)));
+    assert_eq!(
+        (
+            s["calls"].as_u64(),
+            s["errors"].as_u64(),
+            s["retries"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1))
+    );
     b.run_until(async {}).await;
 }
 
@@ -218,7 +245,10 @@ async fn no_instance_and_a_full_instance_answer_at_once() {
     let mut caller = Tcp::connect(b.local_addr()).await;
     caller.send(&call("1", "svc:nobody", b"", false)).await;
     let r = quick_return(&mut caller).await;
-    assert_eq!(r.labels.get_str("error"), Some("service svc:nobody has no instance"));
+    assert_eq!(
+        r.labels.get_str("error"),
+        Some("service svc:nobody has no instance")
+    );
 
     let mut a = instance(&b, "svc:one", &[("max_inflight", "1")]).await;
     caller.send(&call("2", "svc:one", b"", false)).await;
@@ -232,7 +262,10 @@ async fn no_instance_and_a_full_instance_answer_at_once() {
     );
     // Once answered, it takes calls again.
     a.send(&answer(&first, b"ok")).await;
-    assert_eq!(quick_return(&mut caller).await.labels.get_str("rpcID"), Some("2"));
+    assert_eq!(
+        quick_return(&mut caller).await.labels.get_str("rpcID"),
+        Some("2")
+    );
     caller.send(&call("4", "svc:one", b"", false)).await;
     next_call(&mut a).await;
     b.run_until(async {}).await;
@@ -288,7 +321,11 @@ async fn registering_needs_a_serve_glob() {
     let login = |u: &'static str| common::auth::login_env(u, "pw", None);
     let mut caller = Tcp::connect(b.local_addr()).await;
     caller.send(&login("caller")).await;
-    assert!(caller.next(Duration::from_secs(5)).await.unwrap().is("auth", "ok"));
+    assert!(caller
+        .next(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .is("auth", "ok"));
     let e = register(&mut caller, &[("feature", "svc:upper")]).await;
     assert!(e.is("rpc", "error"), "{e:?}");
     assert_eq!(
@@ -302,7 +339,9 @@ async fn registering_needs_a_serve_glob() {
     assert_eq!(perms["serve"][0], "svc:upper");
     let e = register(&mut server, &[("feature", "svc:other")]).await;
     assert!(e.is("rpc", "error"), "{e:?}");
-    assert!(register(&mut server, &[("feature", "svc:upper")]).await.is("rpc", "registered"));
+    assert!(register(&mut server, &[("feature", "svc:upper")])
+        .await
+        .is("rpc", "registered"));
     caller.send(&call("1", "svc:upper", b"x", false)).await;
     let c = next_call(&mut server).await;
     server.send(&answer(&c, b"X")).await;

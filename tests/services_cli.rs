@@ -42,8 +42,17 @@ async fn a_shell_one_liner_becomes_a_service() {
         "-c",
         "tr a-z A-Z",
     ]);
-    stderr_has(&server, "serving svc:upper as instance u1 (group svc:upper, max_inflight 4)", 1).await;
-    let (out, _) = cli::ok(&["call", "svc:upper", "up", "hello", "--broker", &addr], b"").await;
+    stderr_has(
+        &server,
+        "serving svc:upper as instance u1 (group svc:upper, max_inflight 4)",
+        1,
+    )
+    .await;
+    let (out, _) = cli::ok(
+        &["call", "svc:upper", "up", "hello", "--broker", &addr],
+        b"",
+    )
+    .await;
     assert_eq!(out, "HELLO\n");
 
     // Four at once, each its own process.
@@ -51,9 +60,19 @@ async fn a_shell_one_liner_becomes_a_service() {
         .map(|i| {
             let addr = addr.clone();
             tokio::task::spawn_local(async move {
-                cli::ok(&["call", "svc:upper", "up", &format!("n{i}"), "--broker", &addr], b"")
-                    .await
-                    .0
+                cli::ok(
+                    &[
+                        "call",
+                        "svc:upper",
+                        "up",
+                        &format!("n{i}"),
+                        "--broker",
+                        &addr,
+                    ],
+                    b"",
+                )
+                .await
+                .0
             })
         })
         .collect();
@@ -66,7 +85,11 @@ async fn a_shell_one_liner_becomes_a_service() {
     let row = table.lines().nth(1).unwrap();
     let cols: Vec<&str> = row.split_whitespace().collect();
     // SERVICE GROUP INSTANCES IN_FLIGHT CALLS ERRORS RETRIES ...
-    assert_eq!(&cols[..7], ["svc:upper", "svc:upper", "1", "0", "5", "0", "0"], "{table}");
+    assert_eq!(
+        &cols[..7],
+        ["svc:upper", "svc:upper", "1", "0", "5", "0", "0"],
+        "{table}"
+    );
     assert!(table.contains("  instance u1 client:"), "{table}");
 
     // The broker restarts: the service registers again and answers.
@@ -101,7 +124,14 @@ async fn a_failing_command_is_an_error_return_with_its_stderr() {
     );
     // A second instance in another group is refused, and serve exits 1 saying why.
     let mut other = Running::spawn(&[
-        "serve", "svc:picky", "--group", "g2", "--broker", &addr, "--", "cat",
+        "serve",
+        "svc:picky",
+        "--group",
+        "g2",
+        "--broker",
+        &addr,
+        "--",
+        "cat",
     ]);
     assert!(!other.exit().await.success());
     assert!(
@@ -125,7 +155,11 @@ async fn services_over_http_grpc_and_metrics() {
             .with_label("id", "e1"),
     )
     .await;
-    assert!(inst.next(Duration::from_secs(5)).await.unwrap().is("rpc", "registered"));
+    assert!(inst
+        .next(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .is("rpc", "registered"));
     let mut caller = Tcp::connect(b.local_addr()).await;
     caller
         .send(
@@ -144,14 +178,28 @@ async fn services_over_http_grpc_and_metrics() {
             .with_payload(&b"hi"[..]),
     )
     .await;
-    assert!(caller.next(Duration::from_secs(5)).await.unwrap().is("rpc", "return"));
+    assert!(caller
+        .next(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .is("rpc", "return"));
 
     let v = http::get(h, "/v1/services").await.json();
     let s = &v["services"][0];
-    assert_eq!((s["name"].as_str(), s["calls"].as_u64(), s["errors"].as_u64()), (Some("svc:echo"), Some(1), Some(0)));
+    assert_eq!(
+        (
+            s["name"].as_str(),
+            s["calls"].as_u64(),
+            s["errors"].as_u64()
+        ),
+        (Some("svc:echo"), Some(1), Some(0))
+    );
     assert!(s["latency_us"]["p50"].as_u64().unwrap() > 0, "{v}");
     assert_eq!(s["instances"][0]["id"], "e1");
-    assert_eq!(s["instances"][0]["peer"], inst.s.local_addr().unwrap().to_string());
+    assert_eq!(
+        s["instances"][0]["peer"],
+        inst.s.local_addr().unwrap().to_string()
+    );
 
     let metrics = http::get(h, "/metrics").await.text();
     for line in [
@@ -162,7 +210,8 @@ async fn services_over_http_grpc_and_metrics() {
     ] {
         assert!(metrics.contains(line), "{line} not in\n{metrics}");
     }
-    assert!(metrics.contains("switchyard_service_latency_seconds{service=\"svc:echo\",quantile=\"0.99\"}"));
+    assert!(metrics
+        .contains("switchyard_service_latency_seconds{service=\"svc:echo\",quantile=\"0.99\"}"));
 
     let mut g = common::gateway::grpc(&b).await;
     let reply = g

@@ -74,8 +74,13 @@ mod tests {
         let fails = command_handler(sh("echo; echo 'bad input' >&2; echo more >&2; exit 3"));
         assert_eq!(fails(req("x")).unwrap_err(), "bad input");
         let silent = command_handler(sh("exit 2"));
-        assert_eq!(silent(req("")).unwrap_err(), "sh exited with exit status: 2");
+        assert_eq!(
+            silent(req("")).unwrap_err(),
+            "sh exited with exit status: 2"
+        );
         let missing = command_handler(vec!["/no/such/command".into()]);
-        assert!(missing(req("")).unwrap_err().starts_with("cannot run /no/such/command"));
+        assert!(missing(req(""))
+            .unwrap_err()
+            .starts_with("cannot run /no/such/command"));
     }
 }

@@ -33,8 +33,16 @@ pub fn services(to: impl Into<Target>, out: &mut impl Write) -> Result<(), Clien
     } else {
         text.push_str(&format!(
             "{:<24} {:<16} {:>9} {:>9} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9}\n",
-            "SERVICE", "GROUP", "INSTANCES", "IN_FLIGHT", "CALLS", "ERRORS", "RETRIES",
-            "P50_US", "P99_US", "P999_US"
+            "SERVICE",
+            "GROUP",
+            "INSTANCES",
+            "IN_FLIGHT",
+            "CALLS",
+            "ERRORS",
+            "RETRIES",
+            "P50_US",
+            "P99_US",
+            "P999_US"
         ));
     }
     for s in &list {
@@ -59,7 +67,8 @@ pub fn services(to: impl Into<Target>, out: &mut impl Write) -> Result<(), Clien
             ));
         }
     }
-    out.write_all(text.as_bytes()).map_err(ClientError::Output)?;
+    out.write_all(text.as_bytes())
+        .map_err(ClientError::Output)?;
     out.flush().map_err(ClientError::Output)
 }
 

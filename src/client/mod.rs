@@ -32,11 +32,11 @@ pub mod tls;
 pub mod topics;
 
 pub use conn::{BrokerAddr, Client, ConnArgs, Target};
-pub use format::Format;
 pub use exec::command_handler;
+pub use format::Format;
 pub use misc::{call, events, services};
-pub use serve::{serve, Registered, Reply, Request, ServiceOptions};
 pub use publish::{publish, PubOptions, Published};
+pub use serve::{serve, Registered, Reply, Request, ServiceOptions};
 pub use subscribe::{subscribe, SubOptions};
 pub use tls::{Connector, TlsOptions};
 pub use topics::{create_topic, delete_topic, topics, CreateArgs};

@@ -224,7 +224,9 @@ mod tests {
         assert!(p.may_call("svc:x"));
         assert!(!p.may_call("driver:x"));
         assert!(!p.may_serve("svc:x"));
-        let server = p.with_serve(vec![FeatureGlob::parse("svc:upper").unwrap()]);
+        let server = p
+            .clone()
+            .with_serve(vec![FeatureGlob::parse("svc:upper").unwrap()]);
         assert!(server.may_serve("svc:upper") && !server.may_serve("svc:other"));
         assert!(!p.is_admin());
     }

@@ -74,8 +74,9 @@ impl DriverHost {
                 }
             }
             other => {
-                let e =
-                    format!("broker has no method {other}: ping, tree, drivers, services, publish, fetch");
+                let e = format!(
+                    "broker has no method {other}: ping, tree, drivers, services, publish, fetch"
+                );
                 Box::pin(async move { Err(e) })
             }
         }

@@ -43,9 +43,9 @@ use switchyard_codecs::Envelope;
 
 pub use driver::Driver;
 pub use host::{DriverHost, DriversSlot};
-pub use spec::{DriverLogLimits, DriverSpec, HostSettings, RuleSpec};
 pub use service_route::ListServices;
 pub use services::ServiceView;
+pub use spec::{DriverLogLimits, DriverSpec, HostSettings, RuleSpec};
 pub use status::{DriverState, DriverStatus};
 
 /// A driver's status changed.

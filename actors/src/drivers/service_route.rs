@@ -53,7 +53,11 @@ impl DriverHost {
             debug!(from = %from, "only a TCP client can register a service, frame dropped");
             return;
         };
-        let feature = env.labels.get_str("feature").unwrap_or_default().to_string();
+        let feature = env
+            .labels
+            .get_str("feature")
+            .unwrap_or_default()
+            .to_string();
         let answer = if env.subject == "register" {
             self.register(client, &feature, &env)
         } else {
@@ -143,7 +147,16 @@ impl DriverHost {
                     Ok(next) => {
                         debug!(caller = %caller, rpc_id = %id, service = %call.service, from = client, to = next, "call moved to another instance");
                         let started = call.started;
-                        self.send_to_instance(caller, id, call.service, next, env, true, started, ctx);
+                        self.send_to_instance(
+                            caller,
+                            id,
+                            call.service,
+                            next,
+                            env,
+                            true,
+                            started,
+                            ctx,
+                        );
                         continue;
                     }
                     Err(e) => format!("{e} (its instance left before it answered)"),

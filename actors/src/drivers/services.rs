@@ -181,7 +181,8 @@ impl ServiceTable {
 
     /// Remembers a call in flight to `client` (after [`ServiceTable::pick`]).
     pub fn track(&mut self, caller: &str, id: &str, call: ServiceCall) {
-        self.calls.insert((caller.to_string(), id.to_string()), call);
+        self.calls
+            .insert((caller.to_string(), id.to_string()), call);
     }
 
     /// A call that went out with no answer expected (`rpcID skip`): not in flight.
@@ -378,16 +379,10 @@ mod tests {
     #[test]
     fn full_and_empty_services_refuse_at_once() {
         let mut t = ServiceTable::default();
-        assert_eq!(
-            t.pick("svc:a", None),
-            Err(NoInstance::None("svc:a".into()))
-        );
+        assert_eq!(t.pick("svc:a", None), Err(NoInstance::None("svc:a".into())));
         t.register(1, reg("svc:a", None, 1)).unwrap();
         assert_eq!(t.pick("svc:a", None), Ok(1));
-        assert_eq!(
-            t.pick("svc:a", None),
-            Err(NoInstance::Full("svc:a".into()))
-        );
+        assert_eq!(t.pick("svc:a", None), Err(NoInstance::Full("svc:a".into())));
         assert!(t.unregister(1, "svc:a"));
         assert!(matches!(t.pick("svc:a", None), Err(NoInstance::None(_))));
         let v = &t.view()[0];

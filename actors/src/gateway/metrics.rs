@@ -16,7 +16,12 @@ impl Out {
         );
     }
 
-    pub(super) fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: impl std::fmt::Display) {
+    pub(super) fn sample(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        v: impl std::fmt::Display,
+    ) {
         let _ = write!(self.0, "switchyard_{name}");
         if !labels.is_empty() {
             let l: Vec<String> = labels
