@@ -348,3 +348,17 @@ async fn registering_needs_a_serve_glob() {
     assert_eq!(&quick_return(&mut caller).await.payload[..], b"X");
     b.run_until(async {}).await;
 }
+
+#[actix::test]
+async fn max_inflight_is_held_to_the_configured_most() {
+    let b = common::start("\n[drivers]\nservice_max_inflight = 16").await;
+    let mut c = Tcp::connect(b.local_addr()).await;
+    let e = register(&mut c, &[("feature", "svc:a"), ("max_inflight", "17")]).await;
+    assert_eq!(
+        e.labels.get_str("error"),
+        Some("max_inflight `17` is not a number from 1 to 16 (drivers.service_max_inflight)")
+    );
+    let r = register(&mut c, &[("feature", "svc:a")]).await;
+    assert_eq!(r.labels.get_str("max_inflight"), Some("16"));
+    b.run_until(async {}).await;
+}

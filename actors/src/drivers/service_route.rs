@@ -83,14 +83,20 @@ impl DriverHost {
                 "rpc register needs a feature svc:<name>, not `{feature}`"
             ));
         }
+        let most = self
+            .settings
+            .service_max_inflight
+            .clamp(1, MAX_INFLIGHT_LIMIT);
         let max_inflight = match env.labels.get_str("max_inflight") {
-            None => DEFAULT_MAX_INFLIGHT,
+            None => DEFAULT_MAX_INFLIGHT.min(most),
             Some(m) => m
                 .parse::<u32>()
                 .ok()
-                .filter(|m| (1..=MAX_INFLIGHT_LIMIT).contains(m))
+                .filter(|m| (1..=most).contains(m))
                 .ok_or_else(|| {
-                    format!("max_inflight `{m}` is not a number from 1 to {MAX_INFLIGHT_LIMIT}")
+                    format!(
+                        "max_inflight `{m}` is not a number from 1 to {most} (drivers.service_max_inflight)"
+                    )
                 })?,
         };
         let label = |name: &str| {

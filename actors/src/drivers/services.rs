@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use switchyard_codecs::Envelope;
 
-/// `max_inflight` when the register frame has none.
+/// `max_inflight` when the register frame has none (at most the configured most).
 pub const DEFAULT_MAX_INFLIGHT: u32 = 256;
-/// The most `max_inflight` may be: calls in flight hold their envelopes for retries.
+/// The most `drivers.service_max_inflight` may be: calls in flight hold their envelopes
+/// for retries.
 pub const MAX_INFLIGHT_LIMIT: u32 = 65_536;
 
 /// One registered instance: a connection serving a service.
