@@ -1,5 +1,6 @@
 //! `/metrics` for named services: calls, errors, retries, calls in flight and instances
-//! per service, and latency quantiles as a summary.
+//! per service, and latency quantiles as gauges by `quantile` (no `_sum` or `_count`:
+//! the broker keeps a histogram of buckets, and `service_calls_total` counts the calls).
 
 use super::metrics::Out;
 use crate::drivers::ServiceView;
@@ -46,8 +47,8 @@ pub(super) fn write(o: &mut Out, services: &[ServiceView]) {
     }
     o.family(
         "service_latency_seconds",
-        "summary",
-        "Latency of answered calls to a named service (upper bound of a 19%-wide bucket).",
+        "gauge",
+        "Latency quantiles of answered calls to a named service since the start (upper bound of a 19%-wide bucket).",
     );
     for s in services {
         let q = s.latency_us;
