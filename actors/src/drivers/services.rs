@@ -182,8 +182,14 @@ impl ServiceTable {
 
     /// Remembers a call in flight to `client` (after [`ServiceTable::pick`]).
     pub fn track(&mut self, caller: &str, id: &str, call: ServiceCall) {
-        self.calls
-            .insert((caller.to_string(), id.to_string()), call);
+        // A caller that reuses a pending rpcID replaces its call (as `Rpc::open` does):
+        // the old one's instance must not count it for ever.
+        if let Some(old) = self
+            .calls
+            .insert((caller.to_string(), id.to_string()), call)
+        {
+            self.release(&old.service, old.client);
+        }
     }
 
     /// A call that went out with no answer expected (`rpcID skip`): not in flight.
@@ -388,6 +394,25 @@ mod tests {
         assert!(matches!(t.pick("svc:a", None), Err(NoInstance::None(_))));
         let v = &t.view()[0];
         assert_eq!((v.calls, v.errors), (3, 2));
+    }
+
+    #[test]
+    fn a_reused_rpc_id_releases_the_old_call() {
+        let mut t = ServiceTable::default();
+        t.register(1, reg("svc:a", None, 10)).unwrap();
+        for _ in 0..2 {
+            let client = t.pick("svc:a", None).unwrap();
+            let call = ServiceCall {
+                service: "svc:a".into(),
+                client,
+                started: Instant::now(),
+                retry: None,
+            };
+            t.track("client:9", "1", call);
+        }
+        assert_eq!(t.view()[0].in_flight, 1);
+        assert_eq!(t.done("client:9", "1", true), Some(1));
+        assert_eq!(t.view()[0].in_flight, 0);
     }
 
     #[test]
