@@ -67,7 +67,7 @@ enum Command {
         #[command(flatten)]
         conn: switchyard::client::ConnArgs,
     },
-    /// Call a feature's RPC method (driver:<name>, broker, client:<id>) and print the result
+    /// Call a feature's RPC method (driver:<name>, svc:<name>, broker, client:<id>) and print the result
     Call {
         feature: String,
         method: String,
@@ -76,6 +76,34 @@ enum Command {
         /// A Go duration for the `timeout` label, e.g. 2s
         #[arg(long)]
         timeout: Option<String>,
+        #[command(flatten)]
+        conn: switchyard::client::ConnArgs,
+    },
+    /// Serve a named service: register svc:<name> and run COMMAND once per call (params
+    /// on stdin, result from stdout, non-zero exit: an error)
+    Serve {
+        /// svc:<name>
+        feature: String,
+        /// The service's group [default: its name]
+        #[arg(long)]
+        group: Option<String>,
+        /// Calls run at once, at most [default: the broker's, 256]
+        #[arg(long, value_name = "N")]
+        max_inflight: Option<u32>,
+        /// This instance's name in `switchyard services` [default: made up by the broker]
+        #[arg(long)]
+        id: Option<String>,
+        /// Exit when the broker closes the connection instead of registering again
+        #[arg(long)]
+        no_reconnect: bool,
+        /// The command and its arguments, after `--`
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+        #[command(flatten)]
+        conn: switchyard::client::ConnArgs,
+    },
+    /// List the named services: instances, peers, calls in flight, counters, latency
+    Services {
         #[command(flatten)]
         conn: switchyard::client::ConnArgs,
     },
@@ -220,6 +248,34 @@ fn main() -> ExitCode {
             o.write_all(b"\n")?;
             Ok(())
         }),
+        Some(Command::Serve {
+            feature,
+            group,
+            max_inflight,
+            id,
+            no_reconnect,
+            command,
+            conn,
+        }) => client(config.clone(), conn.broker, &conn.tls, |addr| {
+            let opts = switchyard::client::ServiceOptions {
+                feature,
+                group,
+                max_inflight,
+                id,
+            };
+            let handler = switchyard::client::command_handler(command);
+            switchyard::client::serve(addr, &opts, !no_reconnect, handler, |r| {
+                eprintln!(
+                    "serving {} as instance {} (group {}, max_inflight {})",
+                    r.feature, r.id, r.group, r.max_inflight
+                )
+            })
+        }),
+        Some(Command::Services { conn }) => {
+            client(config.clone(), conn.broker, &conn.tls, |addr| {
+                switchyard::client::services(addr, &mut std::io::stdout().lock())
+            })
+        }
         Some(Command::Events { no_reconnect, conn }) => {
             client(config.clone(), conn.broker, &conn.tls, |addr| {
                 switchyard::client::events(addr, !no_reconnect, &mut std::io::stdout().lock())

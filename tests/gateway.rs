@@ -290,6 +290,19 @@ async fn the_page_shows_the_tree_in_headless_chromium() {
     wait_alive(&b, "conf").await;
     let h = b.gateway().http.unwrap();
     post_json(h, "/v1/topics/pagetopic/messages", &json!({"value": "v"})).await;
+    let mut instance = Tcp::connect(b.local_addr()).await;
+    instance
+        .send(
+            &switchyard_codecs::Envelope::new("rpc", "register")
+                .with_label("feature", "svc:page")
+                .with_label("id", "page-1"),
+        )
+        .await;
+    assert!(instance
+        .next(std::time::Duration::from_secs(5))
+        .await
+        .unwrap()
+        .is("rpc", "registered"));
     let profile = _dir.path().join("chromium");
     let out = tokio::process::Command::new(browser)
         .args([
@@ -316,6 +329,8 @@ async fn the_page_shows_the_tree_in_headless_chromium() {
         "{dom}"
     );
     assert!(dom.contains("<td>pagetopic</td>"), "{dom}");
+    assert!(dom.contains("<td>svc:page</td>"), "{dom}");
+    assert!(dom.contains("<td>page-1</td>"), "{dom}");
     assert!(dom.contains(" actors, updated "), "{dom}");
     b.run_until(async {}).await;
 }

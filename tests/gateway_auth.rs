@@ -69,7 +69,13 @@ async fn http_names_users_and_holds_them_to_their_permissions() {
     let writer = basic("writer", "writer-pw");
 
     // Without credentials: 401 everywhere but health and the page.
-    for path in ["/v1/topics", "/v1/tree", "/metrics", "/v1/drivers"] {
+    for path in [
+        "/v1/topics",
+        "/v1/tree",
+        "/metrics",
+        "/v1/drivers",
+        "/v1/services",
+    ] {
         let r = get(h, path).await;
         assert_eq!(r.status, 401, "{path}");
         assert!(r.header("www-authenticate").is_some(), "{path}");
@@ -98,6 +104,11 @@ async fn http_names_users_and_holds_them_to_their_permissions() {
         assert_eq!(r.status, 201, "{}", r.text());
     }
     assert_eq!(as_user(h, &ops, "GET", "/v1/tree", b"").await.status, 200);
+    let services = as_user(h, &ops, "GET", "/v1/services", b"").await;
+    assert_eq!(
+        (services.status, services.text()),
+        (200, "{\"services\":[]}".into())
+    );
 
     // A reader: lists and reads only what it may, and may not write or administer.
     let r = as_user(h, &reader, "GET", "/v1/topics", b"").await;
@@ -134,6 +145,7 @@ async fn http_names_users_and_holds_them_to_their_permissions() {
     for (method, path) in [
         ("GET", "/v1/tree"),
         ("GET", "/v1/drivers"),
+        ("GET", "/v1/services"),
         ("GET", "/metrics"),
     ] {
         assert_eq!(
@@ -190,6 +202,10 @@ async fn http_names_users_and_holds_them_to_their_permissions() {
     let m = as_user(h, &ops, "GET", "/metrics", b"").await.text();
     assert!(
         m.contains("switchyard_permission_denied_total{op=\"publish\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("switchyard_permission_denied_total{op=\"services\"} 1"),
         "{m}"
     );
     assert!(m.contains("switchyard_auth_failures_total{port=\"http\",reason=\"missing\"}"));

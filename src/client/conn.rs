@@ -155,6 +155,8 @@ pub struct Client {
     s: tls::Stream,
     codec: FrameCodec,
     buf: BytesMut,
+    /// The rpcID of this connection's last call.
+    rpc_ids: u64,
 }
 
 impl Client {
@@ -175,7 +177,42 @@ impl Client {
                 ..Limits::default()
             }),
             buf: BytesMut::new(),
+            rpc_ids: 0,
         })
+    }
+
+    /// One RPC call from this connection (its feature is `client:<id>`): `feature` is
+    /// `driver:<name>`, `svc:<name>`, `broker` or `client:<id>`; `timeout` a Go
+    /// duration (`2s`). The result payload, or the return's `error` as
+    /// [`ClientError::Broker`]. Frames that are not its return are skipped.
+    pub fn call(
+        &mut self,
+        feature: &str,
+        method: &str,
+        params: &[u8],
+        timeout: Option<&str>,
+    ) -> Result<bytes::Bytes, ClientError> {
+        self.rpc_ids += 1;
+        let id = self.rpc_ids.to_string();
+        let mut env = Envelope::new("rpc", "call")
+            .with_label("rpcID", id.clone())
+            .with_label("feature", feature.to_string())
+            .with_label("method", method.to_string())
+            .with_payload(bytes::Bytes::copy_from_slice(params));
+        if let Some(t) = timeout {
+            env = env.with_label("timeout", t.to_string());
+        }
+        self.send(&env)?;
+        loop {
+            let ret = self.recv()?;
+            if !ret.is("rpc", "return") || ret.labels.get_str("rpcID") != Some(&id) {
+                continue;
+            }
+            return match ret.labels.get_str("error") {
+                Some(e) => Err(ClientError::Broker(e.to_string())),
+                None => Ok(ret.payload),
+            };
+        }
     }
 
     pub fn send(&mut self, e: &Envelope) -> Result<(), ClientError> {

@@ -1,7 +1,9 @@
-//! `switchyard call` (one RPC call) and `switchyard events` (the event bus).
+//! `switchyard call` (one RPC call), `switchyard services` (the named services) and
+//! `switchyard events` (the event bus).
 
 use std::io::Write;
 
+use switchyard_actors::drivers::ServiceView;
 use switchyard_codecs::Envelope;
 
 use super::retry::with_reconnect;
@@ -16,27 +18,58 @@ pub fn call(
     params: &[u8],
     timeout: Option<&str>,
 ) -> Result<bytes::Bytes, ClientError> {
-    let mut c = Client::connect(to)?;
-    let mut env = Envelope::new("rpc", "call")
-        .with_label("rpcID", "1")
-        .with_label("feature", feature.to_string())
-        .with_label("method", method.to_string())
-        .with_label("caller", "-")
-        .with_payload(bytes::Bytes::copy_from_slice(params));
-    if let Some(t) = timeout {
-        env = env.with_label("timeout", t.to_string());
+    Client::connect(to)?.call(feature, method, params, timeout)
+}
+
+/// `switchyard services`: the broker's named services (`broker` method `services`,
+/// admin), as a table: a line per service, and an indented line per instance.
+pub fn services(to: impl Into<Target>, out: &mut impl Write) -> Result<(), ClientError> {
+    let json = Client::connect(to)?.call("broker", "services", b"", None)?;
+    let list: Vec<ServiceView> =
+        serde_json::from_slice(&json).map_err(|e| ClientError::Frame(e.to_string()))?;
+    let mut text = String::new();
+    if list.is_empty() {
+        text.push_str("no services\n");
+    } else {
+        text.push_str(&format!(
+            "{:<24} {:<16} {:>9} {:>9} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9}\n",
+            "SERVICE",
+            "GROUP",
+            "INSTANCES",
+            "IN_FLIGHT",
+            "CALLS",
+            "ERRORS",
+            "RETRIES",
+            "P50_US",
+            "P99_US",
+            "P999_US"
+        ));
     }
-    c.send(&env)?;
-    loop {
-        let ret = c.recv()?;
-        if !ret.is("rpc", "return") || ret.labels.get_str("rpcID") != Some("1") {
-            continue;
+    for s in &list {
+        let q = s.latency_us;
+        text.push_str(&format!(
+            "{:<24} {:<16} {:>9} {:>9} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9}\n",
+            s.name,
+            s.group,
+            s.instances.len(),
+            s.in_flight,
+            s.calls,
+            s.errors,
+            s.retries,
+            q.p50,
+            q.p99,
+            q.p999
+        ));
+        for i in &s.instances {
+            text.push_str(&format!(
+                "  instance {} {} peer {} in_flight {}/{} calls {}\n",
+                i.id, i.feature, i.peer, i.in_flight, i.max_inflight, i.calls
+            ));
         }
-        return match ret.labels.get_str("error") {
-            Some(e) => Err(ClientError::Broker(e.to_string())),
-            None => Ok(ret.payload),
-        };
     }
+    out.write_all(text.as_bytes())
+        .map_err(ClientError::Output)?;
+    out.flush().map_err(ClientError::Output)
 }
 
 /// `switchyard events`: subscribes to the event bus and prints each event as

@@ -1,26 +1,42 @@
-//! `switchyard pub`, `sub`, `topics`, `call` and `events`: small clients of the broker
-//! port, speaking the `topic` channel with the same codec the broker uses.
+//! The client library of the broker port, and the commands built on it (`pub`, `sub`,
+//! `topics`, `call`, `services`, `serve`, `events`). The CLI uses only what this module
+//! exports; so can any Rust program:
+//!
+//! - connect: [`Client::connect`] to a [`Target`] (address, TLS, login);
+//! - call: [`Client::call`] (any feature: `driver:<name>`, `svc:<name>`, `broker`);
+//! - publish with acks: [`publish`]; subscribe with credit: [`subscribe`];
+//! - register and serve a named service: [`serve`] with a [`ServiceOptions`] and a
+//!   handler ([`command_handler`] runs a command per call);
+//! - reconnect: [`retry::with_reconnect`] and its back-off, which `sub`, `events` and
+//!   `serve` use.
 //!
 //! - [`conn`]: where a client connects (host names too) and the blocking connection.
 //! - [`tls`]: `--tls`, `--ca`, `--cert`/`--cert-key`: how a client reaches a TLS port.
 //! - [`publish`]: `pub`, spreading stdin lines over partitions as the topic routes.
 //! - [`subscribe`] and [`format`]: `sub`, its output formats, and resuming after a
 //!   reconnect; [`retry`]: the back-off `sub` and `events` reconnect with.
-//! - [`topics`]: `topics list | create | delete`; [`misc`]: `call` and `events`.
+//! - [`topics`]: `topics list | create | delete`; [`misc`]: `call`, `services` and
+//!   `events`.
+//! - [`serve`](mod@serve): registering a service and answering its calls; [`exec`]: a
+//!   handler that runs a command per call.
 
 pub mod conn;
+pub mod exec;
 pub mod format;
 pub mod misc;
 pub mod publish;
 pub mod retry;
+pub mod serve;
 pub mod subscribe;
 pub mod tls;
 pub mod topics;
 
 pub use conn::{BrokerAddr, Client, ConnArgs, Target};
+pub use exec::command_handler;
 pub use format::Format;
-pub use misc::{call, events};
+pub use misc::{call, events, services};
 pub use publish::{publish, PubOptions, Published};
+pub use serve::{serve, Registered, Reply, Request, ServiceOptions};
 pub use subscribe::{subscribe, SubOptions};
 pub use tls::{Connector, TlsOptions};
 pub use topics::{create_topic, delete_topic, topics, CreateArgs};

@@ -37,6 +37,8 @@ pub struct DriversConfig {
     pub log_line_bytes: Ranged<64, { 1 << 20 }>,
     /// Driver events are appended to this topic; "" turns that off.
     pub eventbus_topic: String,
+    /// The most `max_inflight` a named service's instance may ask for in `rpc register`.
+    pub service_max_inflight: Ranged<1, 65_536>,
 }
 
 impl Default for DriversConfig {
@@ -51,6 +53,7 @@ impl Default for DriversConfig {
             log_burst: Ranged::new(200),
             log_line_bytes: Ranged::new(4096),
             eventbus_topic: "eventbus".into(),
+            service_max_inflight: Ranged::new(4096),
         }
     }
 }
@@ -302,6 +305,7 @@ impl Config {
             limits: self.limits(),
             policy: self.restart_policy(),
             eventbus_topic: (!d.eventbus_topic.is_empty()).then(|| d.eventbus_topic.clone()),
+            service_max_inflight: d.service_max_inflight.get() as u32,
         }
     }
 }

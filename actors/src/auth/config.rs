@@ -69,6 +69,9 @@ pub struct UserConfig {
     pub subscribe: Vec<String>,
     #[serde(default)]
     pub call: Vec<String>,
+    /// Feature globs of the services (`svc:<name>`) the user may register.
+    #[serde(default)]
+    pub serve: Vec<String>,
     #[serde(default)]
     pub admin: bool,
 }
@@ -179,8 +182,10 @@ impl AuthConfig {
                     TopicGlob::parse(g).map_err(|e| err(key, g, e.0))?;
                 }
             }
-            for g in &u.call {
-                FeatureGlob::parse(g).map_err(|e| err("call", g, e.0))?;
+            for (key, globs) in [("call", &u.call), ("serve", &u.serve)] {
+                for g in globs {
+                    FeatureGlob::parse(g).map_err(|e| err(key, g, e.0))?;
+                }
             }
         }
         Ok(())

@@ -9,6 +9,9 @@
 //!   subscribe` (on the topic name `eventbus`).
 //! - `call` globs govern `rpc call` by its `feature` label, and `chat` frames as the
 //!   feature `chat:<adapter>`.
+//! - `serve` globs govern `rpc register` and `rpc unregister` of a named service
+//!   (`svc:<name>`): offering a service is not calling it, and a caller that could
+//!   register would take calls meant for the real service.
 //! - `admin` governs topic create (and delete), and the `broker` feature's methods
 //!   other than `ping`, `publish` and `fetch` (`tree`, `drivers`, and any added later,
 //!   such as a reload). It does not grant topic or call permissions by itself; an admin
@@ -31,6 +34,7 @@ pub struct Principal {
     pub publish: Vec<TopicGlob>,
     pub subscribe: Vec<TopicGlob>,
     pub call: Vec<FeatureGlob>,
+    pub serve: Vec<FeatureGlob>,
     pub admin: bool,
     /// Everything allowed; no checks made.
     anonymous: bool,
@@ -43,6 +47,7 @@ pub struct PermissionsView<'a> {
     pub publish: Vec<&'a str>,
     pub subscribe: Vec<&'a str>,
     pub call: Vec<&'a str>,
+    pub serve: Vec<&'a str>,
     pub admin: bool,
 }
 
@@ -59,9 +64,16 @@ impl Principal {
             publish,
             subscribe,
             call,
+            serve: Vec::new(),
             admin,
             anonymous: false,
         }
+    }
+
+    /// With the feature globs of the services it may register.
+    pub fn with_serve(mut self, serve: Vec<FeatureGlob>) -> Principal {
+        self.serve = serve;
+        self
     }
 
     /// The principal of an unsecured port: every operation allowed.
@@ -71,6 +83,7 @@ impl Principal {
             publish: Vec::new(),
             subscribe: Vec::new(),
             call: Vec::new(),
+            serve: Vec::new(),
             admin: true,
             anonymous: true,
         }
@@ -90,6 +103,10 @@ impl Principal {
 
     pub fn may_call(&self, feature: &str) -> bool {
         self.anonymous || self.call.iter().any(|g| g.matches(feature))
+    }
+
+    pub fn may_serve(&self, feature: &str) -> bool {
+        self.anonymous || self.serve.iter().any(|g| g.matches(feature))
     }
 
     pub fn is_admin(&self) -> bool {
@@ -117,6 +134,11 @@ impl Principal {
             } else {
                 self.call.iter().map(FeatureGlob::as_str).collect()
             },
+            serve: if self.anonymous {
+                vec![">"]
+            } else {
+                self.serve.iter().map(FeatureGlob::as_str).collect()
+            },
             admin: self.is_admin(),
         }
     }
@@ -133,6 +155,7 @@ pub enum Kind {
     Publish,
     Subscribe,
     Call,
+    Serve,
 }
 
 /// A connection's remembered decisions, so each topic or feature is matched against
@@ -143,6 +166,7 @@ pub struct Decisions {
     publish: HashMap<String, bool>,
     subscribe: HashMap<String, bool>,
     call: HashMap<String, bool>,
+    serve: HashMap<String, bool>,
 }
 
 const MAX_CACHED: usize = 4096;
@@ -157,6 +181,7 @@ impl Decisions {
             Kind::Publish => &mut self.publish,
             Kind::Subscribe => &mut self.subscribe,
             Kind::Call => &mut self.call,
+            Kind::Serve => &mut self.serve,
         };
         if let Some(&d) = map.get(name) {
             return d;
@@ -165,6 +190,7 @@ impl Decisions {
             Kind::Publish => p.may_publish(name),
             Kind::Subscribe => p.may_subscribe(name),
             Kind::Call => p.may_call(name),
+            Kind::Serve => p.may_serve(name),
         };
         if map.len() >= MAX_CACHED {
             map.clear();
@@ -197,6 +223,11 @@ mod tests {
         assert!(!p.may_subscribe("orders"));
         assert!(p.may_call("svc:x"));
         assert!(!p.may_call("driver:x"));
+        assert!(!p.may_serve("svc:x"));
+        let server = p
+            .clone()
+            .with_serve(vec![FeatureGlob::parse("svc:upper").unwrap()]);
+        assert!(server.may_serve("svc:upper") && !server.may_serve("svc:other"));
         assert!(!p.is_admin());
     }
 

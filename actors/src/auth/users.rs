@@ -75,16 +75,24 @@ impl Users {
         let mut by_name = HashMap::new();
         let mut tokens = Vec::new();
         for u in &config.users {
-            let principal = Arc::new(Principal::new(
-                u.name.clone(),
-                compile_topics(&u.publish),
-                compile_topics(&u.subscribe),
-                u.call
-                    .iter()
-                    .filter_map(|g| FeatureGlob::parse(g).ok())
-                    .collect::<Vec<_>>(),
-                u.admin,
-            ));
+            let principal = Arc::new(
+                Principal::new(
+                    u.name.clone(),
+                    compile_topics(&u.publish),
+                    compile_topics(&u.subscribe),
+                    u.call
+                        .iter()
+                        .filter_map(|g| FeatureGlob::parse(g).ok())
+                        .collect::<Vec<_>>(),
+                    u.admin,
+                )
+                .with_serve(
+                    u.serve
+                        .iter()
+                        .filter_map(|g| FeatureGlob::parse(g).ok())
+                        .collect(),
+                ),
+            );
             if let Some(t) = &u.token_hash {
                 tokens.push((t.clone(), principal.clone()));
             }

@@ -45,7 +45,7 @@ impl Connection {
 
     /// RPC and event-bus frames go to the driver host; this connection's feature is
     /// `client:<id>`.
-    pub(super) fn driver_frame(&mut self, env: Envelope, ctx: &mut Context<Self>) {
+    pub(super) fn driver_frame(&mut self, mut env: Envelope, ctx: &mut Context<Self>) {
         if let Some((op, what)) = self.driver_refusal(&env) {
             let why = denied(op, &what);
             let answer = if env.is("rpc", "call") {
@@ -79,6 +79,10 @@ impl Connection {
             return;
         };
         self.talks_to_drivers = true;
+        if env.is("rpc", "register") {
+            // What discovery shows: the broker's view of the peer, never the client's.
+            env.labels.insert("peer", self.peer.to_string());
+        }
         let msg = FromClient {
             id: self.id,
             to: ctx.address().recipient(),
@@ -110,6 +114,10 @@ impl Connection {
                     return self.broker_method_refusal(env);
                 }
                 (!self.may(Kind::Call, feature)).then(|| ("call", format!("feature `{feature}`")))
+            }
+            ("rpc", "register" | "unregister") => {
+                let feature = env.labels.get_str("feature").unwrap_or_default();
+                (!self.may(Kind::Serve, feature)).then(|| ("serve", format!("feature `{feature}`")))
             }
             ("eventbus", "subscribe") => (!self.may(Kind::Subscribe, "eventbus"))
                 .then(|| ("subscribe", "topic `eventbus`".to_string())),

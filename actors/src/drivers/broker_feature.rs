@@ -1,5 +1,5 @@
-//! The feature `broker`: what the broker itself answers over RPC. `ping`, `tree` and
-//! `drivers` at once; `publish` and `fetch` through the topic registry, so drivers (a chat
+//! The feature `broker`: what the broker itself answers over RPC. `ping`, `tree`,
+//! `drivers` and `services` at once; `publish` and `fetch` through the topic registry, so drivers (a chat
 //! plugin keeping state, say) can append to and replay topics over their own pipes.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -57,6 +57,7 @@ impl DriverHost {
                     .map(|s| s.status())
                     .collect::<Vec<_>>(),
             )),
+            "services" => sync(serde_json::to_vec(&self.service_table.view())),
             "publish" | "fetch" => {
                 let reg = self
                     .topics
@@ -73,8 +74,9 @@ impl DriverHost {
                 }
             }
             other => {
-                let e =
-                    format!("broker has no method {other}: ping, tree, drivers, publish, fetch");
+                let e = format!(
+                    "broker has no method {other}: ping, tree, drivers, services, publish, fetch"
+                );
                 Box::pin(async move { Err(e) })
             }
         }

@@ -54,6 +54,8 @@ pub struct DriverHost {
     pub(super) drivers: BTreeMap<String, Slot>,
     pub(super) clients: HashMap<u64, Recipient<ToClient>>,
     pub(super) rpc: Rpc,
+    /// Named services: `svc:<name>` and their instances.
+    pub(super) service_table: super::services::ServiceTable,
     pub(super) bus: Bus,
     pub(super) topics: TopicsSlot,
     pub(super) tree: ActorTree,
@@ -83,6 +85,7 @@ impl DriverHost {
                 drivers: BTreeMap::new(),
                 clients: HashMap::new(),
                 rpc: Rpc::default(),
+                service_table: Default::default(),
                 topics: topics.clone(),
                 tree: cx.tree.clone(),
                 entry,

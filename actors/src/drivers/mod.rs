@@ -13,6 +13,8 @@
 //!   (stdin closed, SIGTERM, SIGKILL) a driver process.
 //! - [`reaper`]: the broker as child subreaper; a driver's descendants end with it.
 //! - [`rpc`]: calls in flight, their deadlines and counters; Go durations.
+//! - [`services`]: named services (`svc:<name>`): instances, picking one, counters;
+//!   [`service_route`]: `rpc register`/`unregister` and calls to a service.
 //! - [`bus`]: rules, `eventbus command`s, client subscriptions.
 //! - [`conditions`]: `CompareAll`, the dipper condition language.
 //! - [`mapdata`]: `GetMapData` dot paths.
@@ -29,6 +31,8 @@ pub mod process;
 pub mod reaper;
 pub mod route;
 pub mod rpc;
+pub mod service_route;
+pub mod services;
 pub mod spec;
 pub mod status;
 
@@ -39,6 +43,8 @@ use switchyard_codecs::Envelope;
 
 pub use driver::Driver;
 pub use host::{DriverHost, DriversSlot};
+pub use service_route::ListServices;
+pub use services::ServiceView;
 pub use spec::{DriverLogLimits, DriverSpec, HostSettings, RuleSpec};
 pub use status::{DriverState, DriverStatus};
 

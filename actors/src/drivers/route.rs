@@ -3,7 +3,8 @@
 //! `caller`, taken only from the feature the call went to (others are counted as forged
 //! and dropped); a call nobody can take is answered at once with an `error`; the caller's
 //! deadline answers `error=timeout` and a later return is dropped. Features:
-//! `driver:<name>`, `client:<connection id>`, `broker` (the broker's own methods) and
+//! `driver:<name>`, `client:<connection id>`, `svc:<name>` (one instance of a named
+//! service, [`super::service_route`]), `broker` (the broker's own methods) and
 //! `-` (calls the broker made). Events: rules, client subscribers, the eventbus topic.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,6 +32,7 @@ impl DriverHost {
         match (&*env.channel, &*env.subject) {
             ("rpc", "call") => self.rpc_call(from, env, None, ctx),
             ("rpc", "return") => self.rpc_return(&from, env, ctx),
+            ("rpc", "register" | "unregister") => self.service_frame(&from, env, ctx),
             ("eventbus", "message") => self.event(&from, env, ctx),
             ("eventbus", "return") => {
                 let source = from.strip_prefix("driver:").unwrap_or(&from);
@@ -78,6 +80,9 @@ impl DriverHost {
             });
         }
         debug!(from = %from, to = %target, method = %method, rpc_id = %id, "rpc call");
+        if target.starts_with("svc:") {
+            return self.service_call(from, id, target, env, ctx);
+        }
         if target == BROKER {
             let answer = self.broker_method(&method, &env.payload);
             ctx.spawn(answer.into_actor(self).map(move |result, act, ctx| {
@@ -92,7 +97,7 @@ impl DriverHost {
     }
 
     /// Answers a call the broker resolved itself (or could not route).
-    fn finish(
+    pub(super) fn finish(
         &mut self,
         caller: &str,
         id: &str,
@@ -119,6 +124,7 @@ impl DriverHost {
         if result.is_err() {
             self.rpc.stats.errors += 1;
         }
+        self.service_table.done(caller, id, result.is_ok());
         if let Some(tx) = local {
             let _ = tx.send(result);
             return;
@@ -155,6 +161,8 @@ impl DriverHost {
                 return;
             }
         };
+        self.service_table
+            .done(&caller, &id, env.labels.get("error").is_none());
         if let Some(e) = env.labels.get_str("error") {
             self.rpc.stats.errors += 1;
             debug!(caller = %caller, rpc_id = %id, error = e, "rpc returned an error");
@@ -177,7 +185,7 @@ impl DriverHost {
 
     /// Hands `env` to a feature. A driver's queue answers asynchronously: if it refuses,
     /// the call in `pending` (if any) is failed then.
-    fn deliver(
+    pub(super) fn deliver(
         &mut self,
         feature: &str,
         env: Envelope,
@@ -402,9 +410,10 @@ impl Handler<SendTo> for DriverHost {
 impl Handler<ClientGone> for DriverHost {
     type Result = ();
 
-    fn handle(&mut self, ClientGone(id): ClientGone, _: &mut Self::Context) {
+    fn handle(&mut self, ClientGone(id): ClientGone, ctx: &mut Self::Context) {
         self.clients.remove(&id);
         self.bus.subscribers.remove(&id);
+        self.client_left(id, ctx);
     }
 }
 

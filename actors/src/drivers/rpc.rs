@@ -132,6 +132,14 @@ impl Rpc {
         None
     }
 
+    /// Points a call at the feature it was sent to in the end (a service's instance),
+    /// so only that feature's return is taken.
+    pub fn retarget(&mut self, caller: &str, id: &str, target: &str) {
+        if let Some(c) = self.pending.get_mut(&(caller.to_string(), id.to_string())) {
+            c.target = target.to_string();
+        }
+    }
+
     pub fn is_pending(&self, caller: &str, id: &str) -> bool {
         self.pending
             .contains_key(&(caller.to_string(), id.to_string()))

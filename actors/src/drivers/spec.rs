@@ -87,6 +87,8 @@ pub struct HostSettings {
     pub policy: RestartPolicy,
     /// Driver events are appended to this topic, when set and topics run.
     pub eventbus_topic: Option<String>,
+    /// The most `max_inflight` a service instance may register with.
+    pub service_max_inflight: u32,
 }
 
 /// A driver's log lines: a token bucket of `burst` lines refilled at `lines_per_sec`,

@@ -314,6 +314,13 @@ impl Backend {
             .await
     }
 
+    /// Named services, their instances and counters.
+    pub async fn list_services(&self) -> Result<Vec<crate::drivers::ServiceView>, ApiError> {
+        let host = self.host()?;
+        self.bounded(async move { Ok(host.send(crate::drivers::ListServices).await?) })
+            .await
+    }
+
     pub fn tree(&self) -> Vec<TreeNode> {
         self.tree.snapshot()
     }

@@ -292,6 +292,20 @@ impl Broker for Service {
         })
     }
 
+    async fn list_services(
+        &self,
+        req: Request<ListServicesRequest>,
+    ) -> Result<Response<ListServicesReply>, Status> {
+        call!("ListServices", req, {
+            let c = self.caller(&req).await?;
+            self.auth.need(c.is_admin(), "services", "ListServices")?;
+            let services = self.backend.list_services().await?;
+            Ok::<_, Status>(ListServicesReply {
+                services: services.into_iter().map(service_info).collect(),
+            })
+        })
+    }
+
     async fn tree(&self, req: Request<TreeRequest>) -> Result<Response<TreeReply>, Status> {
         call!("Tree", req, {
             let c = self.caller(&req).await?;
@@ -338,5 +352,31 @@ pub async fn serve(
                 )
                 .await
         }
+    }
+}
+
+fn service_info(s: crate::drivers::ServiceView) -> ServiceInfo {
+    ServiceInfo {
+        name: s.name,
+        group: s.group,
+        calls: s.calls,
+        errors: s.errors,
+        retries: s.retries,
+        in_flight: s.in_flight,
+        p50_us: s.latency_us.p50,
+        p99_us: s.latency_us.p99,
+        p999_us: s.latency_us.p999,
+        instances: s
+            .instances
+            .into_iter()
+            .map(|i| ServiceInstance {
+                id: i.id,
+                feature: i.feature,
+                peer: i.peer,
+                in_flight: i.in_flight,
+                max_inflight: i.max_inflight,
+                calls: i.calls,
+            })
+            .collect(),
     }
 }

@@ -140,6 +140,7 @@ pub fn server(
                 "/v1/drivers/{name}/rpc/{method}",
                 web::post().to(call_driver),
             )
+            .route("/v1/services", web::get().to(list_services))
             .route("/v1/tree", web::get().to(tree))
             .default_service(web::to(|| async {
                 ApiError::new(ErrorKind::NotFound, "no such route").error_response()
@@ -323,6 +324,11 @@ async fn stream(
 async fn list_drivers(st: web::Data<State>, c: Caller) -> Result<HttpResponse, ApiError> {
     st.auth.need(c.0.is_admin(), "drivers", "/v1/drivers")?;
     Ok(HttpResponse::Ok().json(json!({"drivers": st.backend.list_drivers().await?})))
+}
+
+async fn list_services(st: web::Data<State>, c: Caller) -> Result<HttpResponse, ApiError> {
+    st.auth.need(c.0.is_admin(), "services", "/v1/services")?;
+    Ok(HttpResponse::Ok().json(json!({"services": st.backend.list_services().await?})))
 }
 
 #[derive(Deserialize)]

@@ -6,17 +6,22 @@ use super::backend::Backend;
 use crate::drivers::rpc::LATENCY_BOUNDS_S;
 use crate::drivers::{DriverState, GetHostStats};
 
-struct Out(String);
+pub(super) struct Out(String);
 
 impl Out {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
+    pub(super) fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(
             self.0,
             "# HELP switchyard_{name} {help}\n# TYPE switchyard_{name} {kind}"
         );
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: impl std::fmt::Display) {
+    pub(super) fn sample(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        v: impl std::fmt::Display,
+    ) {
         let _ = write!(self.0, "switchyard_{name}");
         if !labels.is_empty() {
             let l: Vec<String> = labels
@@ -372,6 +377,9 @@ pub async fn render(b: &Backend) -> String {
                 u8::from(d.state == DriverState::Failed),
             );
         }
+    }
+    if let Ok(services) = b.list_services().await {
+        super::service_metrics::write(&mut o, &services);
     }
     let host = b.drivers.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if let Some(h) = host {
