@@ -339,7 +339,10 @@ impl Connection {
             }
             Frame::Envelope(env) if env.channel == "topic" => self.topic_request(env, ctx),
             Frame::Envelope(env)
-                if env.channel == "rpc" || env.channel == "eventbus" || env.channel == "chat" =>
+                if matches!(
+                    &*env.channel,
+                    "rpc" | "eventbus" | "chat" | "driver" | "state"
+                ) =>
             {
                 self.driver_frame(env, ctx)
             }

@@ -43,9 +43,10 @@ impl Connection {
         }
     }
 
-    /// RPC and event-bus frames go to the driver host; this connection's feature is
-    /// `client:<id>`.
-    pub(super) fn driver_frame(&mut self, env: Envelope, ctx: &mut Context<Self>) {
+    /// RPC, event-bus and remote-driver (`driver`, `state`) frames go to the driver
+    /// host; this connection's feature is `client:<id>`, or `driver:<name>` once its
+    /// `driver hello` was accepted (the host tells them apart).
+    pub(super) fn driver_frame(&mut self, mut env: Envelope, ctx: &mut Context<Self>) {
         if let Some((op, what)) = self.driver_refusal(&env) {
             let why = denied(op, &what);
             let answer = if env.is("rpc", "call") {
@@ -79,6 +80,10 @@ impl Connection {
             return;
         };
         self.talks_to_drivers = true;
+        if env.is("driver", "hello") {
+            // Shown in `drivers` and the tree; the peer's own label is not believed.
+            env.labels.insert("peer", self.peer.to_string());
+        }
         let msg = FromClient {
             id: self.id,
             to: ctx.address().recipient(),
@@ -115,6 +120,10 @@ impl Connection {
                 .then(|| ("subscribe", "topic `eventbus`".to_string())),
             ("eventbus", "message" | "return") => (!self.may(Kind::Publish, "eventbus"))
                 .then(|| ("publish", "topic `eventbus`".to_string())),
+            ("driver", "hello") => (!self.may_admin()).then(|| {
+                let name = env.labels.get_str("name").unwrap_or_default();
+                ("admin", format!("driver hello as `{name}` (admin only)"))
+            }),
             ("chat", _) => {
                 let adapter = env.labels.get_str("adapter").unwrap_or_default();
                 let feature = format!("chat:{adapter}");
