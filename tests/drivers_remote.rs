@@ -322,3 +322,31 @@ fn remote_in_the_config_is_checked() {
     let spec = &ok.host_settings().drivers[0];
     assert!(spec.remote && spec.command.as_os_str().is_empty());
 }
+
+#[actix::test]
+async fn saying_hello_as_a_driver_needs_admin() {
+    let (_log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = common::auth::section(
+        "login_delay_ms = 1",
+        &[("ops", "pw1", "admin = true"), ("app", "pw2", "call = [\"driver:*\"]")],
+    );
+    let body = format!("[[driver]]\nname = \"edge\"\nremote = true\n{auth}");
+    let b = switchyard::start(&config(dir.path(), &body)).await.unwrap();
+    let mut app = Tcp::connect(b.local_addr()).await;
+    app.send(&common::auth::login_env("app", "pw2", None)).await;
+    expect(&mut app, "auth ok", |e| e.is("auth", "ok")).await;
+    app.send(&hello("edge")).await;
+    let e = expect(&mut app, "driver error", |e| e.channel == "driver").await;
+    assert_eq!(
+        e.labels.get_str("error"),
+        Some("permission denied: admin driver hello as `edge` (admin only)")
+    );
+    let s = wait_driver(&b, "edge", 5, |_| true).await;
+    assert_eq!(s.state, DriverState::Disconnected);
+    let mut ops = Tcp::connect(b.local_addr()).await;
+    ops.send(&common::auth::login_env("ops", "pw1", None)).await;
+    expect(&mut ops, "auth ok", |e| e.is("auth", "ok")).await;
+    become_driver(&b, &mut ops, "edge").await;
+    b.run_until(async {}).await;
+}
