@@ -329,7 +329,10 @@ async fn saying_hello_as_a_driver_needs_admin() {
     let dir = tempfile::tempdir().unwrap();
     let auth = common::auth::section(
         "login_delay_ms = 1",
-        &[("ops", "pw1", "admin = true"), ("app", "pw2", "call = [\"driver:*\"]")],
+        &[
+            ("ops", "pw1", "admin = true"),
+            ("app", "pw2", "call = [\"driver:*\"]"),
+        ],
     );
     let body = format!("[[driver]]\nname = \"edge\"\nremote = true\n{auth}");
     let b = switchyard::start(&config(dir.path(), &body)).await.unwrap();
@@ -348,5 +351,86 @@ async fn saying_hello_as_a_driver_needs_admin() {
     ops.send(&common::auth::login_env("ops", "pw1", None)).await;
     expect(&mut ops, "auth ok", |e| e.is("auth", "ok")).await;
     become_driver(&b, &mut ops, "edge").await;
+    b.run_until(async {}).await;
+}
+
+/// The test driver as a remote driver: `switchyard-driver --connect ADDR --name NAME`.
+fn remote_driver(b: &switchyard::Broker, name: &str) -> tokio::process::Child {
+    tokio::process::Command::new(DRIVER)
+        .args(["--connect", &b.local_addr().to_string(), "--name", name])
+        .args(["operator", "conformance"])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+#[actix::test]
+async fn the_test_driver_runs_remote_over_tcp() {
+    let (_log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&config(dir.path(), &body()))
+        .await
+        .unwrap();
+    wait_alive(&b, "conf").await;
+    let mut p = remote_driver(&b, "edge");
+    let s = wait_alive(&b, "edge").await;
+    assert!(s.peer.is_some() && s.pid.is_none(), "{s:?}");
+    let mut c = Tcp::connect(b.local_addr()).await;
+    let r = c
+        .call(
+            &[
+                ("rpcID", "1"),
+                ("feature", "driver:edge"),
+                ("method", "options"),
+            ],
+            b"",
+        )
+        .await;
+    let options: Value = serde_json::from_slice(&r.payload).unwrap();
+    assert_eq!(options["data"], json!({"greeting": "hi"}), "{options}");
+    // It calls through the broker: `call` makes it call `broker` `ping`.
+    let r = c
+        .call(
+            &[
+                ("rpcID", "2"),
+                ("feature", "driver:edge"),
+                ("method", "call"),
+            ],
+            br#"{"feature":"broker","method":"ping"}"#,
+        )
+        .await;
+    assert_eq!(
+        (&r.payload[..], r.labels.get_str("error")),
+        (&b"pong"[..], None)
+    );
+    // Killed with a call in flight (handed to its connection): the call fails at once.
+    let before = wait_alive(&b, "edge").await.frames_out;
+    c.send(&call("3", "driver:edge", "sleep", br#"{"seconds":30}"#).with_label("timeout", "60s"))
+        .await;
+    wait_driver(&b, "edge", 5, |s| s.frames_out > before).await;
+    let t = Instant::now();
+    p.kill().await.unwrap();
+    let r = expect(&mut c, "return 3", |e| {
+        e.labels.get_str("rpcID") == Some("3")
+    })
+    .await;
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(
+        r.labels.get_str("error"),
+        Some("driver edge disconnected before it answered")
+    );
+    // Started again, it is alive again.
+    let _p = remote_driver(&b, "edge");
+    wait_driver(&b, "edge", 10, |s| {
+        s.state == DriverState::Alive && s.alive_count == 2
+    })
+    .await;
+    // A second one with the same name is refused and exits.
+    let mut dup = remote_driver(&b, "edge");
+    let status = tokio::time::timeout(Duration::from_secs(10), dup.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(3));
     b.run_until(async {}).await;
 }
