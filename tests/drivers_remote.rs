@@ -219,7 +219,7 @@ async fn names_that_collide_are_refused_and_remote_drivers_are_listed() {
     );
     x.send(&Envelope::new("command", "ping")).await;
     expect(&mut x, "state alive", |e| e.is("state", "alive")).await;
-    assert_eq!(wait_alive(&b, "conf").await.pid.is_some(), true);
+    assert!(wait_alive(&b, "conf").await.pid.is_some());
 
     // A remote driver already connected: the second hello is refused.
     let mut d = Tcp::connect(b.local_addr()).await;
@@ -288,10 +288,9 @@ async fn a_required_remote_driver_that_never_says_hello_fails_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let body =
         "[[driver]]\nname = \"edge\"\nremote = true\nrequired = true\nstart_timeout_ms = 300\n";
-    let e = switchyard::start(&config(dir.path(), body))
-        .await
-        .err()
-        .expect("start-up fails");
+    let Err(e) = switchyard::start(&config(dir.path(), body)).await else {
+        panic!("start-up should fail");
+    };
     assert_eq!(
         e.to_string(),
         "required driver `edge` failed to start: no `driver hello` within 300 ms (remote driver)"
