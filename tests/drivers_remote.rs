@@ -433,3 +433,36 @@ async fn the_test_driver_runs_remote_over_tcp() {
     assert_eq!(status.code(), Some(3));
     b.run_until(async {}).await;
 }
+
+#[actix::test]
+async fn many_calls_at_once_all_reach_a_remote_driver() {
+    let (_log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&config(dir.path(), &body()))
+        .await
+        .unwrap();
+    let mut d = Tcp::connect(b.local_addr()).await;
+    become_driver(&b, &mut d, "edge").await;
+    let mut c = Tcp::connect(b.local_addr()).await;
+    // One write: the host routes them in one turn, faster than the connection writes.
+    let mut burst = bytes::BytesMut::new();
+    for i in 0..256 {
+        call(&i.to_string(), "driver:edge", "hi", b"")
+            .encode(&mut burst)
+            .unwrap();
+    }
+    use tokio::io::AsyncWriteExt;
+    c.s.write_all(&burst).await.unwrap();
+    for _ in 0..256 {
+        let got = expect(&mut d, "a call", |e| e.is("rpc", "call")).await;
+        let ret = Envelope::new("rpc", "return")
+            .with_label("rpcID", got.labels.get_str("rpcID").unwrap().to_string())
+            .with_label("caller", got.labels.get_str("caller").unwrap().to_string());
+        d.send(&ret).await;
+    }
+    for _ in 0..256 {
+        let r = expect(&mut c, "a return", |e| e.is("rpc", "return")).await;
+        assert_eq!(r.labels.get_str("error"), None, "{r:?}");
+    }
+    b.run_until(async {}).await;
+}
