@@ -466,3 +466,54 @@ async fn many_calls_at_once_all_reach_a_remote_driver() {
     }
     b.run_until(async {}).await;
 }
+
+#[actix::test]
+async fn a_reload_hot_reloads_and_removes_declared_remote_drivers_only() {
+    let (_log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = switchyard::start(&config(dir.path(), &body()))
+        .await
+        .unwrap();
+    let mut d = Tcp::connect(b.local_addr()).await;
+    become_driver(&b, &mut d, "edge").await;
+    let mut x = Tcp::connect(b.local_addr()).await;
+    become_driver(&b, &mut x, "adhoc").await;
+
+    // Changed options: sent again to the connected driver, which answers alive again.
+    let changed = body().replace("greeting = \"hi\"", "greeting = \"bye\"");
+    let summary = b.reload_with(config(dir.path(), &changed)).await.unwrap();
+    assert_eq!(summary.hot, vec!["edge".to_string()]);
+    assert!(summary.stopped.is_empty(), "{summary:?}");
+    let options = expect(&mut d, "command options", |e| e.is("command", "options")).await;
+    let options: Value = serde_json::from_slice(&options.payload).unwrap();
+    assert_eq!(options["data"], json!({"greeting": "bye"}));
+    expect(&mut d, "command start", |e| e.is("command", "start")).await;
+    wait_driver(&b, "edge", 5, |s| s.state == DriverState::Reloading).await;
+    d.send(&Envelope::new("state", "alive")).await;
+    wait_driver(&b, "edge", 5, |s| {
+        s.state == DriverState::Alive && s.alive_count == 2
+    })
+    .await;
+
+    // Removed from the config: stopped; the connection stays, as a plain client.
+    let without = driver("conf", "conformance", "");
+    let summary = b.reload_with(config(dir.path(), &without)).await.unwrap();
+    assert_eq!(summary.stopped, vec!["edge".to_string()]);
+    expect(&mut d, "command stop", |e| e.is("command", "stop")).await;
+    d.send(&Envelope::new("state", "stopped")).await;
+    let e = expect(&mut d, "driver error", |e| e.is("driver", "error")).await;
+    assert_eq!(
+        e.labels.get_str("error"),
+        Some("driver stopped by the broker")
+    );
+    d.send(&Envelope::new("command", "ping")).await;
+    expect(&mut d, "state alive", |e| e.is("state", "alive")).await;
+    let all = b.drivers().await;
+    assert!(!all.iter().any(|s| s.name == "edge"), "{all:#?}");
+    // The undeclared one was never the config's to stop.
+    assert_eq!(
+        wait_alive(&b, "adhoc").await.peer,
+        Some(x.s.local_addr().unwrap().to_string())
+    );
+    b.run_until(async {}).await;
+}
