@@ -299,3 +299,44 @@ async fn saying_hello_as_a_driver_needs_admin() {
     become_driver(&b, &mut ops, "edge").await;
     b.run_until(async {}).await;
 }
+
+#[actix::test]
+async fn start_up_waits_for_a_required_remote_driver_to_say_hello() {
+    let (_log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    // A port known before start-up, so the driver can connect while start-up waits.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = config_text(
+        dir.path(),
+        "[[driver]]\nname = \"edge\"\nremote = true\nrequired = true\n",
+    )
+    .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let driver = actix::spawn(async move {
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut d = Tcp::connect(addr).await;
+        d.send(&hello("edge")).await;
+        expect(&mut d, "command start", |e| e.is("command", "start")).await;
+        d.send(&Envelope::new("state", "alive")).await;
+        d
+    });
+    let b = switchyard::start(&Config::parse(&text, "test").unwrap())
+        .await
+        .unwrap();
+    // Started means it was alive already.
+    let s = b
+        .drivers()
+        .await
+        .into_iter()
+        .find(|s| s.name == "edge")
+        .unwrap();
+    assert_eq!((s.state, s.alive_count), (DriverState::Alive, 1));
+    let _d = driver.await.unwrap();
+    b.run_until(async {}).await;
+}
