@@ -76,7 +76,8 @@ fn empty_object() -> Value {
 pub struct DriverConfig {
     /// Its feature is `driver:<name>`.
     pub name: String,
-    /// The executable; argv is `[command, service, args...]`.
+    /// The executable; argv is `[command, service, args...]`. None for a remote driver.
+    #[serde(default)]
     pub command: PathBuf,
     #[serde(default = "operator")]
     pub service: String,
@@ -92,6 +93,9 @@ pub struct DriverConfig {
     /// Overrides `[drivers] queue_bytes` for this driver.
     #[serde(default)]
     pub queue_bytes: Option<Ranged<4096, { 1 << 40 }>>,
+    /// Not spawned: the driver connects to the broker port and says `driver hello`.
+    #[serde(default)]
+    pub remote: bool,
 }
 
 /// `when` of a rule.
@@ -196,13 +200,28 @@ impl Config {
                     format!("driver `{}` is configured twice", d.name),
                 ));
             }
-            if d.command.as_os_str().is_empty() {
+            if d.remote {
+                if !d.command.as_os_str().is_empty() {
+                    return Err(err(
+                        "remote",
+                        format!(
+                            "a remote driver connects to the broker and has no `command`, got command `{}`",
+                            d.command.display()
+                        ),
+                    ));
+                }
+                if !d.args.is_empty() {
+                    return Err(err(
+                        "remote",
+                        "a remote driver connects to the broker and has no `args`".into(),
+                    ));
+                }
+            } else if d.command.as_os_str().is_empty() {
                 return Err(err(
                     "command",
-                    "expected the path of an executable, got \"\"".into(),
+                    "expected the path of an executable (or `remote = true` for a driver that connects over TCP), got none".into(),
                 ));
-            }
-            if let Some(why) = super::command::unrunnable(&d.command) {
+            } else if let Some(why) = super::command::unrunnable(&d.command) {
                 return Err(err(
                     "command",
                     format!("expected an executable file: {why}"),
@@ -275,6 +294,7 @@ impl Config {
                     start_timeout: Duration::from_millis(c.start_timeout_ms.get()),
                     options: c.options.clone(),
                     queue_bytes: c.queue_bytes.unwrap_or(d.queue_bytes).usize(),
+                    remote: c.remote,
                 })
                 .collect(),
             rules: self

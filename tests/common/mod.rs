@@ -12,6 +12,7 @@ pub mod cli;
 pub mod drivers;
 pub mod gateway;
 pub mod http;
+pub mod remote;
 pub mod tls;
 pub mod topics;
 

@@ -339,7 +339,10 @@ impl Connection {
             }
             Frame::Envelope(env) if env.channel == "topic" => self.topic_request(env, ctx),
             Frame::Envelope(env)
-                if env.channel == "rpc" || env.channel == "eventbus" || env.channel == "chat" =>
+                if matches!(
+                    &*env.channel,
+                    "rpc" | "eventbus" | "chat" | "driver" | "state"
+                ) =>
             {
                 self.driver_frame(env, ctx)
             }
@@ -385,6 +388,9 @@ impl Actor for Connection {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let _g = self.span.clone().entered();
+        // Frames routed to it (calls to a remote driver or `client:<id>`, returns) come
+        // in bursts of one host turn; the output budget bounds their bytes, not this.
+        ctx.set_mailbox_capacity(4096);
         debug!(path = %self.entry.path(), "connection open");
         if let Some(idle) = self.settings.idle_timeout {
             let every = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));

@@ -43,8 +43,9 @@ impl Connection {
         }
     }
 
-    /// RPC and event-bus frames go to the driver host; this connection's feature is
-    /// `client:<id>`.
+    /// RPC, event-bus and remote-driver (`driver`, `state`) frames go to the driver
+    /// host; this connection's feature is `client:<id>`, or `driver:<name>` once its
+    /// `driver hello` was accepted (the host tells them apart).
     pub(super) fn driver_frame(&mut self, mut env: Envelope, ctx: &mut Context<Self>) {
         if let Some((op, what)) = self.driver_refusal(&env) {
             let why = denied(op, &what);
@@ -79,8 +80,9 @@ impl Connection {
             return;
         };
         self.talks_to_drivers = true;
-        if env.is("rpc", "register") {
-            // What discovery shows: the broker's view of the peer, never the client's.
+        if env.is("rpc", "register") || env.is("driver", "hello") {
+            // What discovery, `drivers` and the tree show: the broker's view of the
+            // peer, never the client's own label.
             env.labels.insert("peer", self.peer.to_string());
         }
         let msg = FromClient {
@@ -123,6 +125,10 @@ impl Connection {
                 .then(|| ("subscribe", "topic `eventbus`".to_string())),
             ("eventbus", "message" | "return") => (!self.may(Kind::Publish, "eventbus"))
                 .then(|| ("publish", "topic `eventbus`".to_string())),
+            ("driver", "hello") => (!self.may_admin()).then(|| {
+                let name = env.labels.get_str("name").unwrap_or_default();
+                ("admin", format!("driver hello as `{name}` (admin only)"))
+            }),
             ("chat", _) => {
                 let adapter = env.labels.get_str("adapter").unwrap_or_default();
                 let feature = format!("chat:{adapter}");

@@ -12,7 +12,8 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::bus::Bus;
-use super::driver::{Driver, Reconfigure, StopDriver};
+use super::driver::{Driver, Reconfigure};
+use super::remote_host::{DriverAddr, Remotes};
 use super::rpc::Rpc;
 use super::spec::{DriverSpec, HostSettings};
 use super::status::{DriverState, DriverStatus, FrameCounts};
@@ -30,7 +31,7 @@ pub(super) type Waiting = (Envelope, Option<(String, String)>);
 
 #[derive(Debug)]
 pub(super) struct Slot {
-    pub addr: Addr<Driver>,
+    pub addr: DriverAddr,
     pub status: DriverStatus,
     /// Its log lines dropped over the rate, counted by its processes' log pumps.
     pub log_dropped: Arc<AtomicU64>,
@@ -59,7 +60,9 @@ pub struct DriverHost {
     pub(super) bus: Bus,
     pub(super) topics: TopicsSlot,
     pub(super) tree: ActorTree,
-    entry: TreeEntry,
+    pub(super) entry: TreeEntry,
+    /// Which connections are remote drivers.
+    pub(super) remotes: Remotes,
     guard: ChildGuard,
     ready_waiters: Vec<oneshot::Sender<Result<(), String>>>,
     /// Calls to a driver that is starting, by driver name, until it is alive (or not).
@@ -89,6 +92,7 @@ impl DriverHost {
                 topics: topics.clone(),
                 tree: cx.tree.clone(),
                 entry,
+                remotes: Remotes::default(),
                 guard: cx.guard,
                 ready_waiters: Vec::new(),
                 waiting: HashMap::new(),
@@ -105,6 +109,9 @@ impl DriverHost {
     }
 
     fn start_driver(&mut self, spec: DriverSpec, ctx: &mut Context<Self>) {
+        if spec.remote {
+            return self.start_remote(spec, ctx);
+        }
         let entry = self.entry.child("driver", spec.name.clone());
         let status = DriverStatus::new(&spec);
         let log_dropped = Arc::new(AtomicU64::new(0));
@@ -120,7 +127,7 @@ impl DriverHost {
         )
         .start();
         let slot = Slot {
-            addr,
+            addr: DriverAddr::Spawned(addr),
             status,
             log_dropped,
             counts,
@@ -138,15 +145,18 @@ impl DriverHost {
             .find(|s| s.status.state == DriverState::Failed)
             .map(|s| {
                 // For the operator at start-up: the command's path too.
-                let command = self
-                    .settings
-                    .drivers
-                    .iter()
-                    .find(|d| d.name == s.status.name)
-                    .map(|d| d.command.display().to_string())
-                    .unwrap_or_default();
+                let command = match s.status.remote {
+                    true => "remote driver".to_string(),
+                    false => self
+                        .settings
+                        .drivers
+                        .iter()
+                        .find(|d| d.name == s.status.name)
+                        .map(|d| format!("command {}", d.command.display()))
+                        .unwrap_or_default(),
+                };
                 format!(
-                    "required driver `{}` failed to start: {} (command {command})",
+                    "required driver `{}` failed to start: {} ({command})",
                     s.status.name,
                     s.status.last_error.as_deref().unwrap_or("unknown")
                 )
@@ -161,7 +171,7 @@ impl DriverHost {
         }
     }
 
-    fn update_detail(&self) {
+    pub(super) fn update_detail(&self) {
         let alive = self
             .drivers
             .values()
@@ -197,7 +207,7 @@ impl Drop for DriverHost {
     /// Runs on a panic too: no driver is left running without its host.
     fn drop(&mut self) {
         for s in self.drivers.values() {
-            s.addr.do_send(StopDriver);
+            s.addr.stop();
         }
     }
 }
@@ -210,8 +220,10 @@ impl Handler<DriverUpdate> for DriverHost {
         let mut lost = false;
         let mut now = status.clone();
         if let Some(slot) = self.drivers.get_mut(&name) {
-            // The process that had the calls is gone: its calls cannot be answered.
-            lost = slot.status.pid.is_some() && slot.status.pid != status.pid;
+            // The process (or connection) that had the calls is gone: its calls cannot
+            // be answered.
+            lost = (slot.status.pid.is_some() && slot.status.pid != status.pid)
+                || (slot.status.peer.is_some() && slot.status.peer != status.peer);
             slot.status = status;
             now = slot.status();
         }
@@ -289,13 +301,13 @@ impl Handler<Reload> for DriverHost {
         let gone: Vec<String> = self
             .drivers
             .keys()
-            .filter(|n| !wanted.contains_key(n.as_str()))
+            .filter(|n| !wanted.contains_key(n.as_str()) && !self.undeclared_remote(n, &old))
             .cloned()
             .collect();
         for name in gone {
             if let Some(slot) = self.drivers.remove(&name) {
                 info!(driver = %name, "driver removed from config: stopping");
-                slot.addr.do_send(StopDriver);
+                slot.addr.stop();
                 summary.stopped.push(name);
             }
         }
@@ -306,6 +318,14 @@ impl Handler<Reload> for DriverHost {
                 summary.started.push(name.to_string());
                 continue;
             };
+            if slot.addr.is_remote() != spec.remote {
+                // Spawned became remote or the other way: a new actor of the other kind.
+                info!(driver = %name, remote = spec.remote, "driver kind changed: replacing it");
+                slot.addr.stop();
+                self.start_driver(spec.clone(), ctx);
+                summary.cold.push(name.to_string());
+                continue;
+            }
             let before = old.drivers.iter().find(|d| d.name == name);
             let dynamic = new.dynamic_data(name);
             let changed_process = before.is_none_or(|b| !b.same_process(spec));
@@ -323,7 +343,7 @@ impl Handler<Reload> for DriverHost {
                 summary.unchanged.push(name.to_string());
                 continue;
             }
-            slot.addr.do_send(Reconfigure {
+            slot.addr.reconfigure(Reconfigure {
                 spec: spec.clone(),
                 dynamic,
             });
@@ -349,11 +369,7 @@ impl Handler<Shutdown> for DriverHost {
             }
             tracing::debug!(caller = %caller, rpc_id = %id, "call dropped at shutdown");
         }
-        let stops: Vec<_> = self
-            .drivers
-            .values()
-            .map(|s| s.addr.send(StopDriver))
-            .collect();
+        let stops: Vec<_> = self.drivers.values().map(|s| s.addr.stop_wait()).collect();
         info!(drivers = stops.len(), "stopping drivers");
         Box::pin(
             async move {

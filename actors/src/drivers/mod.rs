@@ -12,6 +12,9 @@
 //! - [`process`]: spawning (stdin/stdout pipes, stderr and fd 3 logged) and ending
 //!   (stdin closed, SIGTERM, SIGKILL) a driver process.
 //! - [`reaper`]: the broker as child subreaper; a driver's descendants end with it.
+//! - [`remote`]: [`remote::RemoteDriver`], a driver that connected to the broker port
+//!   and said `driver hello`; `remote_host`: the host's side of it (hello, its frames,
+//!   its connection closing).
 //! - [`rpc`]: calls in flight, their deadlines and counters; Go durations.
 //! - [`services`]: named services (`svc:<name>`): instances, picking one, counters;
 //!   [`service_route`]: `rpc register`/`unregister` and calls to a service.
@@ -29,6 +32,8 @@ pub mod logpump;
 pub mod mapdata;
 pub mod process;
 pub mod reaper;
+pub mod remote;
+mod remote_host;
 pub mod route;
 pub mod rpc;
 pub mod service_route;

@@ -28,7 +28,7 @@ const LOCAL: &str = "-";
 const BROKER: &str = "broker";
 
 impl DriverHost {
-    fn route(&mut self, from: String, env: Envelope, ctx: &mut Context<Self>) {
+    pub(super) fn route(&mut self, from: String, env: Envelope, ctx: &mut Context<Self>) {
         match (&*env.channel, &*env.subject) {
             ("rpc", "call") => self.rpc_call(from, env, None, ctx),
             ("rpc", "return") => self.rpc_return(&from, env, ctx),
@@ -263,7 +263,10 @@ impl DriverHost {
             .get(name)
             .map(|w| w.iter().filter_map(|(_, p)| p.clone()).collect())
             .unwrap_or_default();
-        let why = format!("driver {name} restarted before it answered");
+        let why = match self.drivers.get(name).is_some_and(|s| s.status.remote) {
+            true => format!("driver {name} disconnected before it answered"),
+            false => format!("driver {name} restarted before it answered"),
+        };
         for ((caller, id), call) in self.rpc.take_for_target(&format!("driver:{name}"), &keep) {
             warn!(caller = %caller, rpc_id = %id, method = %call.method, driver = name, "rpc call lost with its driver process");
             self.answer(&caller, &id, call.local, Err(why.clone()), ctx);
@@ -385,6 +388,9 @@ impl Handler<FromClient> for DriverHost {
 
     fn handle(&mut self, FromClient { id, to, env }: FromClient, ctx: &mut Self::Context) {
         self.clients.entry(id).or_insert_with(|| to.clone());
+        let Some(env) = self.remote_frame(id, &to, env, ctx) else {
+            return;
+        };
         match (&*env.channel, &*env.subject) {
             ("eventbus", "subscribe") => {
                 self.bus.subscribers.insert(id);
@@ -411,6 +417,7 @@ impl Handler<ClientGone> for DriverHost {
     type Result = ();
 
     fn handle(&mut self, ClientGone(id): ClientGone, ctx: &mut Self::Context) {
+        self.remote_gone(id, ctx);
         self.clients.remove(&id);
         self.bus.subscribers.remove(&id);
         self.client_left(id, ctx);

@@ -26,6 +26,9 @@ pub struct DriverSpec {
     /// Bytes queued for its stdin, or held for it while it starts; past it, calls to
     /// it fail at once.
     pub queue_bytes: usize,
+    /// No process: the driver connects to the broker port and says `driver hello`
+    /// (`command` is empty).
+    pub remote: bool,
 }
 
 impl DriverSpec {
@@ -36,7 +39,10 @@ impl DriverSpec {
 
     /// Changing any of these needs a new process (a cold restart).
     pub fn same_process(&self, other: &DriverSpec) -> bool {
-        self.command == other.command && self.service == other.service && self.args == other.args
+        self.remote == other.remote
+            && self.command == other.command
+            && self.service == other.service
+            && self.args == other.args
     }
 }
 

@@ -19,6 +19,9 @@ pub enum DriverState {
     Backoff,
     /// Given up (restart policy spent, or a required driver failed at start-up).
     Failed,
+    /// A remote driver with no connection (before its hello, or after its connection
+    /// closed).
+    Disconnected,
     Stopping,
     Stopped,
 }
@@ -31,6 +34,7 @@ impl DriverState {
             DriverState::Reloading => "reloading",
             DriverState::Backoff => "backoff",
             DriverState::Failed => "failed",
+            DriverState::Disconnected => "disconnected",
             DriverState::Stopping => "stopping",
             DriverState::Stopped => "stopped",
         }
@@ -59,6 +63,10 @@ pub struct DriverStatus {
     pub frames_in: u64,
     pub frames_out: u64,
     pub last_error: Option<String>,
+    /// It connects over TCP (`driver hello`) instead of being spawned.
+    pub remote: bool,
+    /// A remote driver's connection: the peer address, while connected.
+    pub peer: Option<String>,
     /// Its log lines (stderr, fd 3) dropped over `log_lines_per_sec`.
     pub log_lines_dropped: u64,
 }
@@ -77,6 +85,8 @@ impl DriverStatus {
             frames_in: 0,
             frames_out: 0,
             last_error: None,
+            remote: spec.remote,
+            peer: None,
             log_lines_dropped: 0,
         }
     }

@@ -286,6 +286,8 @@ impl Broker for Service {
                         starts: d.starts,
                         restarts: d.restarts,
                         last_error: d.last_error,
+                        remote: d.remote,
+                        peer: d.peer,
                     })
                     .collect(),
             })

@@ -14,6 +14,11 @@
 //!   input again (a driver whose stdin queue fills).
 //! - `chatplugin`, `chatdup`, `chatbad`: chat plugins for the chat-ops tests (`chat`).
 //!
+//! With `--connect HOST:PORT --name NAME` (before the other arguments) it is a remote
+//! driver: it connects to the broker port, says `driver hello` with `name` and
+//! `service`, and speaks over the connection what it would on stdin and stdout. A
+//! refused hello (`driver error`) ends it with code 3.
+//!
 //! Modules: `wire` (framing), `runtime` (the library's behaviour).
 
 mod chat;
@@ -26,8 +31,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use runtime::{Behaviour, Driver, Handler, Reply};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use switchyard_codecs::Envelope;
-use wire::{Input, Reader};
+use wire::{Input, Reader, Writer};
 
 fn echo(_: &Arc<Driver>, m: &Envelope) -> Reply {
     Ok(m.payload.clone())
@@ -131,8 +138,42 @@ fn dummy_start(d: &Arc<Driver>) -> bool {
     true
 }
 
+/// `--connect HOST:PORT --name NAME`: the connection (hello sent) as input and output.
+fn remote(args: &mut Vec<String>) -> Option<(Box<dyn Read + Send>, Box<dyn Write + Send>)> {
+    let at = args.iter().position(|a| a == "--connect")?;
+    let addr = args.get(at + 1).cloned().unwrap_or_default();
+    args.drain(at..(at + 2).min(args.len()));
+    let name = match args.iter().position(|a| a == "--name") {
+        Some(i) if i + 1 < args.len() => args.drain(i..i + 2).nth(1).unwrap_or_default(),
+        _ => "conformance".into(),
+    };
+    let service = args.get(1).cloned().unwrap_or_else(|| "operator".into());
+    let conn = match TcpStream::connect(&addr) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot connect to {addr}: {e}");
+            std::process::exit(2);
+        }
+    };
+    let _ = conn.set_nodelay(true);
+    let (Ok(input), Ok(mut output)) = (conn.try_clone(), conn.try_clone()) else {
+        eprintln!("cannot use the connection to {addr}");
+        std::process::exit(2);
+    };
+    let hello = Envelope::new("driver", "hello")
+        .with_label("name", name)
+        .with_label("service", service);
+    let mut buf = bytes::BytesMut::new();
+    if hello.encode(&mut buf).is_err() || output.write_all(&buf).is_err() {
+        eprintln!("cannot say hello to {addr}");
+        std::process::exit(2);
+    }
+    Some((Box::new(input), Box::new(output)))
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let remote = remote(&mut args);
     let service = args.get(1).cloned().unwrap_or_else(|| "operator".into());
     let kind = args.get(2).cloned().unwrap_or_else(|| "conformance".into());
     let behaviour = match kind.as_str() {
@@ -166,15 +207,28 @@ fn main() {
             }
         },
     };
-    let driver = Driver::new(&kind, &service, behaviour);
+    let (input, output): (Box<dyn Read + Send>, Box<dyn Write + Send>) = match remote {
+        Some(io) => io,
+        None => (Box::new(std::io::stdin()), Box::new(std::io::stdout())),
+    };
+    let driver = Driver::new(&kind, &service, behaviour, Writer::new(output));
     driver.log(
         "INFO",
         "main",
         &format!("{kind} driver started as {service}"),
     );
-    let mut reader = Reader::new();
+    let mut reader = Reader::new(input);
     loop {
         match reader.next() {
+            Input::Frame(env) if env.is("driver", "error") => {
+                let why = env.labels.get_str("error").unwrap_or_default();
+                driver.log(
+                    "CRIT",
+                    "Run",
+                    &format!("the broker refused this driver: {why}"),
+                );
+                std::process::exit(3);
+            }
             Input::Frame(env) => {
                 // `deaf` answers its first call, then never reads stdin again.
                 let stall = kind == "deaf" && env.channel == "rpc" && env.subject == "call";

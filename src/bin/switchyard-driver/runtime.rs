@@ -48,7 +48,7 @@ pub struct Driver {
 pub const NIL_DEREF: &str = "runtime error: invalid memory address or nil pointer dereference";
 
 impl Driver {
-    pub fn new(name: &str, service: &str, behaviour: Behaviour) -> Arc<Driver> {
+    pub fn new(name: &str, service: &str, behaviour: Behaviour, out: Writer) -> Arc<Driver> {
         // fd 3 is the daemon's INFO log sink; opening /dev/fd/3 needs no unsafe code.
         let log3 = std::fs::OpenOptions::new()
             .append(true)
@@ -58,7 +58,7 @@ impl Driver {
         Arc::new(Driver {
             name: name.to_string(),
             service: service.to_string(),
-            out: Writer::new(),
+            out,
             behaviour,
             state: Mutex::new("loaded".into()),
             options: Mutex::new(None),

@@ -9,21 +9,21 @@ use bytes::BytesMut;
 use switchyard_codecs::{Envelope, Frame, FrameCodec, Limits, Mode};
 use tokio_util::codec::Decoder;
 
-/// Serialises frames onto stdout.
+/// Serialises frames onto stdout (or, remote, the broker connection).
 pub struct Writer {
-    out: Mutex<std::io::Stdout>,
+    out: Mutex<Box<dyn Write + Send>>,
     seed: Mutex<u64>,
 }
 
 impl Writer {
-    pub fn new() -> Self {
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
             | 1;
         Writer {
-            out: Mutex::new(std::io::stdout()),
+            out: Mutex::new(out),
             seed: Mutex::new(seed),
         }
     }
@@ -66,9 +66,10 @@ pub enum Input {
     Eof,
 }
 
-/// Reads frames from stdin; after a malformed envelope it reads on from the next line,
+/// Reads frames from stdin (or the broker connection); after a malformed envelope it reads on from the next line,
 /// as `fmt.Fscanln` does.
 pub struct Reader {
+    input: Box<dyn Read + Send>,
     codec: FrameCodec,
     buf: BytesMut,
     eof: bool,
@@ -85,8 +86,9 @@ fn limits() -> Limits {
 }
 
 impl Reader {
-    pub fn new() -> Self {
+    pub fn new(input: Box<dyn Read + Send>) -> Self {
         Reader {
+            input,
             codec: FrameCodec::new(Mode::Envelope, limits()),
             buf: BytesMut::new(),
             eof: false,
@@ -125,7 +127,7 @@ impl Reader {
                 return Input::Eof;
             }
             let mut chunk = [0u8; 8192];
-            match std::io::stdin().lock().read(&mut chunk) {
+            match self.input.read(&mut chunk) {
                 Ok(0) | Err(_) => self.eof = true,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
             }
