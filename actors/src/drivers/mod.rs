@@ -13,6 +13,7 @@
 //!   (stdin closed, SIGTERM, SIGKILL) a driver process.
 //! - [`reaper`]: the broker as child subreaper; a driver's descendants end with it.
 //! - [`rpc`]: calls in flight, their deadlines and counters; Go durations.
+//! - [`deadlines`]: the one timer that answers calls whose deadline passed.
 //! - [`bus`]: rules, `eventbus command`s, client subscriptions.
 //! - [`conditions`]: `CompareAll`, the dipper condition language.
 //! - [`mapdata`]: `GetMapData` dot paths.
@@ -21,6 +22,7 @@
 pub mod broker_feature;
 pub mod bus;
 pub mod conditions;
+pub mod deadlines;
 pub mod driver;
 pub mod host;
 pub mod logpump;
