@@ -165,6 +165,8 @@ enum Bench {
     Sub(switchyard::bench::cli::TopicArgs),
     /// Consumers subscribed from the latest offset, then producers: end-to-end latency
     Pubsub(switchyard::bench::cli::TopicArgs),
+    /// RPC round trips to a feature: one call at a time, then many in flight
+    Rpc(switchyard::bench::cli::RpcArgs),
 }
 
 fn main() -> ExitCode {
@@ -202,6 +204,11 @@ fn main() -> ExitCode {
         }
         Some(Command::Bench(Bench::Pubsub(a))) => {
             bench_topics(config.clone(), switchyard::bench::topics::Mode::PubSub, a)
+        }
+        Some(Command::Bench(Bench::Rpc(a))) => {
+            client(config.clone(), a.broker.clone(), &a.tls, |to| {
+                switchyard::bench::rpc::run(&to, &a.options(), &mut std::io::stdout().lock())
+            })
         }
         Some(Command::Pub {
             topic,

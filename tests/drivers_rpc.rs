@@ -178,6 +178,35 @@ async fn tcp_client_calls_drivers_and_the_broker() {
     b.run_until(async {}).await;
 }
 
+/// Calls read together are answered in one turn of the driver host: every return must
+/// reach the caller (the connection's mailbox once held 16, and the rest were dropped).
+#[actix::test]
+async fn many_calls_in_one_write_are_all_answered() {
+    let (_log, _g) = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
+    let mut c = Tcp::connect(b.local_addr()).await;
+    let calls: Vec<Envelope> = (0..200)
+        .map(|i| {
+            Envelope::new("rpc", "call")
+                .with_label("rpcID", i.to_string())
+                .with_label("feature", "broker")
+                .with_label("method", "ping")
+        })
+        .collect();
+    c.send_all(&calls).await;
+    let mut answered = std::collections::BTreeSet::new();
+    while answered.len() < calls.len() {
+        let r = c
+            .next(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("only {} of 200 returns", answered.len()));
+        assert!(r.is("rpc", "return"), "{r:?}");
+        assert_eq!(&r.payload[..], b"pong");
+        answered.insert(r.labels.get_str("rpcID").unwrap().to_string());
+    }
+}
+
 #[actix::test]
 async fn drivers_call_each_other_and_decrypt_options_at_start() {
     let (_log, _g) = Log::capture();

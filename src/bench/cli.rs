@@ -70,6 +70,46 @@ pub struct TopicArgs {
     pub tls: crate::client::TlsOptions,
 }
 
+/// `bench rpc`: calls to one feature's method.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RpcArgs {
+    /// The broker port, HOST:PORT [default: broker.bind of the config]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub broker: Option<BrokerAddr>,
+    /// The feature called: `broker`, `driver:<name>`, `svc:<name>`, ...
+    #[arg(long, default_value = "broker")]
+    pub feature: String,
+    #[arg(long, default_value = "ping")]
+    pub method: String,
+    /// Bytes of params per call
+    #[arg(long, default_value_t = 16)]
+    pub size: usize,
+    /// Calls per run
+    #[arg(long, default_value_t = 100_000)]
+    pub count: u64,
+    /// Calls outstanding in the second run (0 or 1: one run only)
+    #[arg(long, default_value_t = 64)]
+    pub inflight: u64,
+    /// Calls made before each run and not measured
+    #[arg(long, default_value_t = 1000)]
+    pub warmup: u64,
+    #[command(flatten)]
+    pub tls: crate::client::TlsOptions,
+}
+
+impl RpcArgs {
+    pub fn options(&self) -> super::rpc::Options {
+        super::rpc::Options {
+            feature: self.feature.clone(),
+            method: self.method.clone(),
+            size: self.size,
+            count: self.count.max(1),
+            inflight: self.inflight,
+            warmup: self.warmup,
+        }
+    }
+}
+
 /// Options take the official harness's environment variables too.
 #[derive(Debug, clap::Args)]
 pub struct MazeArgs {

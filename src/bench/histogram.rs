@@ -62,6 +62,11 @@ impl Histogram {
         self.total
     }
 
+    /// The largest sample, exactly.
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
     /// The value at quantile `q` (0..=1), to bucket resolution.
     pub fn quantile(&self, q: f64) -> u64 {
         if self.total == 0 {

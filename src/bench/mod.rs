@@ -2,6 +2,8 @@
 //!
 //! - [`cli`]: the command-line options of `switchyard bench`.
 //! - [`maze`]: the follower-maze load generator and checker.
+//! - [`rpc`]: `bench rpc`, the RPC round trip: latency one call at a time, and the
+//!   rate with many in flight.
 //! - [`topics`]: `bench pub | sub | pubsub`, topic throughput and latency.
 //! - [`workload`]: the seeded event stream and each client's expected notifications.
 //! - [`histogram`]: latency quantiles.
@@ -12,6 +14,7 @@ pub mod cli;
 pub mod histogram;
 pub mod maze;
 pub mod progress;
+pub mod rpc;
 pub mod rss;
 pub mod topics;
 pub mod workload;

@@ -121,6 +121,15 @@ impl Tcp {
         self.s.write_all(&b).await.unwrap();
     }
 
+    /// Sends envelopes in one write: the broker reads them together.
+    pub async fn send_all(&mut self, es: &[Envelope]) {
+        let mut b = BytesMut::new();
+        for e in es {
+            e.encode(&mut b).unwrap();
+        }
+        self.s.write_all(&b).await.unwrap();
+    }
+
     /// The next frame within `within`, or `None`.
     pub async fn next(&mut self, within: Duration) -> Option<Envelope> {
         let deadline = tokio::time::Instant::now() + within;

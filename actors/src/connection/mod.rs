@@ -52,6 +52,10 @@ use crate::tree::TreeEntry;
 /// Read buffer growth step.
 pub const READ_CHUNK: usize = 64 << 10;
 
+/// Messages a connection's mailbox holds: RPC returns and event-bus messages arrive
+/// there, many in one turn of the driver host.
+const RETURNS_MAILBOX: usize = 16 * 1024;
+
 /// The reply to `command ping`.
 const ALIVE: &[u8] = b"state alive 0 0\n";
 
@@ -388,9 +392,11 @@ impl Actor for Connection {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let _g = self.span.clone().entered();
-        // Frames routed to it (calls to a remote driver or `client:<id>`, returns) come
-        // in bursts of one host turn; the output budget bounds their bytes, not this.
-        ctx.set_mailbox_capacity(4096);
+        // Frames routed to it come in bursts of one host turn (calls to a remote driver
+        // or `client:<id>`, and the returns of its own calls, handed over with
+        // `try_send`): at actix's default of 16, the 17th return of calls made together
+        // was dropped and its caller waited for ever. The output budget bounds bytes.
+        ctx.set_mailbox_capacity(RETURNS_MAILBOX);
         debug!(path = %self.entry.path(), "connection open");
         if let Some(idle) = self.settings.idle_timeout {
             let every = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));

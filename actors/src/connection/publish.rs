@@ -46,7 +46,9 @@ impl Connection {
         let publishes = batch
             .into_iter()
             .map(|(p, id)| {
-                answers.push((id, p.topic.clone()));
+                // Only an acked publish names its topic again: no copy per unacked record.
+                let topic = id.as_ref().map(|_| p.topic.clone()).unwrap_or_default();
+                answers.push((id, topic));
                 p
             })
             .collect();

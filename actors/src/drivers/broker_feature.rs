@@ -38,17 +38,23 @@ struct FetchParams {
     max: Option<usize>,
 }
 
-type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, String>>>>;
+type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, String>>>>;
+
+/// A method's answer: known at once (answered in the same turn, with no future for
+/// the host to poll), or later (topics).
+pub(super) enum Answer {
+    Now(Result<Bytes, String>),
+    Later(Pending),
+}
 
 impl DriverHost {
-    /// Runs a method of the feature `broker`; the answer may take a while (topics).
+    /// Runs a method of the feature `broker`.
     pub(super) fn broker_method(&self, method: &str, params: &Bytes) -> Answer {
         let sync = |r: Result<Vec<u8>, serde_json::Error>| -> Answer {
-            let r = r.map(Bytes::from).map_err(|e| e.to_string());
-            Box::pin(async move { r })
+            Answer::Now(r.map(Bytes::from).map_err(|e| e.to_string()))
         };
         match method {
-            "ping" => Box::pin(async { Ok(Bytes::from_static(b"pong")) }),
+            "ping" => Answer::Now(Ok(Bytes::from_static(b"pong"))),
             "tree" => sync(serde_json::to_vec(&self.tree.snapshot())),
             "drivers" => sync(serde_json::to_vec(
                 &self
@@ -65,25 +71,22 @@ impl DriverHost {
                     .unwrap_or_else(|p| p.into_inner())
                     .clone();
                 let Some(reg) = reg else {
-                    return Box::pin(async { Err("topics are not running".to_string()) });
+                    return Answer::Now(Err("topics are not running".to_string()));
                 };
-                if method == "publish" {
+                Answer::Later(if method == "publish" {
                     publish(reg, params.clone())
                 } else {
                     fetch(reg, params.clone())
-                }
+                })
             }
-            other => {
-                let e = format!(
-                    "broker has no method {other}: ping, tree, drivers, services, publish, fetch"
-                );
-                Box::pin(async move { Err(e) })
-            }
+            other => Answer::Now(Err(format!(
+                "broker has no method {other}: ping, tree, drivers, services, publish, fetch"
+            ))),
         }
     }
 }
 
-fn publish(reg: Addr<crate::topic::TopicRegistry>, params: Bytes) -> Answer {
+fn publish(reg: Addr<crate::topic::TopicRegistry>, params: Bytes) -> Pending {
     Box::pin(async move {
         let p: PublishParams = serde_json::from_slice(&params)
             .map_err(|e| format!("publish wants {{\"topic\", \"value\", \"key\"?}}: {e}"))?;
@@ -112,7 +115,7 @@ fn publish(reg: Addr<crate::topic::TopicRegistry>, params: Bytes) -> Answer {
     })
 }
 
-fn fetch(reg: Addr<crate::topic::TopicRegistry>, params: Bytes) -> Answer {
+fn fetch(reg: Addr<crate::topic::TopicRegistry>, params: Bytes) -> Pending {
     Box::pin(async move {
         let p: FetchParams = serde_json::from_slice(&params).map_err(|e| {
             format!("fetch wants {{\"topic\", \"partition\"?, \"from\"?, \"max\"?, \"max_bytes\"?}}: {e}")

@@ -18,6 +18,7 @@
 //! - [`rpc`]: calls in flight, their deadlines and counters; Go durations.
 //! - [`services`]: named services (`svc:<name>`): instances, picking one, counters;
 //!   [`service_route`]: `rpc register`/`unregister` and calls to a service.
+//! - [`deadlines`]: the one timer that answers calls whose deadline passed.
 //! - [`bus`]: rules, `eventbus command`s, client subscriptions.
 //! - [`conditions`]: `CompareAll`, the dipper condition language.
 //! - [`mapdata`]: `GetMapData` dot paths.
@@ -26,6 +27,7 @@
 pub mod broker_feature;
 pub mod bus;
 pub mod conditions;
+pub mod deadlines;
 pub mod driver;
 pub mod host;
 pub mod logpump;

@@ -15,6 +15,7 @@ use switchyard_codecs::Envelope;
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
+use super::broker_feature::Answer;
 use super::driver::ToDriver;
 use super::host::DriverHost;
 use super::rpc::{parse_go_duration, LocalReply, Refused};
@@ -70,24 +71,22 @@ impl DriverHost {
                 .get_str("timeout")
                 .and_then(parse_go_duration)
                 .unwrap_or(self.settings.rpc_timeout);
-            let seq = self.rpc.open(&from, &id, &target, &method, local);
-            let (caller, rid) = (from.clone(), id.clone());
-            ctx.run_later(timeout, move |act, ctx| {
-                if let Some(call) = act.rpc.expire(&caller, &rid, seq) {
-                    warn!(caller = %caller, rpc_id = %rid, target = %call.target, method = %call.method, timeout_ms = timeout.as_millis() as u64, "rpc call timed out");
-                    act.answer(&caller, &rid, call.local, Err("timeout".into()), ctx);
-                }
-            });
+            self.rpc.open(&from, &id, &target, &method, local, timeout);
+            self.arm_deadline(ctx);
         }
         debug!(from = %from, to = %target, method = %method, rpc_id = %id, "rpc call");
         if target.starts_with("svc:") {
             return self.service_call(from, id, target, env, ctx);
         }
         if target == BROKER {
-            let answer = self.broker_method(&method, &env.payload);
-            ctx.spawn(answer.into_actor(self).map(move |result, act, ctx| {
-                act.finish(&from, &id, result, ctx);
-            }));
+            match self.broker_method(&method, &env.payload) {
+                Answer::Now(result) => self.finish(&from, &id, result, ctx),
+                Answer::Later(answer) => {
+                    ctx.spawn(answer.into_actor(self).map(move |result, act, ctx| {
+                        act.finish(&from, &id, result, ctx);
+                    }));
+                }
+            }
             return;
         }
         if let Err(why) = self.deliver(&target, env, ctx, Some((from.clone(), id.clone()))) {
@@ -113,7 +112,7 @@ impl DriverHost {
     }
 
     /// Sends a return to `caller`, or completes the broker's own call.
-    fn answer(
+    pub(super) fn answer(
         &mut self,
         caller: &str,
         id: &str,
