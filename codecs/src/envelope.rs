@@ -19,6 +19,10 @@ impl Labels {
         Labels(Vec::new())
     }
 
+    pub fn with_capacity(n: usize) -> Self {
+        Labels(Vec::with_capacity(n))
+    }
+
     /// Sets `name` to `value`, replacing an earlier value of the same name.
     pub fn insert(&mut self, name: impl Into<ByteString>, value: impl Into<Bytes>) {
         let name = name.into();

@@ -93,6 +93,10 @@ pub struct RpcArgs {
     /// Calls made before each run and not measured
     #[arg(long, default_value_t = 1000)]
     pub warmup: u64,
+    /// The bench answers its own calls: N registered instances of a `svc:<name>`
+    /// feature, or (N = 1) a remote driver for `driver:<name>`; each echoes the params
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub serve: usize,
     #[command(flatten)]
     pub tls: crate::client::TlsOptions,
 }
@@ -106,6 +110,7 @@ impl RpcArgs {
             count: self.count.max(1),
             inflight: self.inflight,
             warmup: self.warmup,
+            serve: self.serve,
         }
     }
 }

@@ -4,6 +4,8 @@
 //! - [`maze`]: the follower-maze load generator and checker.
 //! - [`rpc`]: `bench rpc`, the RPC round trip: latency one call at a time, and the
 //!   rate with many in flight.
+//! - [`responder`]: `bench rpc --serve`: the bench's own service instances or remote
+//!   driver, answering the calls it makes.
 //! - [`topics`]: `bench pub | sub | pubsub`, topic throughput and latency.
 //! - [`workload`]: the seeded event stream and each client's expected notifications.
 //! - [`histogram`]: latency quantiles.
@@ -14,6 +16,7 @@ pub mod cli;
 pub mod histogram;
 pub mod maze;
 pub mod progress;
+pub mod responder;
 pub mod rpc;
 pub mod rss;
 pub mod topics;

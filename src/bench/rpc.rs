@@ -25,6 +25,8 @@ pub struct Options {
     pub inflight: u64,
     /// Calls made and not measured before each run: connections and caches warm up.
     pub warmup: u64,
+    /// Responders the bench runs itself (see [`super::responder`]); 0: none.
+    pub serve: usize,
 }
 
 /// What one run measured.
@@ -212,6 +214,10 @@ impl Caller {
 
 /// Runs both cases and prints them.
 pub fn run(to: &Target, o: &Options, out: &mut impl Write) -> Result<(), ClientError> {
+    let responders = match o.serve {
+        0 => None,
+        n => Some(super::responder::start(to, &o.feature, n)?),
+    };
     let mut c = Caller::connect(to, o)?;
     writeln!(
         out,
@@ -219,6 +225,9 @@ pub fn run(to: &Target, o: &Options, out: &mut impl Write) -> Result<(), ClientE
         o.feature, o.method, o.size, o.count
     )
     .map_err(ClientError::Output)?;
+    if let Some(r) = &responders {
+        writeln!(out, "answered by the bench: {}", r.what).map_err(ClientError::Output)?;
+    }
     let mut cases = vec![1];
     if o.inflight > 1 {
         cases.push(o.inflight);

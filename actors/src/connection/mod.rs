@@ -134,6 +134,9 @@ pub struct Connection {
     paused: bool,
     /// A write of the answers queued so far is due once this turn's replies are in.
     pub(crate) flush_due: bool,
+    /// The clock read once per pass over what a read brought (0: not yet): the
+    /// timestamp of every record published in it.
+    clock_ms: u64,
     /// Requests sent on and not yet answered.
     inflight: usize,
     /// Shutting down: no more input, close once the answers are out.
@@ -210,6 +213,7 @@ impl Connection {
             stats: a.stats,
             paused: false,
             flush_due: false,
+            clock_ms: 0,
             inflight: 0,
             draining: false,
             services: services.clone(),
@@ -280,6 +284,7 @@ impl Connection {
         // Answers are paced by reading requests no faster than they are taken: a
         // peer that does not read what it asked for stops being read.
         let high_water = self.high_water();
+        self.clock_ms = 0;
         while self.sock.closing().is_none() {
             if self.sock.queued() >= high_water || self.inflight >= self.settings.max_inflight {
                 self.paused = true;
@@ -318,6 +323,15 @@ impl Connection {
         }
         self.send_publishes(ctx);
         self.flush(ctx);
+    }
+
+    /// The time stamped on records published in this pass: one clock read per read,
+    /// not per record.
+    fn clock_ms(&mut self) -> u64 {
+        if self.clock_ms == 0 {
+            self.clock_ms = crate::topic::wire::now_ms();
+        }
+        self.clock_ms
     }
 
     fn note_protocol(&mut self) {

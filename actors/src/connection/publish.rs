@@ -24,8 +24,9 @@ impl Connection {
         if self.publishes.is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut self.publishes);
-        let n = batch.len();
+        let n = self.publishes.len();
+        // The next batch is likely as large: room for it at once, not by doubling.
+        let batch = std::mem::replace(&mut self.publishes, Vec::with_capacity(n));
         let Some(topics) = self.services.topics.clone() else {
             self.inflight -= n;
             for (_, id) in batch {

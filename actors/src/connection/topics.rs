@@ -18,7 +18,7 @@ use crate::topic::subscribers::{Credit, Deliveries, StartAt, SubKey, Unsubscribe
 use crate::topic::wire;
 
 /// Queued answers are written once this much has piled up, even with more to come.
-const ANSWER_BATCH_BYTES: usize = 64 << 10;
+pub(super) const ANSWER_BATCH_BYTES: usize = 64 << 10;
 
 /// Credit a subscription starts with when the client gives none.
 const DEFAULT_CREDIT: u64 = 1000;
@@ -107,7 +107,8 @@ impl Connection {
         }
         if &*env.subject == "publish" {
             // The hot path: one per record when clients publish one record an envelope.
-            return match wire::publish(&env, env.payload.len() / 4 + 1) {
+            let ts = self.clock_ms();
+            return match wire::publish(&env, env.payload.len() / 4 + 1, ts) {
                 Ok(p) => self.queue_publish(p, id),
                 Err(why) => self.send_envelope(&wire::error(id.as_ref(), &why), ctx),
             };

@@ -356,8 +356,17 @@ impl Handler<WritePending> for Partition {
         let (batches, senders): (Vec<Vec<Append>>, Vec<_>) =
             std::mem::take(&mut self.pending).into_iter().unzip();
         let counts: Vec<u64> = batches.iter().map(|b| b.len() as u64).collect();
-        // Moved, not cloned.
-        let all: Vec<Append> = batches.into_iter().flatten().collect();
+        // Moved, not cloned, into one allocation of the right size (a flattening
+        // collect grows it again and again: this runs once per write batch).
+        let all: Vec<Append> = if batches.len() == 1 {
+            batches.into_iter().flatten().collect()
+        } else {
+            let mut all = Vec::with_capacity(counts.iter().sum::<u64>() as usize);
+            for b in batches {
+                all.extend(b);
+            }
+            all
+        };
         let appended = match self.log.as_mut() {
             Some(log) => log.append(&all).map_err(|e| storage_error(&self.name, e)),
             None => Err(self.unavailable()),

@@ -14,7 +14,8 @@ use crate::storage::log::Append;
 /// Labels a publish uses itself; any other label is stored with the records.
 const OWN: [&str; 5] = ["topic", "key", "partition", "id", "count"];
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch: a record's timestamp.
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -39,7 +40,8 @@ pub fn topic_of(env: &Envelope) -> Result<String, String> {
 
 /// A `topic publish` envelope as a [`Publish`]: one record (the payload), or with
 /// `count` N (at most `max_records`), N records framed `<key_len|-> <value_len>\n<key><value>` in the payload.
-pub fn publish(env: &Envelope, max_records: usize) -> Result<Publish, String> {
+/// The records are stamped `ts` (ms since the epoch).
+pub fn publish(env: &Envelope, max_records: usize, ts: u64) -> Result<Publish, String> {
     let topic = topic_of(env)?;
     let key = env.labels.get("key").cloned();
     let partition = number(&env.labels, "partition")?.map(|p| u32::try_from(p).unwrap_or(u32::MAX));
@@ -47,7 +49,6 @@ pub fn publish(env: &Envelope, max_records: usize) -> Result<Publish, String> {
     for (name, value) in env.labels.iter().filter(|(n, _)| !OWN.contains(n)) {
         labels.insert(name, value.clone());
     }
-    let ts = now_ms();
     let records = match number(&env.labels, "count")? {
         None => vec![Append {
             timestamp_ms: ts,

@@ -15,6 +15,7 @@ use crate::topic::{Partition, TopicError};
 pub struct PublishMany(pub Vec<Publish>);
 
 struct Group {
+    topic: String,
     partition: u32,
     addr: Addr<Partition>,
     /// (index of the publish, its record count), in order.
@@ -29,19 +30,36 @@ impl Handler<PublishMany> for TopicRegistry {
         let mut results: Vec<Option<Result<Published, TopicError>>> = Vec::with_capacity(all.len());
         results.resize_with(all.len(), || None);
         let mut groups: Vec<Group> = Vec::new();
+        let total: usize = all.iter().map(|p| p.records.len()).sum();
+        let n_all = all.len();
         for (i, p) in all.into_iter().enumerate() {
             match self.route(&p) {
                 Err(e) => results[i] = Some(Err(e)),
-                Ok((partition, addr)) => {
+                Ok((partition, t)) => {
                     let n = p.records.len() as u64;
-                    let g = match groups.iter_mut().position(|g| g.addr == addr) {
+                    // The address is cloned once per partition of the batch, not per
+                    // publish: one record per envelope makes this the hot loop.
+                    let at = groups
+                        .iter()
+                        .position(|g| g.partition == partition && g.topic == p.topic);
+                    let g = match at {
                         Some(j) => &mut groups[j],
                         None => {
                             groups.push(Group {
+                                topic: p.topic.clone(),
                                 partition,
-                                addr,
-                                items: Vec::new(),
-                                records: Vec::new(),
+                                addr: t.partitions[partition as usize].clone(),
+                                // Most batches go to one partition: room for all.
+                                items: Vec::with_capacity(if groups.is_empty() {
+                                    n_all
+                                } else {
+                                    0
+                                }),
+                                records: Vec::with_capacity(if groups.is_empty() {
+                                    total
+                                } else {
+                                    0
+                                }),
                             });
                             let last = groups.len() - 1;
                             &mut groups[last]

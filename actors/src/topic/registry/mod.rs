@@ -346,8 +346,12 @@ impl TopicRegistry {
         self.topic(name)
     }
 
-    fn route(&mut self, p: &Publish) -> Result<(u32, Addr<Partition>), TopicError> {
-        self.topic_or_create(&p.topic)?;
+    /// The partition `p` goes to, and its topic. One hash lookup when the topic exists:
+    /// this runs once per publish.
+    fn route(&mut self, p: &Publish) -> Result<(u32, &Topic), TopicError> {
+        if !self.topics.contains_key(&p.topic) {
+            self.topic_or_create(&p.topic)?;
+        }
         let t = self
             .topics
             .get_mut(&p.topic)
@@ -375,7 +379,7 @@ impl TopicRegistry {
                 (t.next - 1) % n
             }
         };
-        Ok((i as u32, t.partitions[i as usize].clone()))
+        Ok((i as u32, t))
     }
 }
 
@@ -408,7 +412,9 @@ impl Handler<Publish> for TopicRegistry {
     type Result = ResponseFuture<Result<Published, TopicError>>;
 
     fn handle(&mut self, p: Publish, _: &mut Self::Context) -> Self::Result {
-        let routed = self.route(&p);
+        let routed = self
+            .route(&p)
+            .map(|(i, t)| (i, t.partitions[i as usize].clone()));
         Box::pin(async move {
             let (partition, addr) = routed?;
             let range = addr
