@@ -53,7 +53,7 @@ impl Slot {
 pub struct DriverHost {
     pub(super) settings: Arc<HostSettings>,
     pub(super) drivers: BTreeMap<String, Slot>,
-    pub(super) clients: HashMap<u64, Recipient<ToClient>>,
+    pub(super) clients: rustc_hash::FxHashMap<u64, Recipient<ToClient>>,
     pub(super) rpc: Rpc,
     /// Named services: `svc:<name>` and their instances.
     pub(super) service_table: super::services::ServiceTable,
@@ -86,7 +86,7 @@ impl DriverHost {
                 bus: Bus::new(&settings.rules),
                 settings: Arc::new(settings.clone()),
                 drivers: BTreeMap::new(),
-                clients: HashMap::new(),
+                clients: Default::default(),
                 rpc: Rpc::default(),
                 service_table: Default::default(),
                 topics: topics.clone(),

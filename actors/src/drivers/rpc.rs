@@ -9,8 +9,10 @@
 //! cost as much as the calls of the last `rpc_timeout_ms` (10 s at 10 k calls/s: 100 k
 //! futures polled per message).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -56,11 +58,28 @@ pub struct RpcStats {
 pub const LATENCY_BOUNDS_S: [f64; 10] =
     [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
 
+/// A call's key: `caller`, LF, `rpcID`. One string, so that a lookup builds it in a
+/// reused buffer instead of allocating a pair of strings per return; `caller` is
+/// written by the broker (`client:<n>`, `driver:<name>`, `-`) and never holds a LF.
+fn join_key(buf: &mut String, caller: &str, id: &str) {
+    buf.clear();
+    buf.push_str(caller);
+    buf.push('\n');
+    buf.push_str(id);
+}
+
+fn split_key(key: &str) -> (String, String) {
+    let (caller, id) = key.split_once('\n').unwrap_or((key, ""));
+    (caller.to_string(), id.to_string())
+}
+
 #[derive(Debug, Default)]
 pub struct Rpc {
-    pending: HashMap<(String, String), PendingCall>,
+    pending: FxHashMap<String, PendingCall>,
     /// The calls in `pending` by deadline (and sequence number, which makes keys unique).
-    deadlines: BTreeMap<(Instant, u64), (String, String)>,
+    deadlines: BTreeMap<(Instant, u64), String>,
+    /// Where lookups build their key.
+    scratch: String,
     /// The one deadline timer: when it fires, and its handle to cancel it.
     pub(super) timer: Option<(Instant, actix::SpawnHandle)>,
     seq: u64,
@@ -91,7 +110,8 @@ impl Rpc {
             deadline,
             local,
         };
-        let key = (caller.to_string(), id.to_string());
+        let mut key = String::with_capacity(caller.len() + 1 + id.len());
+        join_key(&mut key, caller, id);
         self.deadlines.insert((deadline, self.seq), key.clone());
         if let Some(old) = self.pending.insert(key, call) {
             self.deadlines.remove(&(old.deadline, old.seq));
@@ -114,17 +134,23 @@ impl Rpc {
             let key = entry.remove();
             if let Some(call) = self.pending.remove(&key) {
                 self.stats.timeouts += 1;
-                out.push((key, call));
+                out.push((split_key(&key), call));
             }
         }
         out
     }
 
-    /// Takes `key`'s call out of both maps.
-    fn take(&mut self, key: &(String, String)) -> Option<PendingCall> {
-        let call = self.pending.remove(key)?;
+    /// Takes the call of `caller` and `id` out of both maps.
+    fn take(&mut self, caller: &str, id: &str) -> Option<PendingCall> {
+        join_key(&mut self.scratch, caller, id);
+        let call = self.pending.remove(self.scratch.as_str())?;
         self.deadlines.remove(&(call.deadline, call.seq));
         Some(call)
+    }
+
+    fn get_mut(&mut self, caller: &str, id: &str) -> Option<&mut PendingCall> {
+        join_key(&mut self.scratch, caller, id);
+        self.pending.get_mut(self.scratch.as_str())
     }
 
     /// Takes the call a return from feature `from` answers. A return for a call in
@@ -135,25 +161,26 @@ impl Rpc {
         id: &str,
         from: &str,
     ) -> Result<PendingCall, Refused> {
-        let key = (caller.to_string(), id.to_string());
-        match self.pending.get(&key) {
+        // The target's name only when it is not the answering feature's.
+        let other = self
+            .get_mut(caller, id)
+            .map(|call| (!same_feature(&call.target, from)).then(|| call.target.clone()));
+        match other {
             None => {
                 self.stats.late_returns += 1;
                 Err(Refused::NoCall)
             }
-            Some(call) if !same_feature(&call.target, from) => {
+            Some(Some(target)) => {
                 self.stats.forged_returns += 1;
-                Err(Refused::Forged {
-                    target: call.target.clone(),
-                })
+                Err(Refused::Forged { target })
             }
-            Some(_) => self.close(caller, id).ok_or(Refused::NoCall),
+            Some(None) => self.close(caller, id).ok_or(Refused::NoCall),
         }
     }
 
     /// Takes the call a return answers.
     pub fn close(&mut self, caller: &str, id: &str) -> Option<PendingCall> {
-        let call = self.take(&(caller.to_string(), id.to_string()))?;
+        let call = self.take(caller, id)?;
         self.stats.returns += 1;
         let took = call.started.elapsed();
         self.stats.latency_us_total += took.as_micros() as u64;
@@ -168,14 +195,13 @@ impl Rpc {
     /// Points a call at the feature it was sent to in the end (a service's instance),
     /// so only that feature's return is taken.
     pub fn retarget(&mut self, caller: &str, id: &str, target: &str) {
-        if let Some(c) = self.pending.get_mut(&(caller.to_string(), id.to_string())) {
+        if let Some(c) = self.get_mut(caller, id) {
             c.target = target.to_string();
         }
     }
 
-    pub fn is_pending(&self, caller: &str, id: &str) -> bool {
-        self.pending
-            .contains_key(&(caller.to_string(), id.to_string()))
+    pub fn is_pending(&mut self, caller: &str, id: &str) -> bool {
+        self.get_mut(caller, id).is_some()
     }
 
     /// A fresh rpcID for a call the broker makes.
@@ -197,18 +223,22 @@ impl Rpc {
         let keys: Vec<(String, String)> = self
             .pending
             .iter()
-            .filter(|(k, c)| c.target == target && !keep.contains(k))
-            .map(|(k, _)| k.clone())
+            .filter(|(_, c)| c.target == target)
+            .map(|(k, _)| split_key(k))
+            .filter(|k| !keep.contains(k))
             .collect();
         keys.into_iter()
-            .filter_map(|k| self.take(&k).map(|c| (k, c)))
+            .filter_map(|k| self.take(&k.0, &k.1).map(|c| (k, c)))
             .collect()
     }
 
     /// Fails every pending call (at shutdown).
     pub fn drain(&mut self) -> Vec<((String, String), PendingCall)> {
         self.deadlines.clear();
-        self.pending.drain().collect()
+        self.pending
+            .drain()
+            .map(|(k, c)| (split_key(&k), c))
+            .collect()
     }
 }
 
