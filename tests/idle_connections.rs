@@ -42,7 +42,7 @@ fn gauge(b: &Broker) -> u64 {
 #[actix_rt::test]
 async fn the_read_buffer_grows_with_a_large_frame_and_goes_when_the_connection_is_quiet() {
     let b =
-        start("buffer_release_ms = 300\nmax_frame_bytes = 4194304\noutput_buffer_bytes = 4194304")
+        start("buffer_release_ms = 500\nmax_frame_bytes = 4194304\noutput_buffer_bytes = 4194304")
             .await;
     let mut c = connect(b.local_addr()).await;
     let peer = c.local_addr().unwrap();
