@@ -180,11 +180,27 @@ pub fn run(to: &Target, o: &Options, out: &mut impl Write) -> Result<Report, Cli
     let among = pings(to, o)?;
     // Each is still there: a ping on every one.
     for (i, s) in idle.iter_mut().enumerate() {
-        s.write_all(PING)?;
         let mut got = [0u8; ALIVE.len()];
-        s.read_exact(&mut got).map_err(|e| {
-            ClientError::Broker(format!("idle connection {} of {n} lost: {e}", i + 1))
-        })?;
+        let answered = s
+            .write_all(PING)
+            .and_then(|()| s.flush())
+            .and_then(|()| s.read_exact(&mut got));
+        match answered {
+            Ok(()) if got == ALIVE => {}
+            Ok(()) => {
+                return Err(ClientError::Frame(format!(
+                    "idle connection {} of {n}: {:?} to a ping",
+                    i + 1,
+                    String::from_utf8_lossy(&got)
+                )))
+            }
+            Err(e) => {
+                return Err(ClientError::Broker(format!(
+                    "idle connection {} of {n} lost: {e}",
+                    i + 1
+                )))
+            }
+        }
     }
     drop(idle);
     std::thread::sleep(o.settle);
