@@ -167,6 +167,8 @@ enum Bench {
     Pubsub(switchyard::bench::cli::TopicArgs),
     /// RPC round trips to a feature: one call at a time, then many in flight
     Rpc(switchyard::bench::cli::RpcArgs),
+    /// Many idle connections: the broker's memory per connection, a ping among them
+    Idle(switchyard::bench::cli::IdleArgs),
 }
 
 fn main() -> ExitCode {
@@ -208,6 +210,12 @@ fn main() -> ExitCode {
         Some(Command::Bench(Bench::Rpc(a))) => {
             client(config.clone(), a.broker.clone(), &a.tls, |to| {
                 switchyard::bench::rpc::run(&to, &a.options(), &mut std::io::stdout().lock())
+            })
+        }
+        Some(Command::Bench(Bench::Idle(a))) => {
+            client(config.clone(), a.broker.clone(), &a.tls, |to| {
+                let out = &mut std::io::stdout().lock();
+                switchyard::bench::idle::run(&to, &a.options(), out).map(|_| ())
             })
         }
         Some(Command::Pub {

@@ -286,7 +286,9 @@ async fn tree_is_logged_with_paths() {
         "{text}"
     );
     assert!(
-        text.contains(&format!("    └── connection:{peer} [dipper]")),
+        text.contains(&format!(
+            "    └── connection:{peer} [dipper read_buffer=4096]"
+        )),
         "{text}"
     );
 }

@@ -227,6 +227,13 @@ impl Outbox {
         }
     }
 
+    /// Frees the tail chunk when nothing is queued (a quiet connection keeps no room).
+    pub fn release_spare(&mut self) {
+        if self.len == 0 {
+            self.tail = BytesMut::new();
+        }
+    }
+
     pub fn clear(&mut self) {
         self.chunks.clear();
         self.tail = BytesMut::new();

@@ -43,6 +43,9 @@ pub struct ConnectionSettings {
     /// Requests (publishes) a connection may have waiting for an answer; past it, its
     /// input is not read until answers come back.
     pub max_inflight: usize,
+    /// A connection that has read nothing for this long gives back its read buffer
+    /// (and its spare output room): an idle connection holds no buffer.
+    pub buffer_release: Duration,
 }
 
 impl Default for ConnectionSettings {
@@ -54,6 +57,7 @@ impl Default for ConnectionSettings {
             first_frame_timeout: None,
             slow_consumer: SlowConsumer::Disconnect,
             max_inflight: 1024,
+            buffer_release: Duration::from_secs(1),
         }
     }
 }

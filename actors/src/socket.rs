@@ -251,6 +251,14 @@ impl Socket {
         }
     }
 
+    /// Gives back output room that holds nothing (the connection has gone quiet).
+    pub fn release_spare(&mut self) {
+        self.out.release_spare();
+        if let Some(t) = self.tls.as_mut() {
+            t.release_spare();
+        }
+    }
+
     /// Drops whatever is queued (the peer is being cut off).
     pub fn discard(&mut self) {
         self.out.clear();

@@ -47,6 +47,9 @@ pub struct BrokerStats {
     pub records_delivered: AtomicU64,
     /// The most any one gateway stream (SSE or gRPC) has held for its client.
     pub stream_buffer_peak_bytes: AtomicU64,
+    /// The read buffer sizes in force of the broker-port connections, summed (a quiet
+    /// connection's is 0).
+    pub read_buffer_bytes: AtomicU64,
     /// The broker-wide budget for buffered input and output (`broker.memory_limit_bytes`).
     pub memory: Arc<MemoryBudget>,
     /// Failed logins and refused operations.
@@ -81,6 +84,7 @@ pub struct StatsSnapshot {
     pub maze_source_pauses: u64,
     pub records_delivered: u64,
     pub stream_buffer_peak_bytes: u64,
+    pub read_buffer_bytes: u64,
     pub memory_limit_bytes: u64,
     pub memory_in_use_bytes: u64,
     pub memory_peak_bytes: u64,
@@ -128,6 +132,7 @@ impl BrokerStats {
             maze_source_pauses: self.maze_source_pauses.load(Relaxed),
             records_delivered: self.records_delivered.load(Relaxed),
             stream_buffer_peak_bytes: self.stream_buffer_peak_bytes.load(Relaxed),
+            read_buffer_bytes: self.read_buffer_bytes.load(Relaxed),
             memory_limit_bytes: m.limit,
             memory_in_use_bytes: m.in_use,
             memory_peak_bytes: m.peak,

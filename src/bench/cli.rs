@@ -115,6 +115,41 @@ impl RpcArgs {
     }
 }
 
+/// `bench idle`: many idle connections, the broker's memory per connection, and a
+/// ping's round trip among them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IdleArgs {
+    /// The broker port, HOST:PORT [default: broker.bind of the config]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub broker: Option<BrokerAddr>,
+    /// Idle connections to open (the descriptor limit is raised to the hard limit; the
+    /// broker's `max_connections` and `max_connections_per_ip` must admit them)
+    #[arg(long, default_value_t = 10_000)]
+    pub connections: usize,
+    /// `broker ping` round trips measured alone, then among the idle connections
+    #[arg(long, default_value_t = 2000)]
+    pub pings: u64,
+    /// Milliseconds the idle connections stay silent before the broker's memory is read
+    #[arg(long, default_value_t = 3000)]
+    pub settle_ms: u64,
+    /// The broker's pid, to read its resident memory (no memory figure without it)
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+    #[command(flatten)]
+    pub tls: crate::client::TlsOptions,
+}
+
+impl IdleArgs {
+    pub fn options(&self) -> super::idle::Options {
+        super::idle::Options {
+            connections: self.connections,
+            pings: self.pings,
+            broker_pid: self.broker_pid,
+            settle: std::time::Duration::from_millis(self.settle_ms),
+        }
+    }
+}
+
 /// Options take the official harness's environment variables too.
 #[derive(Debug, clap::Args)]
 pub struct MazeArgs {

@@ -1,6 +1,8 @@
 //! Benchmarks that are part of the product: `switchyard bench …`.
 //!
 //! - [`cli`]: the command-line options of `switchyard bench`.
+//! - [`idle`]: `bench idle`, what idle connections cost the broker: memory per
+//!   connection, and a ping's round trip among them.
 //! - [`maze`]: the follower-maze load generator and checker.
 //! - [`rpc`]: `bench rpc`, the RPC round trip: latency one call at a time, and the
 //!   rate with many in flight.
@@ -14,6 +16,7 @@
 
 pub mod cli;
 pub mod histogram;
+pub mod idle;
 pub mod maze;
 pub mod progress;
 pub mod responder;

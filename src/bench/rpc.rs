@@ -212,6 +212,15 @@ impl Caller {
     }
 }
 
+/// One run on a new connection, after its warmup: `o.inflight` calls outstanding.
+pub fn one_run(to: &Target, o: &Options) -> Result<RunReport, ClientError> {
+    let mut c = Caller::connect(to, o)?;
+    if o.warmup > 0 {
+        c.run(o.warmup, o.inflight)?;
+    }
+    c.run(o.count, o.inflight)
+}
+
 /// Runs both cases and prints them.
 pub fn run(to: &Target, o: &Options, out: &mut impl Write) -> Result<(), ClientError> {
     let responders = match o.serve {

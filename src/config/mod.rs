@@ -143,6 +143,8 @@ pub struct BrokerConfig {
     pub output_buffer_bytes: Ranged<1024, { 64 * GIB }>,
     pub max_inflight: Ranged<1, 1_000_000>,
     pub idle_timeout_ms: u64,
+    /// A connection that has read nothing for this long releases its read buffer.
+    pub buffer_release_ms: Ranged<1, 3_600_000>,
     pub slow_consumer: SlowConsumer,
     /// The broker-wide budget for buffered input and output (read buffers, queued
     /// output, deliveries on their way, gateway streams).
@@ -170,6 +172,7 @@ impl Default for BrokerConfig {
             output_buffer_bytes: Ranged::new(4 * MIB),
             max_inflight: Ranged::new(1024),
             idle_timeout_ms: 0,
+            buffer_release_ms: Ranged::new(1000),
             slow_consumer: SlowConsumer::Disconnect,
             memory_limit_bytes: Ranged::new(512 * MIB),
             pid_file: None,

@@ -43,6 +43,7 @@ impl Config {
                     .then(|| Duration::from_millis(b.first_frame_timeout_ms)),
                 slow_consumer: b.slow_consumer,
                 max_inflight: b.max_inflight.usize(),
+                buffer_release: Duration::from_millis(b.buffer_release_ms.get()),
             },
         }
     }

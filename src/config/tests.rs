@@ -313,3 +313,14 @@ fn driver_queue_and_log_limits_parse_and_are_checked() {
     assert!(e.to_string().contains("expected a number from 4096"), "{e}");
     assert_eq!(e.line.map(|l| l.0), Some(4), "{e}");
 }
+
+#[test]
+fn buffer_release_ms_reaches_the_connections_and_zero_is_refused() {
+    let c = Config::parse("[broker]\nbuffer_release_ms = 250\n", "x").unwrap();
+    let conn = c.broker_listener().connection;
+    assert_eq!(conn.buffer_release, std::time::Duration::from_millis(250));
+    let default = Config::parse("", "x").unwrap().broker_listener().connection;
+    assert_eq!(default.buffer_release, std::time::Duration::from_secs(1));
+    let e = Config::parse("[broker]\nbuffer_release_ms = 0\n", "c.toml").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("broker.buffer_release_ms"), "{e}");
+}

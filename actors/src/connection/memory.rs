@@ -16,15 +16,15 @@ pub(super) const SMALL_READ: usize = 4 << 10;
 
 impl Connection {
     /// Bytes the next read may reserve: none while a partial frame has room reserved
-    /// (the read fills that room; growing it would double the buffer), else a whole
-    /// chunk while the budget has room.
+    /// (the read fills that room; growing it would double the buffer), else the size
+    /// in force while the budget has room (see `buffers`).
     pub(super) fn read_chunk(&self) -> usize {
         let free = self.rbuf.capacity() - self.rbuf.len();
         if !self.rbuf.is_empty() && free > 0 {
             // `try_read` reserves only when less than a quarter of the chunk is free.
             free
         } else if self.input.budget().has_room() {
-            super::READ_CHUNK
+            self.read_size.max(super::MIN_READ)
         } else {
             SMALL_READ
         }

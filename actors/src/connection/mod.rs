@@ -5,6 +5,7 @@
 //! socket is ready), so a whole socket read is decoded and handled in one turn and
 //! its replies leave together.
 //!
+//! - `buffers`: the read buffer follows the traffic, and goes when the peer is quiet.
 //! - `login`: `auth login`, the login deadline, and permission checks.
 //! - `memory`: the connection's share of the broker's memory budget.
 //! - `output`: answers (paced), output that arrives on its own time (budgeted), the
@@ -29,6 +30,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn, Span};
 
+mod buffers;
 mod login;
 mod memory;
 mod output;
@@ -49,7 +51,9 @@ use crate::topic::registry::TopicRegistry;
 use crate::topic::Partition;
 use crate::tree::TreeEntry;
 
-/// Read buffer growth step.
+pub use buffers::MIN_READ;
+
+/// The largest read buffer a busy connection grows to (see `buffers`).
 pub const READ_CHUNK: usize = 64 << 10;
 
 /// Messages a connection's mailbox holds: RPC returns and event-bus messages arrive
@@ -127,6 +131,13 @@ pub struct Connection {
     span: Span,
     codec: FrameCodec,
     rbuf: BytesMut,
+    /// What the next read reserves: 0 until the first read and after a quiet spell,
+    /// then [`MIN_READ`] doubling with the traffic up to [`READ_CHUNK`].
+    read_size: usize,
+    /// The `read_size` the tree and the broker-wide sum were last told.
+    shown_read_size: usize,
+    /// A look at whether the connection has gone quiet is due.
+    release_armed: bool,
     sock: Socket,
     settings: ConnectionSettings,
     stats: Arc<BrokerStats>,
@@ -209,6 +220,9 @@ impl Connection {
             mem_wait: false,
             codec: FrameCodec::new(Mode::Detect, a.settings.limits),
             rbuf: BytesMut::new(),
+            read_size: 0,
+            shown_read_size: 0,
+            release_armed: false,
             settings: a.settings,
             stats: a.stats,
             paused: false,
@@ -260,8 +274,9 @@ impl Connection {
                 self.process(ctx);
                 self.after_input(ctx);
             }
-            Ok(_) => {
+            Ok(n) => {
                 self.last_activity = Instant::now();
+                self.after_read(n, ctx);
                 self.process(ctx);
                 self.after_input(ctx);
             }
@@ -343,7 +358,7 @@ impl Connection {
                 "dipper"
             };
             self.span.record("proto", proto);
-            self.entry.set_detail(self.detail(Some(proto)));
+            self.entry.set_detail(self.detail());
         }
     }
 
@@ -412,6 +427,7 @@ impl Actor for Connection {
         // was dropped and its caller waited for ever. The output budget bounds bytes.
         ctx.set_mailbox_capacity(RETURNS_MAILBOX);
         debug!(path = %self.entry.path(), "connection open");
+        self.entry.set_detail(self.detail());
         if let Some(idle) = self.settings.idle_timeout {
             let every = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
             ctx.run_interval(every, move |act, ctx| act.check_idle(ctx, idle));
@@ -430,12 +446,15 @@ impl Actor for Connection {
         if self.tls_unusable {
             return ctx.stop();
         }
-        self.on_readable(ctx);
+        // No buffer before the first byte: a peer that connects and says nothing
+        // costs none.
+        self.wait_readable(ctx);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         let _g = self.span.clone().entered();
         self.window.close();
+        self.forget_buffers();
         for (sub, state) in std::mem::take(&mut self.subs) {
             self.forget(&sub, state);
         }

@@ -27,11 +27,17 @@ impl Connection {
             self.login_by_certificate(n);
         }
         self.tls_identity = name;
-        self.entry.set_detail(self.detail(None));
+        self.entry.set_detail(self.detail());
     }
 
-    /// The tree detail: the protocol once known, then TLS and the identity.
-    pub(super) fn detail(&self, proto: Option<&str>) -> String {
+    /// The tree detail: the protocol once known, then TLS and the identity, then the
+    /// read buffer's size in force.
+    pub(super) fn detail(&self) -> String {
+        let proto = match self.codec.mode() {
+            _ if !self.proto_known => None,
+            switchyard_codecs::Mode::Maze => Some("maze"),
+            _ => Some("dipper"),
+        };
         let mut parts: Vec<String> = proto.map(str::to_string).into_iter().collect();
         if self.sock.is_tls() {
             parts.push("tls".into());
@@ -39,6 +45,7 @@ impl Connection {
         if let Some(n) = &self.tls_identity {
             parts.push(format!("identity={n}"));
         }
+        parts.push(format!("read_buffer={}", self.read_size));
         parts.join(" ")
     }
 

@@ -181,6 +181,12 @@ pub async fn render(b: &Backend) -> String {
     );
     tls(&mut o, &b.stats.tls);
     o.one(
+        "read_buffer_bytes",
+        "gauge",
+        "Read buffers of broker-port connections, summed: each grows with its traffic and is released when the connection goes quiet (broker.buffer_release_ms).",
+        s.read_buffer_bytes,
+    );
+    o.one(
         "memory_limit_bytes",
         "gauge",
         "The memory budget for buffered input and output (broker.memory_limit_bytes).",

@@ -85,6 +85,13 @@ impl TlsSession {
         }
     }
 
+    /// Frees the record buffer when it holds nothing (the connection has gone quiet).
+    pub fn release_spare(&mut self) {
+        if self.sealed.is_empty() {
+            self.sealed = BytesMut::new();
+        }
+    }
+
     pub fn discard(&mut self) {
         self.sealed.clear();
     }
