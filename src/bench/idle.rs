@@ -136,6 +136,7 @@ fn pings(to: &Target, o: &Options) -> Result<RunReport, ClientError> {
         count: o.pings.max(1),
         inflight: 1,
         warmup: (o.pings / 10).max(1),
+        serve: 0,
     };
     super::rpc::one_run(to, &r)
 }
