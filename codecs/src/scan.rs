@@ -6,8 +6,6 @@
 
 use std::ops::Range;
 
-use smallvec::SmallVec;
-
 use crate::error::{EnvelopeError, Token};
 use crate::limits::Limits;
 use crate::number::{parse_u64, parse_usize};
@@ -17,9 +15,7 @@ use crate::number::{parse_u64, parse_usize};
 pub struct Layout {
     pub channel: Range<usize>,
     pub subject: Range<usize>,
-    /// Inline up to four labels: most frames have no more, and one allocation per
-    /// frame less counts when every record is a frame.
-    pub labels: SmallVec<[(Range<usize>, Range<usize>); 4]>,
+    pub labels: Vec<(Range<usize>, Range<usize>)>,
     pub payload: Range<usize>,
 }
 
@@ -82,19 +78,8 @@ pub struct ScanError {
 
 /// The whitespace Go's `Fscanln` skips between fields (LF ends the line instead).
 fn is_space(b: u8) -> bool {
-    SPACE[b as usize]
+    matches!(b, b' ' | b'\t' | b'\r' | 0x0b | 0x0c)
 }
-
-/// [`is_space`] as a table: one load per byte of every header and label line.
-static SPACE: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b' ' as usize] = true;
-    t[b'\t' as usize] = true;
-    t[b'\r' as usize] = true;
-    t[0x0b] = true;
-    t[0x0c] = true;
-    t
-};
 
 /// Ranges of the whitespace-separated tokens of `line`, offset by `base`; at most
 /// `N` are returned, and the count of all of them.
@@ -214,7 +199,7 @@ pub fn scan(buf: &[u8], limits: &Limits) -> Result<Scan, ScanError> {
             fail(error, 0, pos)
         });
     }
-    let mut labels = SmallVec::with_capacity(n_labels);
+    let mut labels = Vec::with_capacity(n_labels);
     for i in 0..n_labels {
         let at = pos;
         let Some(lf) = line_end(buf, pos, limits, at)? else {
