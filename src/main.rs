@@ -167,6 +167,8 @@ enum Bench {
     Pubsub(switchyard::bench::cli::TopicArgs),
     /// RPC round trips to a feature: one call at a time, then many in flight
     Rpc(switchyard::bench::cli::RpcArgs),
+    /// Create many topics: time, the broker's fds and RSS, publish latency among them
+    Topics(switchyard::bench::cli::ManyArgs),
 }
 
 fn main() -> ExitCode {
@@ -208,6 +210,12 @@ fn main() -> ExitCode {
         Some(Command::Bench(Bench::Rpc(a))) => {
             client(config.clone(), a.broker.clone(), &a.tls, |to| {
                 switchyard::bench::rpc::run(&to, &a.options(), &mut std::io::stdout().lock())
+            })
+        }
+        Some(Command::Bench(Bench::Topics(a))) => {
+            client(config.clone(), a.broker.clone(), &a.tls, |to| {
+                let out = &mut std::io::stdout().lock();
+                switchyard::bench::many::run(&to, &a.options(), out).map(|_| ())
             })
         }
         Some(Command::Pub {

@@ -1,6 +1,7 @@
 //! Benchmarks that are part of the product: `switchyard bench …`.
 //!
 //! - [`cli`]: the command-line options of `switchyard bench`.
+//! - [`many`]: `bench topics`, what thousands of topics cost the broker.
 //! - [`maze`]: the follower-maze load generator and checker.
 //! - [`rpc`]: `bench rpc`, the RPC round trip: latency one call at a time, and the
 //!   rate with many in flight.
@@ -9,10 +10,13 @@
 //! - [`histogram`]: latency quantiles.
 //! - [`progress`]: the progress bar.
 //! - [`rss`]: the broker's resident memory during a run.
+//! - [`process`]: the broker's pid from its port, its descriptors and memory.
 
 pub mod cli;
 pub mod histogram;
+pub mod many;
 pub mod maze;
+pub mod process;
 pub mod progress;
 pub mod rpc;
 pub mod rss;
