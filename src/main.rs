@@ -169,6 +169,8 @@ enum Bench {
     Rpc(switchyard::bench::cli::RpcArgs),
     /// Many idle connections: the broker's memory per connection, a ping among them
     Idle(switchyard::bench::cli::IdleArgs),
+    /// Create many topics: time, the broker's fds and RSS, publish latency among them
+    Topics(switchyard::bench::cli::ManyArgs),
 }
 
 fn main() -> ExitCode {
@@ -216,6 +218,12 @@ fn main() -> ExitCode {
             client(config.clone(), a.broker.clone(), &a.tls, |to| {
                 let out = &mut std::io::stdout().lock();
                 switchyard::bench::idle::run(&to, &a.options(), out).map(|_| ())
+            })
+        }
+        Some(Command::Bench(Bench::Topics(a))) => {
+            client(config.clone(), a.broker.clone(), &a.tls, |to| {
+                let out = &mut std::io::stdout().lock();
+                switchyard::bench::many::run(&to, &a.options(), out).map(|_| ())
             })
         }
         Some(Command::Pub {

@@ -57,7 +57,10 @@ async fn bench_rpc_serves_its_own_service_instances() {
     assert_eq!(s["errors"], 0, "{s}");
     let instances = s["instances"].as_array().unwrap();
     assert_eq!(instances.len(), 2, "{s}");
-    assert!(instances.iter().all(|i| i["calls"].as_u64().unwrap() > 0), "{s}");
+    assert!(
+        instances.iter().all(|i| i["calls"].as_u64().unwrap() > 0),
+        "{s}"
+    );
 }
 
 #[actix_rt::test]

@@ -60,9 +60,11 @@ async fn a_deleted_topic_loses_its_files_offsets_and_subscribers() {
     )
     .await;
     assert!(r.is("topic", "subscribed"), "{r:?}");
-    let mut got = 0;
-    while got < 10 {
+    // Each commit is answered once it is stored; the listing below is asked after.
+    let (mut got, mut committed) = (0, 0);
+    while got < 10 || committed < 10 {
         let d = member.next().await;
+        committed += usize::from(d.is("topic", "committed"));
         if d.is("topic", "deliver") {
             got += 1;
             let next = (label(&d, "offset").parse::<u64>().unwrap() + 1).to_string();

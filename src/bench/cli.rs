@@ -150,6 +150,60 @@ impl IdleArgs {
     }
 }
 
+/// `bench topics`: what many topics cost the broker.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ManyArgs {
+    /// The broker port, HOST:PORT [default: broker.bind of the config]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub broker: Option<BrokerAddr>,
+    /// Topics created
+    #[arg(long, default_value_t = 5000)]
+    pub topics: u64,
+    /// Partitions of each topic
+    #[arg(long, default_value_t = 1)]
+    pub partitions: u32,
+    /// Topic names: the prefix and a number from 0
+    #[arg(long, default_value = "many-")]
+    pub prefix: String,
+    /// Acked single-record publishes to one topic, one at a time, measured
+    #[arg(long, default_value_t = 5000)]
+    pub count: u64,
+    /// Publishes made before the measured ones
+    #[arg(long, default_value_t = 200)]
+    pub warmup: u64,
+    /// Bytes per record
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Requests unanswered at once while creating, filling and deleting
+    #[arg(long, default_value_t = 256)]
+    pub inflight: u64,
+    /// The broker's pid, for its fds and RSS [default: the process listening on the
+    /// broker's port, when that is on loopback]
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+    /// Delete the topics at the end (an admin request)
+    #[arg(long)]
+    pub delete: bool,
+    #[command(flatten)]
+    pub tls: crate::client::TlsOptions,
+}
+
+impl ManyArgs {
+    pub fn options(&self) -> super::many::Options {
+        super::many::Options {
+            topics: self.topics.max(1),
+            partitions: self.partitions.max(1),
+            prefix: self.prefix.clone(),
+            count: self.count,
+            warmup: self.warmup,
+            size: self.size,
+            inflight: self.inflight.max(1),
+            broker_pid: self.broker_pid,
+            delete: self.delete,
+        }
+    }
+}
+
 /// Options take the official harness's environment variables too.
 #[derive(Debug, clap::Args)]
 pub struct MazeArgs {

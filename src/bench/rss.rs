@@ -1,7 +1,7 @@
 //! The broker's memory as a bench sees it: `/proc/<pid>/status`, read while it runs.
 
 /// One field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`…).
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
+pub(crate) fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status
         .lines()

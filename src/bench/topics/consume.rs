@@ -1,9 +1,10 @@
 //! A bench consumer: one subscription, credit granted back as records arrive, an
-//! optional pace (a slow subscriber), and the topic's creation before a run.
+//! optional pace (a slow subscriber), and the topic's creation before a run. The
+//! subscription's reading ([`Subscription`]) serves the group members too.
 
 use std::io::Write;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -11,7 +12,8 @@ use switchyard_codecs::Envelope;
 
 use super::{encode, now_ns, read_loop, Mode, Options, Shared};
 use crate::bench::histogram::Histogram;
-use switchyard_actors::topic::deliver_batch::deliver_items;
+use crate::client::tls::{Reader, Writer};
+use switchyard_actors::topic::deliver_batch::{deliver_items, DeliveredItem};
 
 /// The credit a consumer grants when `--credit` is not given: a window's worth of
 /// publishes, at least 10000 records. Less leaves the broker waiting for grants at high
@@ -20,8 +22,146 @@ pub(super) fn default_credit(o: &Options) -> u64 {
     (o.batch * o.inflight).clamp(10_000, 1_000_000)
 }
 
+/// The credit each consumer grants: `--credit`, else 10000 for a group member and the
+/// [`default_credit`] for the others.
+pub(super) fn credit(o: &Options) -> u64 {
+    let default = match o.group {
+        Some(_) => 10_000,
+        None => default_credit(o),
+    };
+    o.credit.unwrap_or(default).max(1)
+}
+
+/// What a subscription's reader hands its owner, besides what it handles itself.
+pub(super) enum Event<'a> {
+    /// An envelope that is neither an error nor a delivery (`subscribed`, `assigned`…).
+    Other(&'a Envelope),
+    /// The records of one deliver, all of `partition`.
+    Delivered(u32, &'a [DeliveredItem]),
+}
+
+/// One subscription of a bench consumer or group member.
+pub(super) struct Subscription<'a> {
+    pub o: &'a Options,
+    pub shared: &'a Shared,
+    pub t0: Instant,
+    /// Waited on once subscribed, or on failing before.
+    pub ready: Option<&'a Barrier>,
+    /// Labels of the subscribe besides topic, sub, credit and batch (`from`, `group`).
+    pub labels: Vec<(&'static str, String)>,
+    pub credit: u64,
+    /// What a `topic error` is called in the bench's failure.
+    pub what: &'static str,
+}
+
+impl Subscription<'_> {
+    /// Subscribes and reads: each record's publish-to-deliver latency, `shared.consumed`
+    /// per deliver, credit granted back every half `credit`. `on` sees each other
+    /// envelope and each delivery with the records read so far, and says whether to
+    /// read on. The records read in all.
+    pub(super) fn run(
+        &self,
+        s: Reader,
+        writer: &Mutex<Writer>,
+        mut on: impl FnMut(Event, u64) -> bool,
+    ) -> Result<u64, String> {
+        let (o, shared) = (self.o, self.shared);
+        let write = |b: &[u8]| {
+            writer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .write_all(b)
+                .map_err(|e| e.to_string())
+        };
+        let mut sub = Envelope::new("topic", "subscribe")
+            .with_label("topic", o.topic.clone())
+            .with_label("sub", "bench");
+        for (k, v) in &self.labels {
+            sub = sub.with_label(*k, v.clone());
+        }
+        let mut out = BytesMut::new();
+        encode(
+            &sub.with_label("credit", self.credit.to_string())
+                .with_label("batch", o.deliver_batch.to_string()),
+            &mut out,
+        );
+        write(&out)?;
+        let (mut got, mut since) = (0u64, 0u64);
+        let mut subscribed = false;
+        let mut local = Histogram::default();
+        read_loop(
+            s,
+            |e| {
+                if e.is("topic", "error") {
+                    shared.fail(format!(
+                        "{}: {}",
+                        self.what,
+                        e.labels.get_str("error").unwrap_or("?")
+                    ));
+                    if let (false, Some(r)) = (subscribed, self.ready) {
+                        r.wait();
+                    }
+                    return false;
+                }
+                if e.is("topic", "subscribed") && !subscribed {
+                    subscribed = true;
+                    if let Some(r) = self.ready {
+                        r.wait();
+                    }
+                }
+                if !e.is("topic", "deliver") {
+                    return on(Event::Other(&e), got);
+                }
+                let items = match deliver_items(&e) {
+                    Ok(items) => items,
+                    Err(why) => {
+                        shared.fail(format!("a delivery could not be read: {why}"));
+                        return false;
+                    }
+                };
+                let now = now_ns(self.t0);
+                for item in &items {
+                    if let Some(sent) = item.value.get(..8) {
+                        let ts = u64::from_be_bytes(sent.try_into().unwrap_or([0; 8]));
+                        local.record(now.saturating_sub(ts) / 1000);
+                    }
+                }
+                let n = items.len() as u64;
+                got += n;
+                since += n;
+                shared.consumed.fetch_add(n, Relaxed);
+                let p = e
+                    .labels
+                    .get_str("partition")
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                let go_on = on(Event::Delivered(p, &items), got);
+                if since * 2 >= self.credit {
+                    let mut b = BytesMut::new();
+                    encode(
+                        &Envelope::new("topic", "credit")
+                            .with_label("sub", "bench")
+                            .with_label("credit", since.to_string()),
+                        &mut b,
+                    );
+                    let _ = write(&b);
+                    since = 0;
+                }
+                go_on
+            },
+            || {},
+        );
+        shared
+            .e2e_latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .merge(&local);
+        Ok(got)
+    }
+}
+
 /// Reads `want` records of the topic (from the start with `bench sub`, else from the
-/// end), recording the publish-to-deliver latency of each.
+/// end), optionally paced at `consume_rate`.
 pub(super) fn consume(
     o: &Options,
     want: u64,
@@ -30,94 +170,33 @@ pub(super) fn consume(
     ready: &Barrier,
 ) -> Result<(), String> {
     // Credit grants are small writes: the connector turns Nagle off.
-    let (s, mut writer) = o.connect()?;
-    let credit = o.credit.unwrap_or_else(|| default_credit(o)).max(1);
+    let (s, writer) = o.connect()?;
     let from = if o.mode == Mode::Sub {
         "earliest"
     } else {
         "latest"
     };
-    let mut out = BytesMut::new();
-    encode(
-        &Envelope::new("topic", "subscribe")
-            .with_label("topic", o.topic.clone())
-            .with_label("sub", "bench")
-            .with_label("from", from)
-            .with_label("credit", credit.to_string())
-            .with_label("batch", o.deliver_batch.to_string()),
-        &mut out,
-    );
-    writer.write_all(&out).map_err(|e| e.to_string())?;
-    let mut got = 0u64;
-    let mut since = 0u64;
-    let mut subscribed = false;
-    let mut local = Histogram::default();
+    let sub = Subscription {
+        o,
+        shared,
+        t0,
+        ready: Some(ready),
+        labels: vec![("from", from.to_string())],
+        credit: credit(o),
+        what: "subscribe failed",
+    };
     let mut paced_from: Option<Instant> = None;
-    read_loop(
-        s,
-        |e| {
-            if e.is("topic", "error") {
-                shared.fail(format!(
-                    "subscribe failed: {}",
-                    e.labels.get_str("error").unwrap_or("?")
-                ));
-                if !subscribed {
-                    ready.wait();
-                }
-                return false;
+    let got = sub.run(s, &Mutex::new(writer), |ev, got| {
+        // A slow subscriber: hold each record until its turn at `consume_rate`.
+        if let (Event::Delivered(..), Some(rate)) = (ev, o.consume_rate) {
+            let start = *paced_from.get_or_insert_with(Instant::now);
+            let due = Duration::from_secs_f64(got as f64 / rate.max(1) as f64);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
             }
-            if e.is("topic", "subscribed") && !subscribed {
-                subscribed = true;
-                ready.wait();
-            }
-            if e.is("topic", "deliver") {
-                let items = match deliver_items(&e) {
-                    Ok(items) => items,
-                    Err(why) => {
-                        shared.fail(format!("a delivery could not be read: {why}"));
-                        return false;
-                    }
-                };
-                let now = now_ns(t0);
-                for item in &items {
-                    if let Some(sent) = item.value.get(..8) {
-                        let ts = u64::from_be_bytes(sent.try_into().unwrap_or([0; 8]));
-                        local.record(now.saturating_sub(ts) / 1000);
-                    }
-                }
-                got += items.len() as u64;
-                since += items.len() as u64;
-                // A slow subscriber: hold each record until its turn at `consume_rate`.
-                if let Some(rate) = o.consume_rate {
-                    let start = *paced_from.get_or_insert_with(Instant::now);
-                    let due = Duration::from_secs_f64(got as f64 / rate.max(1) as f64);
-                    if let Some(wait) = due.checked_sub(start.elapsed()) {
-                        std::thread::sleep(wait);
-                    }
-                }
-                if since * 2 >= credit {
-                    let mut b = BytesMut::new();
-                    encode(
-                        &Envelope::new("topic", "credit")
-                            .with_label("sub", "bench")
-                            .with_label("credit", since.to_string()),
-                        &mut b,
-                    );
-                    let _ = writer.write_all(&b);
-                    shared.consumed.fetch_add(since, Relaxed);
-                    since = 0;
-                }
-            }
-            got < want && !shared.stop.load(Relaxed)
-        },
-        || {},
-    );
-    shared.consumed.fetch_add(since, Relaxed);
-    shared
-        .e2e_latency
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .merge(&local);
+        }
+        got < want && !shared.stop.load(Relaxed)
+    })?;
     if got < want && !shared.stop.load(Relaxed) {
         return Err(format!("a consumer got {got} of {want} records"));
     }

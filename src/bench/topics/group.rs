@@ -10,11 +10,10 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use switchyard_actors::topic::deliver_batch::deliver_items;
 use switchyard_codecs::Envelope;
 
-use super::{encode, now_ns, read_loop, Options, Shared};
-use crate::bench::histogram::Histogram;
+use super::consume::{Event, Subscription};
+use super::{encode, Options, Shared};
 
 /// How often a member commits each partition it reads.
 const COMMIT_EVERY: Duration = Duration::from_millis(20);
@@ -100,25 +99,18 @@ pub(super) fn member(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(writer.clone());
-    let lock = || writer.lock().unwrap_or_else(|p| p.into_inner());
-    let credit = o.credit.unwrap_or(10_000).max(1);
-    let mut out = BytesMut::new();
-    encode(
-        &Envelope::new("topic", "subscribe")
-            .with_label("topic", o.topic.clone())
-            .with_label("sub", "bench")
-            .with_label("group", group.to_string())
-            .with_label("credit", credit.to_string())
-            .with_label("batch", o.deliver_batch.to_string()),
-        &mut out,
-    );
-    lock().write_all(&out).map_err(|e| e.to_string())?;
+    let sub = Subscription {
+        o,
+        shared,
+        t0,
+        ready,
+        labels: vec![("group", group.to_string())],
+        credit: super::consume::credit(o),
+        what: "group member",
+    };
     // Per partition: the next offset to commit, and whether it moved since the last.
     let mut next: HashMap<u32, (u64, bool)> = HashMap::new();
     let mut last_commit = Instant::now();
-    let mut since = 0u64;
-    let mut subscribed = false;
-    let mut local = Histogram::default();
     let commit = |next: &mut HashMap<u32, (u64, bool)>, only: Option<&[u32]>| {
         let mut b = BytesMut::new();
         for (p, (off, dirty)) in next.iter_mut() {
@@ -135,26 +127,15 @@ pub(super) fn member(
             }
         }
         if !b.is_empty() {
-            let _ = lock().write_all(&b);
+            let _ = writer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .write_all(&b);
         }
     };
-    read_loop(
-        s,
-        |e| {
-            if e.is("topic", "error") {
-                shared.fail(format!(
-                    "group member: {}",
-                    e.labels.get_str("error").unwrap_or("?")
-                ));
-                return false;
-            }
-            if e.is("topic", "subscribed") && !subscribed {
-                subscribed = true;
-                if let Some(r) = ready {
-                    r.wait();
-                }
-            }
-            if e.is("topic", "assigned") {
+    sub.run(s, &writer, |ev, _| {
+        match ev {
+            Event::Other(e) if e.is("topic", "assigned") => {
                 // Partitions taken away are committed at once: their new member waits
                 // for that commit (a hand-off), so nothing is read twice.
                 let kept: Vec<u32> = e
@@ -166,56 +147,21 @@ pub(super) fn member(
                     .collect();
                 commit(&mut next, Some(&kept));
             }
-            if e.is("topic", "deliver") {
-                let Ok(items) = deliver_items(&e) else {
-                    shared.fail("a delivery could not be read".into());
-                    return false;
-                };
-                let p: u32 = e
-                    .labels
-                    .get_str("partition")
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or(0);
-                let now = now_ns(t0);
-                for item in &items {
-                    if let Some(sent) = item.value.get(..8) {
-                        let ts = u64::from_be_bytes(sent.try_into().unwrap_or([0; 8]));
-                        local.record(now.saturating_sub(ts) / 1000);
-                    }
-                }
+            Event::Other(_) => {}
+            Event::Delivered(p, items) => {
                 checker.record(p, items.iter().map(|i| i.offset));
                 if let Some(last) = items.last() {
                     next.insert(p, (last.offset + 1, true));
-                }
-                let n = items.len() as u64;
-                since += n;
-                shared.consumed.fetch_add(n, Relaxed);
-                if since * 2 >= credit {
-                    let mut b = BytesMut::new();
-                    encode(
-                        &Envelope::new("topic", "credit")
-                            .with_label("sub", "bench")
-                            .with_label("credit", since.to_string()),
-                        &mut b,
-                    );
-                    let _ = lock().write_all(&b);
-                    since = 0;
                 }
                 if last_commit.elapsed() >= COMMIT_EVERY {
                     commit(&mut next, None);
                     last_commit = Instant::now();
                 }
             }
-            shared.consumed.load(Relaxed) < o.count && !shared.stop.load(Relaxed)
-        },
-        || {},
-    );
+        }
+        shared.consumed.load(Relaxed) < o.count && !shared.stop.load(Relaxed)
+    })?;
     commit(&mut next, None);
-    shared
-        .e2e_latency
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .merge(&local);
     Ok(())
 }
 

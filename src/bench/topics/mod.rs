@@ -294,7 +294,7 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<(), String> {
         if consumers > 0 {
             format!(
                 ", credit {}, {} per deliver",
-                o.credit.unwrap_or_else(|| consume::default_credit(o)),
+                consume::credit(o),
                 o.deliver_batch
             )
         } else {

@@ -28,16 +28,15 @@ pub(super) fn produce(
     shared: &Arc<Shared>,
     t0: Instant,
 ) -> Result<(), String> {
-    let (reader, mut s) = o.connect()?;
     let window: Window = Arc::default();
     let sent_at: Arc<Mutex<HashMap<u64, u64>>> = Arc::default();
     let batches = share.div_ceil(o.batch);
-    let acks = {
+    let mut p = {
         let (window, sent_at, shared) = (window.clone(), sent_at.clone(), shared.clone());
-        std::thread::spawn(move || read_acks(reader, batches, &window, &sent_at, &shared, t0))
+        Producer::start(o, move |reader| {
+            read_acks(reader, batches, &window, &sent_at, &shared, t0)
+        })?
     };
-    let value_pad = vec![b'x'; o.size.saturating_sub(8)];
-    let item_head = format!("- {}\n", o.size.max(8));
     let mut left = share;
     let mut id = 0u64;
     let mut out = BytesMut::new();
@@ -72,7 +71,7 @@ pub(super) fn produce(
         for _ in 0..room {
             let n = left.min(o.batch);
             let ts = now_ns(t0);
-            let payload = items(n, &item_head, ts, &value_pad);
+            let payload = items(n, &p.item_head, ts, &p.value_pad);
             stamps.insert(id, ts);
             encode(
                 &Envelope::new("topic", "publish")
@@ -86,11 +85,44 @@ pub(super) fn produce(
             left -= n;
         }
         drop(stamps);
-        s.write_all(&out).map_err(|e| e.to_string())?;
+        p.s.write_all(&out).map_err(|e| e.to_string())?;
     }
-    let _ = acks.join();
-    shared.producers_done_ns.fetch_max(now_ns(t0), Relaxed);
+    p.finish(shared, t0);
     Ok(())
+}
+
+/// A producer's connection, its answers read on a thread of their own, and the parts
+/// every message is made of.
+struct Producer<T> {
+    s: crate::client::tls::Writer,
+    answers: std::thread::JoinHandle<T>,
+    /// `- <size>\n`: a batch item's head.
+    item_head: String,
+    /// What follows the send time in each value.
+    value_pad: Vec<u8>,
+}
+
+impl<T: Send + 'static> Producer<T> {
+    fn start(
+        o: &Options,
+        answers: impl FnOnce(crate::client::tls::Reader) -> T + Send + 'static,
+    ) -> Result<Producer<T>, String> {
+        let (reader, s) = o.connect()?;
+        Ok(Producer {
+            s,
+            answers: std::thread::spawn(move || answers(reader)),
+            item_head: format!("- {}\n", o.size.max(8)),
+            value_pad: vec![b'x'; o.size.saturating_sub(8)],
+        })
+    }
+
+    /// Waits for the answers (`None`: their thread panicked), and marks when this
+    /// producer was done.
+    fn finish(self, shared: &Shared, t0: Instant) -> Option<T> {
+        let got = self.answers.join().ok();
+        shared.producers_done_ns.fetch_max(now_ns(t0), Relaxed);
+        got
+    }
 }
 
 /// Reads acks until `batches` have come (or an error); frees the window once per read.
@@ -151,10 +183,9 @@ pub(super) fn produce_unacked(
     shared: &Arc<Shared>,
     t0: Instant,
 ) -> Result<(), String> {
-    let (reader, mut s) = o.connect()?;
-    let acked = {
+    let mut p = {
         let shared = shared.clone();
-        std::thread::spawn(move || {
+        Producer::start(o, move |reader| {
             let mut ok = false;
             read_loop(
                 reader,
@@ -168,10 +199,8 @@ pub(super) fn produce_unacked(
                 || {},
             );
             ok
-        })
+        })?
     };
-    let value_pad = vec![b'x'; o.size.saturating_sub(8)];
-    let item_head = format!("- {}\n", o.size.max(8));
     let mut left = share;
     let mut out = BytesMut::with_capacity(512 << 10);
     while left > 0 && !shared.stop.load(Relaxed) {
@@ -182,26 +211,24 @@ pub(super) fn produce_unacked(
             let ts = now_ns(t0);
             let mut e = Envelope::new("topic", "publish").with_label("topic", o.topic.clone());
             let payload = if n == 1 {
-                let mut p = Vec::with_capacity(o.size.max(8));
-                p.extend_from_slice(&ts.to_be_bytes());
-                p.extend_from_slice(&value_pad);
-                p
+                let mut v = Vec::with_capacity(o.size.max(8));
+                v.extend_from_slice(&ts.to_be_bytes());
+                v.extend_from_slice(&p.value_pad);
+                v
             } else {
                 e = e.with_label("count", n.to_string());
-                items(n, &item_head, ts, &value_pad)
+                items(n, &p.item_head, ts, &p.value_pad)
             };
             if left == 0 {
                 e = e.with_label("id", "last");
             }
             encode(&e.with_payload(payload), &mut out);
         }
-        s.write_all(&out).map_err(|e| e.to_string())?;
+        p.s.write_all(&out).map_err(|e| e.to_string())?;
     }
-    let ok = acked.join().unwrap_or(false);
-    if ok {
+    if p.finish(shared, t0).unwrap_or(false) {
         shared.published.fetch_add(share, Relaxed);
     }
-    shared.producers_done_ns.fetch_max(now_ns(t0), Relaxed);
     Ok(())
 }
 

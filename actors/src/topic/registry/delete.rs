@@ -56,7 +56,7 @@ impl Handler<DeleteTopic> for TopicRegistry {
             }
         };
         Box::pin(work.into_actor(self).map(move |r, act, _| {
-            act.deleting.remove(&name);
+            act.free_name_after_stores(&name);
             match r {
                 Ok(()) => {
                     info!(topic = %name, partitions = n, "topic deleted");

@@ -3,7 +3,8 @@
 //! left starts at the group's committed offset, so nothing is skipped (at least once);
 //! one that moves between live members is handed off (see `handoff`), so nothing is
 //! read twice either.
-//! Committed offsets are kept in `<dir>/<topic>/groups.json`, replaced atomically.
+//! Committed offsets are kept in `<dir>/<topic>/groups.json`, replaced atomically (see
+//! `commits`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -83,14 +84,6 @@ pub(super) fn load_committed(topic_dir: &Path) -> BTreeMap<String, BTreeMap<u32,
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
-}
-
-fn store_committed(
-    topic_dir: &Path,
-    groups: &BTreeMap<String, BTreeMap<u32, u64>>,
-) -> std::io::Result<()> {
-    let json = serde_json::to_vec(groups).map_err(std::io::Error::other)?;
-    super::meta::write_atomic(topic_dir, "groups.json", &json)
 }
 
 impl TopicRegistry {
@@ -306,19 +299,21 @@ impl Handler<LeaveGroup> for TopicRegistry {
 }
 
 impl Handler<Commit> for TopicRegistry {
-    type Result = Result<(), TopicError>;
+    type Result = ResponseFuture<Result<(), TopicError>>;
 
-    fn handle(&mut self, c: Commit, _: &mut Self::Context) -> Self::Result {
-        self.topic(&c.topic)?.partition(c.partition)?;
-        let groups = self.committed.entry(c.topic.clone()).or_default();
-        groups
+    fn handle(&mut self, c: Commit, ctx: &mut Self::Context) -> Self::Result {
+        if let Err(e) = self.topic(&c.topic).and_then(|t| t.partition(c.partition)) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        self.committed
+            .entry(c.topic.clone())
+            .or_default()
             .entry(c.group.clone())
             .or_default()
             .insert(c.partition, c.offset);
-        let stored = store_committed(&self.settings.dir.join(&c.topic), groups)
-            .map_err(|e| TopicError::Partition(format!("cannot store the commit: {e}")));
+        let durable = self.commit_durable(&c.topic, ctx);
         self.committed_to(&(c.group, c.topic), c.partition);
-        stored
+        durable
     }
 }
 

@@ -3,6 +3,7 @@
 //!
 //! - [`batch`]: the publishes of one socket read, routed together.
 //! - [`groups`]: consumer groups, rebalancing and committed offsets.
+//! - `commits`: committed offsets stored in group commits, off the registry's thread.
 //! - `handoff`: a partition moving between live members, read once.
 //! - `delete`: a topic deleted: partitions retired, groups ended, folder removed.
 //! - `fetch`: reads of a partition, held to `topics.max_fetch_bytes`.
@@ -12,6 +13,7 @@
 //! - `spec`: a topic's options ([`TopicSpec`], [`Routing`]) and the registry's settings.
 
 pub mod batch;
+mod commits;
 mod delete;
 mod fetch;
 pub mod groups;
@@ -115,6 +117,7 @@ pub struct TopicRegistry {
     committed: groups::Committed,
     /// Topics being deleted: not to be created again until that has finished.
     deleting: std::collections::HashSet<String>,
+    commit_stores: commits::CommitStores,
     entry: TreeEntry,
     guard: ChildGuard,
 }
@@ -144,6 +147,7 @@ impl TopicRegistry {
                 groups: Default::default(),
                 committed: Default::default(),
                 deleting: Default::default(),
+                commit_stores: Default::default(),
                 entry,
                 guard: cx.guard,
             };
@@ -224,14 +228,21 @@ impl TopicRegistry {
     /// [`TopicRegistry::create`] for a topic on disk or in the config: a partition
     /// whose log cannot be opened is served as failed instead of failing the topic.
     fn create_at_start(&mut self, spec: TopicSpec) -> Result<(), TopicError> {
-        self.create_as(spec, true)
+        self.create_as(spec, true, true)
     }
 
     fn create(&mut self, spec: TopicSpec) -> Result<(), TopicError> {
-        self.create_as(spec, false)
+        self.create_as(spec, false, true)
     }
 
-    fn create_as(&mut self, spec: TopicSpec, at_start: bool) -> Result<(), TopicError> {
+    /// Opens the topic's partitions and serves it; its `topic.json` is stored here when
+    /// `store`, else by the caller (a `topic create`, on the blocking pool).
+    fn create_as(
+        &mut self,
+        spec: TopicSpec,
+        at_start: bool,
+        store: bool,
+    ) -> Result<(), TopicError> {
         if self.deleting.contains(&spec.name) {
             return Err(TopicError::Deleting { topic: spec.name });
         }
@@ -297,9 +308,8 @@ impl TopicRegistry {
             })
             .collect();
         let topic_dir = self.settings.dir.join(&spec.name);
-        if let Err(e) = meta::store(&topic_dir, &spec) {
-            // The topic works; only a restart would fall back to the defaults.
-            warn!(topic = %spec.name, error = %e, "topic settings not stored");
+        if store {
+            meta::store_or_warn(&topic_dir, &spec);
         }
         let committed = groups::load_committed(&topic_dir);
         if !committed.is_empty() {
@@ -460,19 +470,6 @@ impl Handler<SubscribeTopic> for TopicRegistry {
             }
             Ok(out)
         })
-    }
-}
-
-impl Handler<CreateTopic> for TopicRegistry {
-    type Result = Result<(), TopicError>;
-
-    fn handle(&mut self, c: CreateTopic, _: &mut Self::Context) -> Self::Result {
-        if let Some(t) = self.topics.get(&c.name) {
-            return meta::conflict(&t.spec, &c).map_or(Ok(()), Err);
-        }
-        let spec = self.topic_spec(c);
-        self.check_limits(&spec)?;
-        self.create(spec)
     }
 }
 
