@@ -167,6 +167,8 @@ enum Bench {
     Pubsub(switchyard::bench::cli::TopicArgs),
     /// RPC round trips to a feature: one call at a time, then many in flight
     Rpc(switchyard::bench::cli::RpcArgs),
+    /// The rpc, pub and pubsub measurements against a NATS server (to compare)
+    Nats(switchyard::bench::cli::NatsArgs),
 }
 
 fn main() -> ExitCode {
@@ -205,6 +207,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(Bench::Pubsub(a))) => {
             bench_topics(config.clone(), switchyard::bench::topics::Mode::PubSub, a)
         }
+        Some(Command::Bench(Bench::Nats(a))) => switchyard::bench::cli::nats(&a),
         Some(Command::Bench(Bench::Rpc(a))) => {
             client(config.clone(), a.broker.clone(), &a.tls, |to| {
                 switchyard::bench::rpc::run(&to, &a.options(), &mut std::io::stdout().lock())

@@ -2,6 +2,7 @@
 //!
 //! - [`cli`]: the command-line options of `switchyard bench`.
 //! - [`maze`]: the follower-maze load generator and checker.
+//! - [`nats`]: `bench nats`, the same measurements against a NATS server.
 //! - [`rpc`]: `bench rpc`, the RPC round trip: latency one call at a time, and the
 //!   rate with many in flight.
 //! - [`topics`]: `bench pub | sub | pubsub`, topic throughput and latency.
@@ -13,6 +14,7 @@
 pub mod cli;
 pub mod histogram;
 pub mod maze;
+pub mod nats;
 pub mod progress;
 pub mod rpc;
 pub mod rss;
