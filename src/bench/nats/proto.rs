@@ -236,9 +236,8 @@ mod tests {
             ),
         ];
         for (input, want, used) in cases {
-            let got = parse(input).map(|o| o.map(|(op, n)| (op, n)));
             assert_eq!(
-                got,
+                parse(input),
                 Ok(Some((want, used))),
                 "{:?}",
                 String::from_utf8_lossy(input)

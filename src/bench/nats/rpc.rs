@@ -171,11 +171,10 @@ impl Caller {
 
 /// Runs both cases through a responder, then both against the server's `PING`.
 pub fn run(o: &Options, out: &mut impl Write) -> Result<(), NatsError> {
-    let (rr, mut rw, _) = connect(o.server)?;
+    let (mut rr, mut rw, _) = connect(o.server)?;
     rw.subscribe(&o.subject, 1);
     rw.ping();
     rw.flush()?;
-    let mut rr = rr;
     rr.wait_pong(&mut rw)?;
     let responder_socket = rw.handle()?;
     let responder = std::thread::spawn(move || respond(rr, rw));
