@@ -212,3 +212,86 @@ pub fn fanout(o: &Options, out: &mut impl Write) -> Result<(), NatsError> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    use super::super::{Mode, Options};
+
+    /// A server that speaks just enough NATS for one publishing client: it sends its own
+    /// `PING` before the handshake's `PONG`, and counts the `PUB`s and payload bytes
+    /// until the second client `PING`. Returns (records, payload bytes, the client
+    /// answered our PING).
+    fn fake_server(l: TcpListener) -> std::io::Result<(u64, u64, bool)> {
+        let (s, _) = l.accept()?;
+        // A client that stops talking fails the test instead of hanging it: dropping
+        // the socket ends the client's read too.
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+        let mut w = s.try_clone()?;
+        let mut r = BufReader::new(s);
+        w.write_all(b"INFO {\"server_id\":\"fake\",\"version\":\"0.0.1\"}\r\n")?;
+        let (mut records, mut bytes, mut ponged, mut pings) = (0, 0, false, 0);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if r.read_line(&mut line)? == 0 {
+                return Ok((records, bytes, ponged));
+            }
+            let f: Vec<&str> = line.split_whitespace().collect();
+            match f.first().copied() {
+                Some("PUB") => {
+                    let len: usize = f.last().and_then(|n| n.parse().ok()).unwrap_or(0);
+                    let mut payload = vec![0; len + 2];
+                    r.read_exact(&mut payload)?;
+                    assert_eq!(&payload[len..], b"\r\n");
+                    records += 1;
+                    bytes += len as u64;
+                }
+                Some("PONG") => ponged = true,
+                Some("PING") => {
+                    pings += 1;
+                    // Split in odd places: the client must put lines back together.
+                    let answer: &[&[u8]] = if pings == 1 {
+                        &[b"+O", b"K\r\nPI", b"NG\r\nPO", b"NG\r\n"]
+                    } else {
+                        &[b"PONG\r\n"]
+                    };
+                    for part in answer {
+                        w.write_all(part)?;
+                        w.flush()?;
+                    }
+                    if pings == 2 {
+                        return Ok((records, bytes, ponged));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn publishes_every_record_and_answers_pings() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = l.local_addr().unwrap();
+        let fake = std::thread::spawn(move || fake_server(l));
+        let o = Options {
+            mode: Mode::Pub,
+            server,
+            subject: "bench.x".into(),
+            size: 100,
+            count: 5000,
+            inflight: 1,
+            warmup: 0,
+            subscribers: 1,
+            idle: std::time::Duration::from_secs(5),
+        };
+        let mut out = Vec::new();
+        super::publish(&o, &mut out).unwrap();
+        let (records, bytes, ponged) = fake.join().unwrap().unwrap();
+        assert_eq!((records, bytes, ponged), (5000, 500_000, true));
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("published  5000 in "), "{out}");
+    }
+}
