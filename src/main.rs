@@ -171,6 +171,8 @@ enum Bench {
     Idle(switchyard::bench::cli::IdleArgs),
     /// Create many topics: time, the broker's fds and RSS, publish latency among them
     Topics(switchyard::bench::cli::ManyArgs),
+    /// The rpc, pub and pubsub measurements against a NATS server (to compare)
+    Nats(switchyard::bench::cli::NatsArgs),
 }
 
 fn main() -> ExitCode {
@@ -209,6 +211,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(Bench::Pubsub(a))) => {
             bench_topics(config.clone(), switchyard::bench::topics::Mode::PubSub, a)
         }
+        Some(Command::Bench(Bench::Nats(a))) => switchyard::bench::cli::nats(&a),
         Some(Command::Bench(Bench::Rpc(a))) => {
             client(config.clone(), a.broker.clone(), &a.tls, |to| {
                 switchyard::bench::rpc::run(&to, &a.options(), &mut std::io::stdout().lock())

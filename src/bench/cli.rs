@@ -204,6 +204,89 @@ impl ManyArgs {
     }
 }
 
+/// `bench nats`: the `rpc`, `pub` and `pubsub` measurements against a NATS server.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["rpc", "publish", "fanout"])))]
+pub struct NatsArgs {
+    /// The NATS server, HOST:PORT
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:4222")]
+    pub server: BrokerAddr,
+    /// Request/reply through a responder, then the server's PING: one call at a time,
+    /// then --inflight outstanding
+    #[arg(long)]
+    pub rpc: bool,
+    /// Single-record publishes without replies, as fast as the server takes them
+    #[arg(long = "pub")]
+    pub publish: bool,
+    /// One producer, --subscribers subscribers each reading every record
+    #[arg(long)]
+    pub fanout: bool,
+    #[arg(long, default_value = "bench")]
+    pub subject: String,
+    /// Bytes per payload [default: 16 with --rpc, else 128]
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Calls per run with --rpc, records in all otherwise [default: 100000 with --rpc,
+    /// else 1000000]
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// --rpc: calls outstanding in the second run (0 or 1: one run only)
+    #[arg(long, default_value_t = 64)]
+    pub inflight: u64,
+    /// --rpc: calls made before each run and not measured
+    #[arg(long, default_value_t = 1000)]
+    pub warmup: u64,
+    /// --fanout: subscribers on the subject
+    #[arg(long, default_value_t = 1)]
+    pub subscribers: usize,
+    /// Milliseconds a reader waits for its next message before it gives up
+    #[arg(long, default_value_t = 5000)]
+    pub idle_ms: u64,
+}
+
+/// `bench nats`: runs and prints the report.
+pub fn nats(a: &NatsArgs) -> ExitCode {
+    use super::nats::Mode;
+    let mode = match (a.rpc, a.publish) {
+        (true, _) => Mode::Rpc,
+        (_, true) => Mode::Pub,
+        _ => Mode::Fanout,
+    };
+    let server = match a.server.resolve().map(|addrs| addrs.first().copied()) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            eprintln!("error: --server {}: no address", a.server);
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: --server {}: {e}", a.server);
+            return ExitCode::from(2);
+        }
+    };
+    let rpc = mode == Mode::Rpc;
+    let o = super::nats::Options {
+        mode,
+        server,
+        subject: a.subject.clone(),
+        size: a.size.unwrap_or(if rpc { 16 } else { 128 }),
+        count: a
+            .count
+            .unwrap_or(if rpc { 100_000 } else { 1_000_000 })
+            .max(1),
+        inflight: a.inflight,
+        warmup: a.warmup,
+        subscribers: a.subscribers.max(1),
+        idle: std::time::Duration::from_millis(a.idle_ms.max(1)),
+    };
+    match super::nats::run(&o, &mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Options take the official harness's environment variables too.
 #[derive(Debug, clap::Args)]
 pub struct MazeArgs {

@@ -5,6 +5,7 @@
 //!   connection, and a ping's round trip among them.
 //! - [`many`]: `bench topics`, what thousands of topics cost the broker.
 //! - [`maze`]: the follower-maze load generator and checker.
+//! - [`nats`]: `bench nats`, the same measurements against a NATS server.
 //! - [`rpc`]: `bench rpc`, the RPC round trip: latency one call at a time, and the
 //!   rate with many in flight.
 //! - [`responder`]: `bench rpc --serve`: the bench's own service instances or remote
@@ -21,6 +22,7 @@ pub mod histogram;
 pub mod idle;
 pub mod many;
 pub mod maze;
+pub mod nats;
 pub mod process;
 pub mod progress;
 pub mod responder;
