@@ -222,7 +222,9 @@ mod tests {
             .with_label("key", "k")
             .with_label("trace", "x")
             .with_payload(&b"hi"[..]);
-        let p = publish(&env, 10).unwrap();
+        let p = publish(&env, 10, 7).unwrap();
+        // Stamped with the time the connection read them at, not a clock read each.
+        assert!(p.records.iter().all(|r| r.timestamp_ms == 7));
         assert_eq!(p.records.len(), 1);
         assert_eq!(p.records[0].key.as_deref(), Some(&b"k"[..]));
         assert_eq!(p.records[0].labels.get_str("trace"), Some("x"));
@@ -237,20 +239,20 @@ mod tests {
             .with_label("topic", "t")
             .with_label("count", "3")
             .with_payload(payload);
-        let p = publish(&env, 10).unwrap();
+        let p = publish(&env, 10, 7).unwrap();
         let values: Vec<&[u8]> = p.records.iter().map(|r| &r.value[..]).collect();
         assert_eq!(values, vec![&b"one"[..], b"", b"three"]);
         assert_eq!(p.records[0].key.as_deref(), Some(&b"a"[..]));
         assert_eq!(p.records[1].key, None);
-        assert!(publish(&env, 2)
+        assert!(publish(&env, 2, 7)
             .unwrap_err()
             .contains("more records than the payload can hold"));
         let short = Envelope::new("topic", "publish")
             .with_label("topic", "t")
             .with_label("count", "4")
             .with_payload(batch_payload([(None, &b"x"[..])]));
-        assert!(publish(&short, 10).unwrap_err().contains("batch item 1"));
-        assert!(publish(&Envelope::new("topic", "publish"), 10)
+        assert!(publish(&short, 10, 7).unwrap_err().contains("batch item 1"));
+        assert!(publish(&Envelope::new("topic", "publish"), 10, 7)
             .unwrap_err()
             .contains("missing label topic"));
     }
