@@ -43,28 +43,12 @@ pub fn encode_deliver_batches(
         }
         let (chunk, tail) = rest.split_at(len);
         rest = tail;
-        let mut payload = BytesMut::new();
-        let mut labels = BytesMut::new();
-        for r in chunk {
-            labels.clear();
-            for (k, v) in deliver_labels(r) {
-                put_label(&mut labels, k, v);
-            }
-            match &r.key {
-                Some(k) => payload.extend_from_slice(n.format(k.len()).as_bytes()),
-                None => payload.extend_from_slice(b"-"),
-            }
-            for field in [r.value.len() as u64, r.timestamp_ms, labels.len() as u64] {
-                payload.extend_from_slice(b" ");
-                payload.extend_from_slice(n.format(field).as_bytes());
-            }
-            payload.extend_from_slice(b"\n");
-            payload.extend_from_slice(r.key.as_deref().unwrap_or_default());
-            payload.extend_from_slice(&labels);
-            payload.extend_from_slice(&r.value);
-        }
+        // Sized first, then written once straight into `buf`: no payload buffer to
+        // grow and copy again, per subscriber, for every record it is sent.
+        let size: usize = chunk.iter().map(item_len).sum();
+        buf.reserve(size + 128);
         buf.extend_from_slice(b"topic deliver 5 ");
-        buf.extend_from_slice(n.format(payload.len()).as_bytes());
+        buf.extend_from_slice(n.format(size).as_bytes());
         buf.extend_from_slice(b"\n");
         put_label(buf, "sub", sub.as_bytes());
         put_label(buf, "topic", topic.as_bytes());
@@ -83,9 +67,56 @@ pub fn encode_deliver_batches(
             "count",
             itoa::Buffer::new().format(chunk.len()).as_bytes(),
         );
-        buf.extend_from_slice(&payload);
+        let start = buf.len();
+        for r in chunk {
+            match &r.key {
+                Some(k) => buf.extend_from_slice(n.format(k.len()).as_bytes()),
+                None => buf.extend_from_slice(b"-"),
+            }
+            for field in [r.value.len() as u64, r.timestamp_ms, labels_len(r) as u64] {
+                buf.extend_from_slice(b" ");
+                buf.extend_from_slice(n.format(field).as_bytes());
+            }
+            buf.extend_from_slice(b"\n");
+            buf.extend_from_slice(r.key.as_deref().unwrap_or_default());
+            for (k, v) in deliver_labels(r) {
+                put_label(buf, k, v);
+            }
+            buf.extend_from_slice(&r.value);
+        }
+        debug_assert_eq!(
+            buf.len() - start,
+            size,
+            "a batch's payload is the size its header says"
+        );
     }
     envelopes
+}
+
+fn digits(v: u64) -> usize {
+    v.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// The bytes of a record's label lines in a batch item.
+fn labels_len(r: &Record) -> usize {
+    deliver_labels(r)
+        .map(|(k, v)| k.len() + 1 + digits(v.len() as u64) + 1 + v.len())
+        .sum()
+}
+
+/// The bytes of a record's batch item: its head line, key, labels and value.
+fn item_len(r: &Record) -> usize {
+    let key = r.key.as_ref().map_or(1, |k| digits(k.len() as u64));
+    let labels = labels_len(r);
+    let head = key
+        + 1
+        + digits(r.value.len() as u64)
+        + 1
+        + digits(r.timestamp_ms)
+        + 1
+        + digits(labels as u64)
+        + 1;
+    head + r.key.as_ref().map_or(0, |k| k.len()) + labels + r.value.len()
 }
 
 /// One record of a `topic deliver`.
