@@ -217,6 +217,7 @@ impl Subscribers {
             retry: false,
             gone: Vec::new(),
             unreadable: 0,
+            last_read: None,
         };
         let first = self.next_first % self.subs.len().max(1);
         self.next_first = first + 1;
@@ -254,9 +255,28 @@ struct Turn<'a> {
     gone: Vec<SubKey>,
     /// Subscriptions ended by unreadable records in this turn.
     unreadable: u64,
+    /// The last read of this turn: its first offset, the count it asked for and what
+    /// it returned. Subscribers at the same offset (fan-out: every subscriber keeping
+    /// up) share it instead of reading and checking the same bytes again each.
+    last_read: Option<(u64, usize, Vec<Record>)>,
 }
 
 impl Turn<'_> {
+    /// Records from `from`, at most `want` of them and about [`READ_BYTES`]: the last
+    /// read's when it answers the same question, else a new read.
+    fn read(&mut self, from: u64, want: usize) -> Result<Vec<Record>, StorageError> {
+        if let Some((at, asked, recs)) = &self.last_read {
+            // A read that returned fewer than it asked for was cut by bytes or by the
+            // end of the log: it answers any larger count too.
+            if *at == from && (want <= *asked || recs.len() < *asked) {
+                return Ok(recs.iter().take(want).cloned().collect());
+            }
+        }
+        let recs = self.log.read_records(from, READ_BYTES, want)?;
+        self.last_read = Some((from, want, recs.clone()));
+        Ok(recs)
+    }
+
     /// Tells the subscriber it reached records that cannot be read, rather than leaving
     /// it waiting in silence; its subscription to this partition ends there.
     fn unreadable(&mut self, key: &SubKey, s: &mut Sub, e: StorageError) {
@@ -298,7 +318,7 @@ impl Turn<'_> {
                 return;
             }
             let want = usize::try_from(s.credit).unwrap_or(usize::MAX);
-            let mut recs = match self.log.read_records(s.next, READ_BYTES, want) {
+            let mut recs = match self.read(s.next, want) {
                 Ok(r) => r,
                 Err(e) => return self.unreadable(key, s, e),
             };
