@@ -217,7 +217,7 @@ impl Subscribers {
             retry: false,
             gone: Vec::new(),
             unreadable: 0,
-            last_read: None,
+            reads: Default::default(),
         };
         let first = self.next_first % self.subs.len().max(1);
         self.next_first = first + 1;
@@ -255,25 +255,26 @@ struct Turn<'a> {
     gone: Vec<SubKey>,
     /// Subscriptions ended by unreadable records in this turn.
     unreadable: u64,
-    /// The last read of this turn: its first offset, the count it asked for and what
-    /// it returned. Subscribers at the same offset (fan-out: every subscriber keeping
-    /// up) share it instead of reading and checking the same bytes again each.
-    last_read: Option<(u64, usize, Vec<Record>)>,
+    /// The reads of this turn by first offset: the count each asked for and what it
+    /// returned. Subscribers that keep up read the same runs of records one after the
+    /// other (fan-out); they share the reads instead of reading and checking the same
+    /// bytes again each. Bounded as the turn is, by `TURN_BYTES`.
+    reads: rustc_hash::FxHashMap<u64, (usize, Vec<Record>)>,
 }
 
 impl Turn<'_> {
     /// Records from `from`, at most `want` of them and about [`READ_BYTES`]: the last
     /// read's when it answers the same question, else a new read.
     fn read(&mut self, from: u64, want: usize) -> Result<Vec<Record>, StorageError> {
-        if let Some((at, asked, recs)) = &self.last_read {
+        if let Some((asked, recs)) = self.reads.get(&from) {
             // A read that returned fewer than it asked for was cut by bytes or by the
             // end of the log: it answers any larger count too.
-            if *at == from && (want <= *asked || recs.len() < *asked) {
+            if want <= *asked || recs.len() < *asked {
                 return Ok(recs.iter().take(want).cloned().collect());
             }
         }
         let recs = self.log.read_records(from, READ_BYTES, want)?;
-        self.last_read = Some((from, want, recs.clone()));
+        self.reads.insert(from, (want, recs.clone()));
         Ok(recs)
     }
 
