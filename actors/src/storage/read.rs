@@ -65,6 +65,7 @@ impl PartitionLog {
                 max_records - out.len(),
                 self.cfg.max_record_bytes,
             )?;
+            out.reserve(read.records.len());
             for r in read.records {
                 if r.offset != expected {
                     let why = "offsets missing in segment";

@@ -161,7 +161,6 @@ pub fn read_from(
     }
     .max(skip_to);
     let mut pos = start;
-    let mut out = Vec::new();
     let mut taken = 0usize;
     // What was asked for, plus the records before `from` since the index entry; a
     // record larger than that is read whole when it comes (a window of `max_record`
@@ -172,6 +171,9 @@ pub fn read_from(
         .min(max_records.saturating_mul(512))
         .saturating_add(4096)
         .clamp(4096, 4 << 20);
+    // Room for the records the window can hold at a small record's size, at most 1024:
+    // grown one push at a time, the vector was copied again and again on every read.
+    let mut out = Vec::with_capacity(max_records.min(window / 48).min(1024));
     let full = |out: &Vec<Record>, taken: usize| taken >= max_bytes || out.len() >= max_records;
     while pos < size && !full(&out, taken) {
         let want = ((size - pos) as usize).min(window);
