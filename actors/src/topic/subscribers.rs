@@ -218,6 +218,7 @@ impl Subscribers {
             gone: Vec::new(),
             unreadable: 0,
             reads: Default::default(),
+            share: self.subs.len() > 1,
         };
         let first = self.next_first % self.subs.len().max(1);
         self.next_first = first + 1;
@@ -260,6 +261,8 @@ struct Turn<'a> {
     /// other (fan-out); they share the reads instead of reading and checking the same
     /// bytes again each. Bounded as the turn is, by `TURN_BYTES`.
     reads: rustc_hash::FxHashMap<u64, (usize, Vec<Record>)>,
+    /// More than one subscriber: only then is a read worth keeping for another.
+    share: bool,
 }
 
 impl Turn<'_> {
@@ -274,7 +277,9 @@ impl Turn<'_> {
             }
         }
         let recs = self.log.read_records(from, READ_BYTES, want)?;
-        self.reads.insert(from, (want, recs.clone()));
+        if self.share {
+            self.reads.insert(from, (want, recs.clone()));
+        }
         Ok(recs)
     }
 
