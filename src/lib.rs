@@ -6,6 +6,7 @@
 //!   [`run`] serves until a shutdown future resolves, then drains within the grace
 //!   period. Tests use both on port 0.
 //! - [`logging`]: the tracing subscriber behind `-v`/`-vv` and `RUST_LOG`.
+//! - [`cli`]: the command line `main` parses, and its completions and man page.
 //! - [`client`]: `switchyard pub`, `sub`, `topics`, `call`, `events`: clients of the
 //!   broker port, plain or TLS.
 //! - [`login`]: the `--user`/`--password`/`--token` flags and the client's `auth login`.
@@ -20,6 +21,7 @@
 
 pub mod bench;
 pub mod broker;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod devcerts;

@@ -1,0 +1,167 @@
+//! The `switchyard` command line: every subcommand and flag, in one place so that
+//! `switchyard completions` and `switchyard man` describe exactly what `main` parses.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about = "An actor-model message broker")]
+pub struct Cli {
+    /// The config file [default: ./config.toml, or the shipped copy if that is missing]
+    #[arg(short, long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// More log output when RUST_LOG is unset: -v debug, -vv trace
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(flatten)]
+    pub login: crate::login::LoginArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a config file and print the effective config (defaults filled in)
+    CheckConfig {
+        /// The file to check [default: --config, or ./config.toml, or the shipped copy]
+        path: Option<PathBuf>,
+    },
+    /// Publish MESSAGE, or every line of stdin, to a topic and wait for the acks
+    Pub {
+        topic: String,
+        message: Option<String>,
+        /// The key of every record
+        #[arg(long, conflicts_with = "key_separator")]
+        key: Option<String>,
+        /// Every record to this partition [default: as the topic routes each record]
+        #[arg(long)]
+        partition: Option<u32>,
+        /// Split each line (and MESSAGE) at the first SEP into key and value; a line
+        /// without SEP is a value without a key
+        #[arg(long, value_name = "SEP", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+        key_separator: Option<String>,
+        #[command(flatten)]
+        conn: crate::client::ConnArgs,
+    },
+    /// Print a topic's records (`<partition> <offset> <value>` lines unless --format or --json)
+    Sub {
+        #[command(flatten)]
+        options: crate::client::SubOptions,
+        #[command(flatten)]
+        conn: crate::client::ConnArgs,
+    },
+    /// List topics (partitions, offsets, sizes, group lags), create or delete one
+    Topics {
+        #[command(subcommand)]
+        action: Option<Topics>,
+        #[command(flatten)]
+        conn: crate::client::ConnArgs,
+    },
+    /// Call a feature's RPC method (driver:<name>, svc:<name>, broker, client:<id>) and print the result
+    Call {
+        feature: String,
+        method: String,
+        /// The call's payload [default: empty]
+        params: Option<String>,
+        /// A Go duration for the `timeout` label, e.g. 2s
+        #[arg(long)]
+        timeout: Option<String>,
+        #[command(flatten)]
+        conn: crate::client::ConnArgs,
+    },
+    /// Serve a named service: register svc:<name> and run COMMAND once per call (params
+    /// on stdin, result from stdout, non-zero exit: an error)
+    Serve {
+        /// svc:<name>
+        feature: String,
+        /// The service's group [default: its name]
+        #[arg(long)]
+        group: Option<String>,
+        /// Calls run at once, at most [default: the broker's, 256]
+        #[arg(long, value_name = "N")]
+        max_inflight: Option<u32>,
+        /// This instance's name in `switchyard services` [default: made up by the broker]
+        #[arg(long)]
+        id: Option<String>,
+        /// Exit when the broker closes the connection instead of registering again
+        #[arg(long)]
+        no_reconnect: bool,
+        /// The command and its arguments, after `--`
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+        #[command(flatten)]
+        conn: crate::client::ConnArgs,
+    },
+    /// List the named services: instances, peers, calls in flight, counters, latency
+    Services {
+        #[command(flatten)]
+        conn: crate::client::ConnArgs,
+    },
+    /// Print every event-bus message as `<driver> <payload>` lines
+    Events {
+        /// Exit when the broker closes the connection instead of subscribing again
+        #[arg(long)]
+        no_reconnect: bool,
+        #[command(flatten)]
+        conn: crate::client::ConnArgs,
+    },
+    /// Read a password or token from stdin (no echo on a terminal) and print its argon2id hash
+    Passwd,
+    /// Make the running broker re-read its config (sends SIGHUP to broker.pid_file's pid)
+    Reload {
+        /// The broker's pid [default: read from broker.pid_file]
+        #[arg(long)]
+        pid: Option<i32>,
+    },
+    /// Benchmarks that print figures
+    #[command(subcommand)]
+    Bench(Bench),
+    /// Write a local CA, a server certificate for localhost and 127.0.0.1, and a client
+    /// certificate into DIR, to try TLS and mutual TLS
+    DevCerts {
+        dir: PathBuf,
+        /// The client certificate's name (its CN: the user it names under mutual TLS)
+        #[arg(long, default_value = "dev")]
+        client: String,
+    },
+    /// Check a stopped broker's data dir offline: every CRC, offset and index
+    Verify {
+        /// The data dir [default: storage.dir of the config]
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Rebuild indexes and move bad byte ranges to <partition>/quarantine/
+        #[arg(long)]
+        repair: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Topics {
+    /// Each topic's options, its partitions' offsets and sizes, each group's lag (the default)
+    List,
+    /// Create a topic (`topic create`); what is left out takes the broker's defaults
+    Create(crate::client::CreateArgs),
+    /// Delete a topic, its records and its groups' offsets (`topic delete`, admin)
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// Load-generate and check the follower maze against a running broker
+    Maze(crate::bench::cli::MazeArgs),
+    /// Publish to a topic as fast as acks allow
+    Pub(crate::bench::cli::TopicArgs),
+    /// Read a topic from the earliest offset
+    Sub(crate::bench::cli::TopicArgs),
+    /// Consumers subscribed from the latest offset, then producers: end-to-end latency
+    Pubsub(crate::bench::cli::TopicArgs),
+    /// RPC round trips to a feature: one call at a time, then many in flight
+    Rpc(crate::bench::cli::RpcArgs),
+    /// Many idle connections: the broker's memory per connection, a ping among them
+    Idle(crate::bench::cli::IdleArgs),
+    /// Create many topics: time, the broker's fds and RSS, publish latency among them
+    Topics(crate::bench::cli::ManyArgs),
+    /// The rpc, pub and pubsub measurements against a NATS server (to compare)
+    Nats(crate::bench::cli::NatsArgs),
+}
