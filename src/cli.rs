@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "switchyard", version, about = "An actor-model message broker")]
+#[command(name = "switchyard", version = switchyard_actors::build_info::line(), about = "An actor-model message broker")]
 pub struct Cli {
     /// The config file [default: ./config.toml, or the shipped copy if that is missing]
     #[arg(short, long, global = true, value_name = "PATH")]
@@ -14,6 +14,10 @@ pub struct Cli {
     /// More log output when RUST_LOG is unset: -v debug, -vv trace
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// The broker's log lines: text for people, json (one object a line) for log
+    /// pipelines [default: `[log] format`, or text]
+    #[arg(long, value_enum, global = true, value_name = "FORMAT")]
+    pub log_format: Option<crate::config::LogFormat>,
     #[command(flatten)]
     pub login: crate::login::LoginArgs,
     #[command(subcommand)]
@@ -125,6 +129,26 @@ pub enum Command {
         #[arg(long, default_value = "dev")]
         client: String,
     },
+    /// Ask a running broker's gateway for GET /healthz; exit 0 only when it is serving
+    Health {
+        /// The gateway's HTTP address [default: gateway.http_bind of the config]
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: Option<String>,
+        /// Give up after this long
+        #[arg(long, value_name = "MS", default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+    /// Print a shell completion script: `source <(switchyard completions bash)`
+    Completions {
+        /// bash, zsh or fish (elvish and powershell too)
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout, or write one page per command into --dir
+    Man {
+        /// Write switchyard.1 and a switchyard-<command>.1 for each command here
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Check a stopped broker's data dir offline: every CRC, offset and index
     Verify {
         /// The data dir [default: storage.dir of the config]
@@ -164,4 +188,59 @@ pub enum Bench {
     Topics(crate::bench::cli::ManyArgs),
     /// The rpc, pub and pubsub measurements against a NATS server (to compare)
     Nats(crate::bench::cli::NatsArgs),
+}
+
+/// `switchyard completions SHELL`: the script for `shell`, written to `out`.
+pub fn completions(
+    shell: clap_complete::Shell,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    // Into memory first: clap_complete panics when its writer fails (`… | head`).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "switchyard", &mut script);
+    out.write_all(&script)
+}
+
+/// `switchyard man`: the top page on `out`, or with `dir` every page into it (the paths
+/// written are returned).
+pub fn man(
+    dir: Option<&std::path::Path>,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<Vec<PathBuf>> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    match dir {
+        None => {
+            clap_mangen::Man::new(cmd).render(out)?;
+            Ok(Vec::new())
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            let mut written = Vec::new();
+            page(&cmd, "switchyard", dir, &mut written)?;
+            Ok(written)
+        }
+    }
+}
+
+/// `cmd`'s page as `name.1`, then its subcommands' as `name-<sub>.1`.
+fn page(
+    cmd: &clap::Command,
+    name: &str,
+    dir: &std::path::Path,
+    written: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
+    let path = dir.join(format!("{name}.1"));
+    let mut buf = Vec::new();
+    let named = cmd
+        .clone()
+        .name(name.to_string())
+        .bin_name(name.replace('-', " "));
+    clap_mangen::Man::new(named).render(&mut buf)?;
+    std::fs::write(&path, buf)?;
+    written.push(path);
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        page(sub, &format!("{name}-{}", sub.get_name()), dir, written)?;
+    }
+    Ok(())
 }

@@ -10,10 +10,12 @@
 //! - [`client`]: `switchyard pub`, `sub`, `topics`, `call`, `events`: clients of the
 //!   broker port, plain or TLS.
 //! - [`login`]: the `--user`/`--password`/`--token` flags and the client's `auth login`.
+//! - [`notify`]: systemd readiness (`sd_notify`): ready, reloading, stopping.
 //! - [`reload`]: `switchyard reload`, SIGHUP to the running broker.
 //! - [`passwd`]: `switchyard passwd`, which prints an argon2id hash for `[[auth.user]]`.
 //! - [`bench`]: `switchyard bench maze`, the load generator and checker.
 //! - [`devcerts`]: `switchyard dev-certs DIR`, a CA and certificates to try TLS with.
+//! - [`health`]: `switchyard health`, a `/healthz` probe for containers and scripts.
 //! - [`verify`]: `switchyard verify [--repair]`, the offline check of a data dir.
 //!
 //! The actors live in `switchyard-actors`, the byte formats in `switchyard-codecs`.
@@ -25,8 +27,10 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod devcerts;
+pub mod health;
 pub mod logging;
 pub mod login;
+pub mod notify;
 pub mod passwd;
 pub mod reload;
 pub mod verify;

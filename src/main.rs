@@ -147,6 +147,25 @@ fn main() -> ExitCode {
                 switchyard::client::events(addr, !no_reconnect, &mut std::io::stdout().lock())
             })
         }
+        Some(Command::Health { addr, timeout_ms }) => switchyard::health::command(
+            addr.as_deref(),
+            cli.config.as_deref(),
+            std::time::Duration::from_millis(timeout_ms),
+        ),
+        Some(Command::Completions { shell }) => printed(switchyard::cli::completions(
+            shell,
+            &mut std::io::stdout().lock(),
+        )),
+        Some(Command::Man { dir }) => {
+            let out = &mut std::io::stdout().lock();
+            printed(
+                switchyard::cli::man(dir.as_deref(), out).and_then(|written| {
+                    written
+                        .iter()
+                        .try_for_each(|p| writeln!(out, "{}", p.display()))
+                }),
+            )
+        }
         Some(Command::Reload { pid }) => switchyard::reload::command(cli.config, pid),
         Some(Command::Verify { dir, repair }) => {
             switchyard::verify::command(cli.config, dir, repair)
@@ -164,9 +183,18 @@ fn main() -> ExitCode {
             })
         }
         None => {
-            switchyard::logging::init(cli.verbose);
+            // The config first: it says how to log. Its errors go to stderr unlogged.
+            let (config, source) = match Config::load(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let format = cli.log_format.unwrap_or(config.log.format);
+            switchyard::logging::init(cli.verbose, format);
             log_nofile(raised);
-            match serve(cli.config) {
+            match serve(config, source) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     // Once, on stderr, where the log goes too: a log line as well would
@@ -258,6 +286,18 @@ fn client(
     }
 }
 
+/// The exit code of a command that prints: a closed pipe (`… | head`) is not a failure.
+fn printed(r: std::io::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn check_config(path: Option<PathBuf>) -> ExitCode {
     match Config::load(path.as_deref()) {
         Ok((config, source)) => {
@@ -271,8 +311,11 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
     }
 }
 
-fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
-    let (config, source) = Config::load(path.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+fn serve(config: Config, source: Source) -> anyhow::Result<()> {
+    info!(
+        version = switchyard_actors::build_info::line(),
+        "switchyard starting"
+    );
     let file = match &source {
         Source::Embedded => {
             info!("no ./config.toml, using the shipped config (SIGHUP has nothing to re-read)");
@@ -302,6 +345,7 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         if let Some(p) = file {
             broker = broker.with_config_path(p);
         }
+        switchyard::notify::ready();
         broker.run_until(signal()).await;
         Ok(())
     });

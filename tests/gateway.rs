@@ -217,6 +217,18 @@ async fn metrics_are_prometheus_text_and_move() {
         Some(1.0)
     );
     assert!(v(&after, "switchyard_rpc_latency_seconds_count").unwrap() >= 1.0);
+    let build = format!(
+        "switchyard_build_info{{version=\"{}\",commit=\"{}\",profile=\"{}\"}}",
+        switchyard_actors::build_info::VERSION,
+        switchyard_actors::build_info::COMMIT,
+        switchyard_actors::build_info::PROFILE
+    );
+    assert_eq!(v(&after, &build), Some(1.0), "no {build}");
+    let page = get(h, "/").await;
+    assert!(
+        page.text().contains(switchyard_actors::build_info::line()),
+        "the page does not name the build"
+    );
     assert!(v(&after, "switchyard_rpc_latency_seconds_bucket{le=\"+Inf\"}").unwrap() >= 1.0);
     b.run_until(async {}).await;
 }

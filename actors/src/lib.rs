@@ -2,6 +2,7 @@
 //!
 //! Modules:
 //! - [`auth`]: users, logins, permissions and the login throttle.
+//! - [`build_info`]: the version, git commit and profile this binary was built from.
 //! - [`supervisor`]: the root [`Supervisor`], child specs, the restart policy, and the
 //!   [`ChildGuard`] that reports a child's stop *or* panic.
 //! - [`tree`]: the actor-tree registry ([`ActorTree`]), printed to the log and served.
@@ -29,6 +30,7 @@
 
 pub mod auth;
 pub mod budget;
+pub mod build_info;
 pub mod chat;
 pub mod conn_set;
 pub mod connection;

@@ -449,7 +449,9 @@ impl Broker {
                 }
                 Some(_) = async { match hup.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
                     info!("SIGHUP: reloading the configuration");
+                    crate::notify::reloading();
                     let _ = self.reload().await;
+                    crate::notify::ready();
                 }
                 _ = async { match interval.as_mut() { Some(i) => i.tick().await, None => std::future::pending().await } } => {
                     self.log_tree("debug.tree_interval_ms");
@@ -460,6 +462,7 @@ impl Broker {
     }
 
     async fn shutdown(self) {
+        crate::notify::stopping();
         if let Some(b) = &self.gateway.backend {
             // Not ready from now on: /healthz and gRPC health say so while we drain.
             b.draining.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -12,6 +12,42 @@ use super::error::at_key;
 use super::{Config, ConfigError};
 
 impl Config {
+    /// Fills each user's `password_hash` / `token_hash` from its `*_file`: secrets
+    /// mounted into a container stay out of the config file.
+    pub(super) fn read_hash_files(&mut self, text: &str, file: &str) -> Result<(), ConfigError> {
+        let Some(a) = &mut self.auth else {
+            return Ok(());
+        };
+        for (i, u) in a.users.iter_mut().enumerate() {
+            for (key, path, hash) in [
+                (
+                    "password_hash_file",
+                    &u.password_hash_file,
+                    &mut u.password_hash,
+                ),
+                ("token_hash_file", &u.token_hash_file, &mut u.token_hash),
+            ] {
+                let Some(path) = path else { continue };
+                let err = |m: String| at_entry(text, file, "auth.user", i, key, m);
+                if hash.is_some() {
+                    let inline = key.trim_end_matches("_file");
+                    return Err(err(format!(
+                        "{key} and {inline} are both set for user `{}`: keep one",
+                        u.name
+                    )));
+                }
+                let read = std::fs::read_to_string(path).map_err(|e| {
+                    err(format!(
+                        "cannot read `{}`: {e} (it should hold the hash `switchyard passwd` prints)",
+                        path.display()
+                    ))
+                })?;
+                *hash = Some(read.trim().to_string());
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn validate_auth(&self, text: &str, file: &str) -> Result<(), ConfigError> {
         if let Some(a) = &self.auth {
             a.validate().map_err(|e| {

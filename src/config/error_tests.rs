@@ -107,3 +107,47 @@ fn a_driver_command_that_cannot_be_run_names_key_value_and_line() {
     // A bare name is looked for on PATH, like the spawner does.
     assert!(Config::parse("[[driver]]\nname = \"a\"\ncommand = \"sh\"\n", "c.toml").is_ok());
 }
+
+#[test]
+fn hash_files_fill_the_hash_and_their_errors_name_key_value_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = switchyard_actors::auth::hash_secret(b"pw").unwrap();
+    let file = dir.path().join("admin.hash");
+    std::fs::write(&file, format!("{hash}\n")).unwrap();
+    let text = |key: &str, path: &std::path::Path| {
+        format!(
+            "[auth]\n\n[[auth.user]]\nname = \"admin\"\nadmin = true\n{key} = \"{}\"\n",
+            path.display()
+        )
+    };
+    let c = Config::parse(&text("password_hash_file", &file), "c.toml").unwrap();
+    let u = &c.auth.as_ref().unwrap().users[0];
+    assert_eq!(u.password_hash.as_deref(), Some(hash.as_str()), "trimmed");
+    let c = Config::parse(&text("token_hash_file", &file), "c.toml").unwrap();
+    assert_eq!(
+        c.auth.unwrap().users[0].token_hash.as_deref(),
+        Some(hash.as_str())
+    );
+
+    let missing = dir.path().join("nope");
+    let e = Config::parse(&text("password_hash_file", &missing), "c.toml").unwrap_err();
+    assert_eq!(
+        e.key.as_deref(),
+        Some("auth.user[0].password_hash_file"),
+        "{e}"
+    );
+    assert_eq!(e.line.map(|l| l.0), Some(6), "{e}");
+    assert!(e.message.contains("cannot read `"), "{e}");
+    assert!(e.message.contains("nope"), "names the value: {e}");
+
+    let both = format!(
+        "{}password_hash = \"{hash}\"\n",
+        text("password_hash_file", &file)
+    );
+    let e = Config::parse(&both, "c.toml").unwrap_err();
+    assert!(e.message.contains("both set"), "{e}");
+
+    std::fs::write(&file, "not a hash\n").unwrap();
+    let e = Config::parse(&text("password_hash_file", &file), "c.toml").unwrap_err();
+    assert!(e.message.contains("not a PHC hash string"), "{e}");
+}

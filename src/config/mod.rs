@@ -19,6 +19,7 @@ mod diff;
 mod drivers;
 mod error;
 mod gateway;
+mod ops;
 mod settings;
 mod tls;
 mod topics;
@@ -26,6 +27,7 @@ mod topics;
 pub use chat::{AdapterConfig, ChatConfig, ConsoleConfig, PluginConfig, RateConfig};
 pub use drivers::{DoConfig, DriverConfig, DriversConfig, RuleConfig, WhenConfig};
 pub use gateway::GatewayConfig;
+pub use ops::{DebugConfig, LogConfig, LogFormat, ShutdownConfig};
 pub use tls::TlsConfig;
 
 pub use error::ConfigError;
@@ -90,6 +92,7 @@ pub struct Config {
     pub supervisor: SupervisorConfig,
     pub debug: DebugConfig,
     pub shutdown: ShutdownConfig,
+    pub log: LogConfig,
     pub storage: StorageConfig,
     pub topics: TopicsConfig,
     /// Topics configured up front.
@@ -339,27 +342,6 @@ fn one() -> Ranged<1, 4096> {
     Ranged::new(1)
 }
 
-/// `[debug]`
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DebugConfig {
-    /// 0: the tree is printed only on SIGUSR1.
-    pub tree_interval_ms: u64,
-}
-
-/// `[shutdown]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ShutdownConfig {
-    pub grace_ms: u64,
-}
-
-impl Default for ShutdownConfig {
-    fn default() -> Self {
-        ShutdownConfig { grace_ms: 5000 }
-    }
-}
-
 /// Where a config came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -379,7 +361,8 @@ impl fmt::Display for Source {
 impl Config {
     /// Parses and validates `text`; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| from_toml(&e, text, file))?;
+        let mut config: Config = toml::from_str(text).map_err(|e| from_toml(&e, text, file))?;
+        config.read_hash_files(text, file)?;
         config.validate(text, file)?;
         Ok(config)
     }

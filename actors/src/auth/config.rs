@@ -63,6 +63,13 @@ pub struct UserConfig {
     /// argon2id PHC string of a token, for `auth login` with `token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_hash: Option<String>,
+    /// A file holding `password_hash` (a container secret, say); the config reader
+    /// fills `password_hash` from it, so the file may not be given with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash_file: Option<std::path::PathBuf>,
+    /// A file holding `token_hash`, as `password_hash_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_hash_file: Option<std::path::PathBuf>,
     #[serde(default)]
     pub publish: Vec<String>,
     #[serde(default)]

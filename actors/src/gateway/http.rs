@@ -23,8 +23,8 @@ use super::auth::GatewayAuth;
 use super::backend::{Backend, NewTopic};
 use super::cursor::Cursor;
 use super::error::{ApiError, ErrorKind};
+use super::metrics;
 use super::sse::SseBody;
-use super::{metrics, PAGE};
 use crate::auth::Principal;
 
 impl ResponseError for ApiError {
@@ -164,7 +164,7 @@ pub fn server(
 async fn page() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(PAGE)
+        .body(super::page())
 }
 
 async fn healthz(st: web::Data<State>) -> HttpResponse {

@@ -81,6 +81,20 @@ fn tls(o: &mut Out, t: &crate::tls::TlsStats) {
 pub async fn render(b: &Backend) -> String {
     let mut o = Out(String::new());
     let s = b.stats.snapshot();
+    o.family(
+        "build_info",
+        "gauge",
+        "Always 1; the labels say which build answers (version, git commit, cargo profile).",
+    );
+    o.sample(
+        "build_info",
+        &[
+            ("version", crate::build_info::VERSION),
+            ("commit", crate::build_info::COMMIT),
+            ("profile", crate::build_info::PROFILE),
+        ],
+        1,
+    );
     o.one(
         "connections_open",
         "gauge",

@@ -50,8 +50,23 @@ pub mod pb {
     tonic::include_proto!("switchyard.v1");
 }
 
-/// The page at `/`.
+/// The page at `/`, as shipped; [`page`] is what is served.
 pub const PAGE: &str = include_str!("page.html");
+
+/// The page at `/` with this build's version under its title.
+pub fn page() -> &'static str {
+    static PAGE_WITH_VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PAGE_WITH_VERSION.get_or_init(|| {
+        PAGE.replacen(
+            "<h1>switchyard</h1>",
+            &format!(
+                "<h1>switchyard <small id=\"version\">{}</small></h1>",
+                crate::build_info::line()
+            ),
+            1,
+        )
+    })
+}
 
 /// The gRPC service name, for health.
 pub const SERVICE: &str = "switchyard.v1.Broker";
