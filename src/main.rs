@@ -339,14 +339,16 @@ fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     // driver process tokio waits for is a driver's orphan, and ours to reap.
     switchyard_actors::drivers::reaper::reap_unknown_zombies(true);
     let result = actix_rt::System::new().block_on(async move {
+        // Before start-up: a SIGTERM that arrives while the ports open is a graceful
+        // stop as soon as they are, not the default action (death without a drain).
+        let stop = signal();
         let mut broker = switchyard::start(&config)
             .await
             .context("start-up failed")?;
         if let Some(p) = file {
             broker = broker.with_config_path(p);
         }
-        switchyard::notify::ready();
-        broker.run_until(signal()).await;
+        broker.run_until(stop).await;
         Ok(())
     });
     if let Some(p) = &pid_file {
@@ -355,19 +357,22 @@ fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     result
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn signal() {
+/// Resolves on SIGINT or SIGTERM; the handlers are installed when this is called.
+fn signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
+    let handlers = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        tracing::error!("cannot listen for SIGINT/SIGTERM; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    let name = tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    };
-    info!(signal = name, "signal received");
+    );
+    async move {
+        let (Ok(mut int), Ok(mut term)) = handlers else {
+            tracing::error!("cannot listen for SIGINT/SIGTERM; stop with SIGKILL");
+            return std::future::pending().await;
+        };
+        let name = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        info!(signal = name, "signal received");
+    }
 }

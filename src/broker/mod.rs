@@ -440,6 +440,9 @@ impl Broker {
             None => None,
         };
         let mut interval = self.tree_interval.map(tokio::time::interval);
+        // Every port is bound and SIGHUP has its handler: the service manager may
+        // count the broker as started (a no-op without NOTIFY_SOCKET).
+        crate::notify::ready();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
