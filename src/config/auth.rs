@@ -11,6 +11,25 @@ use super::drivers::at_entry;
 use super::error::at_key;
 use super::{Config, ConfigError};
 
+/// A PHC hash is about 100 bytes; a file past this is not one (`/dev/zero` is not read
+/// for ever).
+const MAX_HASH_FILE_BYTES: u64 = 4096;
+
+/// The file's text, trimmed.
+fn read_hash_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_HASH_FILE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_HASH_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "longer than {MAX_HASH_FILE_BYTES} bytes"
+        )));
+    }
+    Ok(text.trim().to_string())
+}
+
 impl Config {
     /// Fills each user's `password_hash` / `token_hash` from its `*_file`: secrets
     /// mounted into a container stay out of the config file.
@@ -36,13 +55,13 @@ impl Config {
                         u.name
                     )));
                 }
-                let read = std::fs::read_to_string(path).map_err(|e| {
+                let read = read_hash_file(path).map_err(|e| {
                     err(format!(
                         "cannot read `{}`: {e} (it should hold the hash `switchyard passwd` prints)",
                         path.display()
                     ))
                 })?;
-                *hash = Some(read.trim().to_string());
+                *hash = Some(read);
             }
         }
         Ok(())

@@ -147,6 +147,13 @@ fn hash_files_fill_the_hash_and_their_errors_name_key_value_and_line() {
     let e = Config::parse(&both, "c.toml").unwrap_err();
     assert!(e.message.contains("both set"), "{e}");
 
+    let e = Config::parse(
+        &text("password_hash_file", std::path::Path::new("/dev/zero")),
+        "c.toml",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("longer than 4096 bytes"), "{e}");
+
     std::fs::write(&file, "not a hash\n").unwrap();
     let e = Config::parse(&text("password_hash_file", &file), "c.toml").unwrap_err();
     assert!(e.message.contains("not a PHC hash string"), "{e}");
