@@ -29,6 +29,8 @@ pub struct RestoreOptions {
 
 /// Restores every topic of the backup into `o.data_dir`; returns the backup's manifest.
 pub fn restore_dir(o: &RestoreOptions, progress: &mut impl Write) -> Result<Manifest, BackupError> {
+    // Locked first: a data dir in use is refused before a long check of the backup.
+    let _lock = DirLock::acquire(&o.data_dir)?;
     let m = check_backup(&o.from, o.log)?;
     let _ = writeln!(
         progress,
@@ -36,7 +38,6 @@ pub fn restore_dir(o: &RestoreOptions, progress: &mut impl Write) -> Result<Mani
         m.partitions(),
         m.records()
     );
-    let _lock = DirLock::acquire(&o.data_dir)?;
     for t in &m.topics {
         let dst = o.data_dir.join(&t.name);
         if dst.exists() && !o.force {

@@ -194,7 +194,9 @@ fn snap(t: &serde_json::Value) -> Result<Snap, BackupError> {
     if parts.is_empty() {
         return Err(bad("partitions").into());
     }
-    let groups = serde_json::from_value(t["groups"].clone()).map_err(|_| bad("groups"))?;
+    let mut groups: BTreeMap<String, BTreeMap<u32, u64>> =
+        serde_json::from_value(t["groups"].clone()).map_err(|_| bad("groups"))?;
+    clamp_groups(&mut groups, &parts);
     Ok(Snap {
         spec: TopicSpec {
             partitions: parts.len() as u32,
@@ -207,6 +209,19 @@ fn snap(t: &serde_json::Value) -> Result<Snap, BackupError> {
         parts,
         groups,
     })
+}
+
+/// A committed offset past a partition's `end` becomes `end`: the groups are listed
+/// before the partitions' offsets, so an honest consumer's commit is never past it, but
+/// a client may commit any offset, and restored as it was it would make the group skip
+/// the records published after the restore up to it.
+fn clamp_groups(groups: &mut BTreeMap<String, BTreeMap<u32, u64>>, parts: &[PartitionEntry]) {
+    for offsets in groups.values_mut() {
+        offsets.retain(|p, _| (*p as usize) < parts.len());
+        for (p, o) in offsets.iter_mut() {
+            *o = (*o).min(parts[*p as usize].end);
+        }
+    }
 }
 
 /// Reads `[first, end)` of one partition and writes it to `tdir/<partition>`.
@@ -323,5 +338,26 @@ fn read_into(
         if e.is("topic", "unsubscribed") {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_offsets_stay_within_what_was_copied() {
+        let parts = [PartitionEntry {
+            partition: 0,
+            first: 0,
+            end: 10,
+            records: 10,
+        }];
+        let mut g = BTreeMap::from([("g".to_string(), BTreeMap::from([(0, 12), (3, 1)]))]);
+        clamp_groups(&mut g, &parts);
+        assert_eq!(g["g"], BTreeMap::from([(0, 10)]));
+        let mut g = BTreeMap::from([("h".to_string(), BTreeMap::from([(0, 4)]))]);
+        clamp_groups(&mut g, &parts);
+        assert_eq!(g["h"], BTreeMap::from([(0, 4)]));
     }
 }
