@@ -256,10 +256,17 @@ async fn refusals_name_what_is_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is in use by a running broker"), "{err}");
-    // Nor does a second broker start on it.
-    let second = switchyard::start(&common::cli::config_at(&data, "127.0.0.1:0", STORAGE)).await;
-    let why = second.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(why.contains("is in use by a running broker"), "{why}");
+    // Nor does a broker in another process start on it.
+    let cfg = tmp.path().join("second.toml");
+    let text = format!(
+        "[broker]\nbind = \"127.0.0.1:0\"\n[storage]\ndir = \"{}\"\n",
+        data.display()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let second = run(&["-c", cfg.to_str().unwrap()], b"").await;
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("is in use by a running broker"), "{err}");
     a.run_until(async {}).await;
     // Stopped, but the topic is there: only with --force.
     let r = |force| RestoreOptions {

@@ -117,7 +117,7 @@ fn bind(
 pub async fn start(config: &Config) -> Result<Broker, StartError> {
     // Before any port is bound: bad certificate files stop the start cleanly.
     let tls = config.tls_files().map(|f| TlsCerts::load(&f)).transpose()?;
-    let data_lock = switchyard_actors::storage::DirLock::acquire(&config.storage.dir)?;
+    let data_lock = switchyard_actors::storage::DirLock::for_broker(&config.storage.dir)?;
     let broker_tls = match (&tls, config.broker.tls) {
         (Some(certs), true) => Some(certs.server_config(&[])?),
         _ => None,
