@@ -360,3 +360,96 @@ async fn refusals_name_what_is_refused() {
     a.run_until(async {}).await;
     y.run_until(async {}).await;
 }
+
+/// A partition whose oldest records retention removed: the backup starts at its first
+/// retained offset; a restored data dir keeps the offsets, a restore into a running
+/// broker numbers them from 0 and shifts the group offsets the same way.
+#[actix_rt::test]
+async fn a_partition_trimmed_by_retention_keeps_its_offsets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bdir, data2) = (tmp.path().join("b"), tmp.path().join("c"));
+    let retention = format!("{STORAGE}retention_bytes = 200000\nretention_check_ms = 10\n");
+    let a = broker(&tmp.path().join("a"), &retention).await;
+    let to = Target::from(a.local_addr());
+    let t = to.clone();
+    blocking(move || {
+        let mut c = Client::connect(t).unwrap();
+        create(&mut c, "logs", 1, "round_robin");
+        for _ in 0..12 {
+            publish(&mut c, "logs", 0, 500, &[]);
+        }
+        commit(&mut c, "logs", "g", 0, 5000);
+    })
+    .await;
+    // Retention has run when the start offset is past 0 and stays put.
+    let mut first = 0;
+    for _ in 0..500 {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let t = to.clone();
+        let now = blocking(move || {
+            listed(t, "logs")["partitions"][0]["start_offset"]
+                .as_u64()
+                .unwrap()
+        })
+        .await;
+        if now > 0 && now == first {
+            break;
+        }
+        first = now;
+    }
+    assert!(
+        first > 0 && first < 5000,
+        "retention removed the oldest segments: {first}"
+    );
+    let (t, o) = (to.clone(), options(&bdir, &["logs"]));
+    let m = blocking(move || backup(t, &o, &mut Vec::new()).unwrap()).await;
+    let p = m.topics[0].partitions[0];
+    assert_eq!((p.first, p.end, p.records), (first, 6000, 6000 - first));
+    let t = to.clone();
+    let original = blocking(move || read(t, "logs", 0, first, 6000)).await;
+    a.run_until(async {}).await;
+
+    let r = RestoreOptions {
+        from: bdir.clone(),
+        data_dir: data2.clone(),
+        force: false,
+        log: log_config(),
+    };
+    restore_dir(&r, &mut Vec::new()).unwrap();
+    let b = broker(&data2, STORAGE).await;
+    let to2 = Target::from(b.local_addr());
+    let t = to2.clone();
+    let served = blocking(move || listed(t, "logs")).await;
+    assert_eq!(served["partitions"][0]["start_offset"], first);
+    assert_eq!(served["partitions"][0]["next_offset"], 6000);
+    assert_eq!(served["groups"]["g"]["0"], 5000);
+    let t = to2.clone();
+    let restored = blocking(move || read(t, "logs", 0, first, 6000)).await;
+    let offsets = |v: &[DeliveredItem]| {
+        v.first()
+            .zip(v.last())
+            .map(|(a, b)| (a.offset, b.offset, v.len()))
+    };
+    assert_eq!(offsets(&restored), offsets(&original));
+    assert!(restored == original, "the restored records differ");
+    b.run_until(async {}).await;
+
+    let c = broker(&tmp.path().join("d"), STORAGE).await;
+    let to3 = Target::from(c.local_addr());
+    let (t, from) = (to3.clone(), bdir.clone());
+    blocking(move || restore_online(t, &from, log_config(), &mut Vec::new()).unwrap()).await;
+    let t = to3.clone();
+    let served = blocking(move || listed(t, "logs")).await;
+    assert_eq!(served["partitions"][0]["next_offset"], 6000 - first);
+    assert_eq!(served["groups"]["g"]["0"], 5000 - first);
+    let t = to3.clone();
+    let renumbered = blocking(move || read(t, "logs", 0, 0, 6000 - first)).await;
+    for (x, y) in renumbered.iter().zip(&original) {
+        assert_eq!(
+            (x.offset + first, &x.key, &x.value),
+            (y.offset, &y.key, &y.value)
+        );
+    }
+    assert_eq!(renumbered.len(), original.len());
+    c.run_until(async {}).await;
+}
