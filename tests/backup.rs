@@ -453,3 +453,45 @@ async fn a_partition_trimmed_by_retention_keeps_its_offsets() {
     assert_eq!(renumbered.len(), original.len());
     c.run_until(async {}).await;
 }
+
+/// Over TLS, as every client command: the built binary with `--tls --ca`.
+#[actix_rt::test]
+async fn a_backup_over_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = common::tls::Pki::new();
+    let extra = format!("{STORAGE}{}", pki.section(false));
+    let cfg = common::cli::config_at(&tmp.path().join("a"), "127.0.0.1:0", &extra);
+    let mut cfg = cfg;
+    cfg.broker.tls = true;
+    let a = switchyard::start(&cfg).await.unwrap();
+    let to = a.local_addr().to_string();
+    let (dir, ca) = (
+        tmp.path().join("b"),
+        pki.ca_file.to_str().unwrap().to_string(),
+    );
+    let args = [
+        "backup",
+        "--to",
+        dir.to_str().unwrap(),
+        "--broker",
+        &to,
+        "--tls",
+        "--ca",
+        &ca,
+    ];
+    let plain = common::cli::run(&args[..6], b"").await;
+    assert!(!plain.status.success(), "a plain client is not served");
+    std::fs::remove_dir_all(&dir).ok();
+    // No topic yet: refused, with nothing to copy.
+    let none = common::cli::run(&args, b"").await;
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(err.contains("nothing to back up"), "{err}");
+    common::cli::ok(
+        &["pub", "t", "one", "--broker", &to, "--tls", "--ca", &ca],
+        b"",
+    )
+    .await;
+    let (out, _) = common::cli::ok(&args, b"").await;
+    assert!(out.contains("1 topics, 1 partitions, 1 records"), "{out}");
+    a.run_until(async {}).await;
+}
