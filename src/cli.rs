@@ -149,6 +149,33 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Copy topics from a running broker into DIR (a data dir's layout, `backup.json`
+    /// last), up to each partition's synced offset, while publishers go on
+    Backup {
+        /// The backup dir: new or empty
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// A topic to copy (repeatable) [default: every topic the login may read]
+        #[arg(long = "topic", value_name = "TOPIC")]
+        topics: Vec<String>,
+        #[command(flatten)]
+        conn: crate::client::ConnArgs,
+    },
+    /// Restore a backup into a stopped broker's data dir, or with --broker as new topics
+    /// into a running broker
+    Restore {
+        /// The backup dir (with its backup.json)
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The stopped broker's data dir [default: storage.dir of the config]
+        #[arg(long, value_name = "DATA_DIR")]
+        dir: Option<PathBuf>,
+        /// Replace topics the data dir already holds
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        conn: crate::client::ConnArgs,
+    },
     /// Check a stopped broker's data dir offline: every CRC, offset and index
     Verify {
         /// The data dir [default: storage.dir of the config]

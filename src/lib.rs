@@ -17,10 +17,13 @@
 //! - [`devcerts`]: `switchyard dev-certs DIR`, a CA and certificates to try TLS with.
 //! - [`health`]: `switchyard health`, a `/healthz` probe for containers and scripts.
 //! - [`verify`]: `switchyard verify [--repair]`, the offline check of a data dir.
+//! - [`backup`]: `switchyard backup` (a client copy of topics into a data dir's layout)
+//!   and `switchyard restore` (into a stopped data dir, or into a running broker).
 //!
 //! The actors live in `switchyard-actors`, the byte formats in `switchyard-codecs`.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod backup;
 pub mod bench;
 pub mod broker;
 pub mod cli;

@@ -167,6 +167,20 @@ fn main() -> ExitCode {
             )
         }
         Some(Command::Reload { pid }) => switchyard::reload::command(cli.config, pid),
+        Some(Command::Backup { to, topics, conn }) => {
+            let cfg = cli.config.clone();
+            client(config.clone(), conn.broker, &conn.tls, |target| {
+                let settings = switchyard::backup::command::settings(cfg.as_deref())?;
+                let out = &mut std::io::stdout().lock();
+                switchyard::backup::command::run_backup(target, to, topics, &settings, out)
+            })
+        }
+        Some(Command::Restore {
+            from,
+            dir,
+            force,
+            conn,
+        }) => restore(config.clone(), from, dir, force, conn),
         Some(Command::Verify { dir, repair }) => {
             switchyard::verify::command(cli.config, dir, repair)
         }
@@ -291,6 +305,36 @@ fn printed(r: std::io::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `restore`: with `--broker`, as new topics into that running broker; else into a
+/// stopped broker's data dir.
+fn restore(
+    config: ClientConfig,
+    from: PathBuf,
+    dir: Option<PathBuf>,
+    force: bool,
+    conn: switchyard::client::ConnArgs,
+) -> ExitCode {
+    use switchyard::backup::command::{run_restore_dir, run_restore_online, settings};
+    let cfg = config.0.clone();
+    let out = &mut std::io::stdout().lock();
+    if conn.broker.is_some() {
+        if dir.is_some() || force {
+            eprintln!("error: --dir and --force restore into a stopped broker's data dir, not with --broker");
+            return ExitCode::from(2);
+        }
+        return client(config, conn.broker, &conn.tls, |target| {
+            run_restore_online(target, &from, &settings(cfg.as_deref())?, out)
+        });
+    }
+    match settings(cfg.as_deref()).and_then(|s| run_restore_dir(from, dir, force, s, out)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -50,6 +50,9 @@ pub enum StartError {
     Tls(#[from] switchyard_actors::tls::LoadError),
     #[error("tls: {0}")]
     TlsConfig(#[from] rustls::Error),
+    /// Another broker (or a `switchyard restore`) holds the data dir.
+    #[error("{0}")]
+    DataDir(#[from] switchyard_actors::storage::LockError),
 }
 
 /// A running broker.
@@ -71,6 +74,8 @@ pub struct Broker {
     tree_interval: Option<Duration>,
     /// The certificates of every TLS front end, when one is on (reloaded on SIGHUP).
     tls: Option<Arc<TlsCerts>>,
+    /// Held while the broker lives: `switchyard restore` refuses a dir in use.
+    _data_lock: switchyard_actors::storage::DirLock,
 }
 
 /// The gateway's addresses and its backend (for readiness).
@@ -112,6 +117,7 @@ fn bind(
 pub async fn start(config: &Config) -> Result<Broker, StartError> {
     // Before any port is bound: bad certificate files stop the start cleanly.
     let tls = config.tls_files().map(|f| TlsCerts::load(&f)).transpose()?;
+    let data_lock = switchyard_actors::storage::DirLock::for_broker(&config.storage.dir)?;
     let broker_tls = match (&tls, config.broker.tls) {
         (Some(certs), true) => Some(certs.server_config(&[])?),
         _ => None,
@@ -274,6 +280,7 @@ pub async fn start(config: &Config) -> Result<Broker, StartError> {
         tree_interval: (config.debug.tree_interval_ms > 0)
             .then(|| Duration::from_millis(config.debug.tree_interval_ms)),
         tls,
+        _data_lock: data_lock,
     })
 }
 

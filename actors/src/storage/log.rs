@@ -156,6 +156,24 @@ impl PartitionLog {
         super::recover::open(dir, cfg, FileOps::default())
     }
 
+    /// A new, empty log in `dir` whose first record gets offset `base` (a backup of a
+    /// partition whose older records retention removed keeps their offsets). Refused
+    /// when `dir` already holds segments.
+    pub fn create_at(
+        dir: &Path,
+        cfg: LogConfig,
+        base: u64,
+    ) -> Result<(PartitionLog, Recovery), StorageError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        if !segment::bases(dir)?.is_empty() {
+            return Err(StorageError::Unwritable {
+                reason: "the folder already holds segments".into(),
+            });
+        }
+        segment::open_log(&segment::log_path(dir, base))?;
+        Self::open(dir, cfg)
+    }
+
     /// [`PartitionLog::open`] with faults planted in its file operations (tests).
     pub fn open_with_faults(
         dir: &Path,

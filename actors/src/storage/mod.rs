@@ -12,12 +12,14 @@
 //! - [`files`]: the LRU of open closed-segment files.
 //! - [`faults`]: the log's file operations, with faults tests can plant.
 //! - [`verify`]: the offline check (and repair) of a data dir.
+//! - [`lock`]: the `flock` a running broker holds on its data dir.
 //!
 //! The record format itself lives in `switchyard_codecs::record`.
 
 pub mod durability;
 pub mod faults;
 pub mod files;
+pub mod lock;
 pub mod log;
 mod read;
 mod recover;
@@ -29,6 +31,7 @@ pub mod verify;
 
 pub use durability::{SyncHandle, SyncPoint};
 pub use faults::{Fault, Faults, Op};
+pub use lock::{DirLock, LockError};
 pub use log::{LogConfig, PartitionLog, Recovery, RollSync};
 pub use retention::Expired;
 pub use scan::Damage;

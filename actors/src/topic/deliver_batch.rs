@@ -16,7 +16,7 @@ use switchyard_codecs::number::parse_u64;
 use switchyard_codecs::record::Record;
 use switchyard_codecs::{Envelope, Labels};
 
-use super::wire::{deliver_labels, put_label};
+use super::wire::put_label;
 
 /// The largest `batch` a subscription may ask for.
 pub const MAX_DELIVER_BATCH: u64 = 100_000;
@@ -79,7 +79,7 @@ pub fn encode_deliver_batches(
             }
             buf.extend_from_slice(b"\n");
             buf.extend_from_slice(r.key.as_deref().unwrap_or_default());
-            for (k, v) in deliver_labels(r) {
+            for (k, v) in r.labels.iter() {
                 put_label(buf, k, v);
             }
             buf.extend_from_slice(&r.value);
@@ -97,9 +97,11 @@ fn digits(v: u64) -> usize {
     v.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
-/// The bytes of a record's label lines in a batch item.
+/// The bytes of a record's label lines in a batch item: every stored label (an item
+/// has a block of its own, so none clashes with the envelope's `sub`, `offset`, …).
 fn labels_len(r: &Record) -> usize {
-    deliver_labels(r)
+    r.labels
+        .iter()
         .map(|(k, v)| k.len() + 1 + digits(v.len() as u64) + 1 + v.len())
         .sum()
 }
@@ -286,6 +288,22 @@ mod tests {
             })
             .collect();
         assert_eq!(items, want);
+    }
+
+    #[test]
+    fn a_batch_carries_labels_named_like_the_envelopes_own() {
+        let mut r = rec(4, None, Some("t"), b"v");
+        r.labels.insert("sub", "mine");
+        r.labels.insert("offset", "99");
+        let mut buf = BytesMut::new();
+        encode_deliver_batches(&mut buf, "s", "t", 0, std::slice::from_ref(&r), 10);
+        let env = &decode_all(buf)[0];
+        assert_eq!(
+            (env.labels.get_str("sub"), env.labels.get_str("offset")),
+            (Some("s"), Some("4"))
+        );
+        let items = deliver_items(env).unwrap();
+        assert_eq!(items[0].labels, r.labels);
     }
 
     #[test]

@@ -45,6 +45,16 @@ fn store(
     })
 }
 
+/// Writes `topic_dir/groups.json` (group, then partition, then the committed offset),
+/// replaced atomically and synced, as a backup does; `topic_dir` must exist.
+pub fn store_group_offsets(
+    topic_dir: &Path,
+    groups: &BTreeMap<String, BTreeMap<u32, u64>>,
+) -> std::io::Result<()> {
+    let json = serde_json::to_vec(groups).map_err(std::io::Error::other)?;
+    super::meta::replace_in(topic_dir, "groups.json", &json)
+}
+
 impl TopicRegistry {
     /// A deleted topic's name is free again now, or (a store of its offsets still
     /// running) once that store has finished.

@@ -134,6 +134,18 @@ fn store(topic_dir: &Path, spec: &TopicSpec) -> std::io::Result<()> {
     replace_in(topic_dir, FILE, &json)
 }
 
+/// The settings stored in `topic_dir/topic.json` for topic `name`, as a backup reads
+/// them back; `None` when there is no such file or it is unreadable.
+pub fn load_spec(topic_dir: &Path, name: &str) -> Option<TopicSpec> {
+    load(topic_dir, name)
+}
+
+/// Writes `topic_dir/topic.json` for `spec` (replaced atomically and synced), as a
+/// backup does for the topics it copies; `topic_dir` must exist.
+pub fn store_spec(topic_dir: &Path, spec: &TopicSpec) -> std::io::Result<()> {
+    store(topic_dir, spec)
+}
+
 /// [`store`]; a failure is logged: the topic works, only a restart would fall back to
 /// the defaults.
 pub(super) fn store_or_warn(topic_dir: &Path, spec: &TopicSpec) {

@@ -23,9 +23,11 @@ mod lookup;
 mod meta;
 mod spec;
 
+pub use commits::store_group_offsets;
 pub use delete::{DeleteTopic, TRASH};
 pub use fetch::{FetchEvery, FetchRecords, Fetched, FETCH_CEILING_BYTES};
 pub use lookup::{ListTopics, PartitionOf, TopicInfo};
+pub use meta::{load_spec, store_spec};
 pub use spec::{key_partition, Routing, TopicSettings, TopicSpec};
 
 use std::collections::BTreeMap;
