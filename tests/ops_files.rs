@@ -81,7 +81,14 @@ fn man_pages_generate_and_render() {
     assert!(out.status.success());
     let page = text(&out.stdout);
     assert!(page.contains(".TH switchyard 1"), "{page}");
-    for sub in ["check\\-config", "verify", "health", "completions"] {
+    for sub in [
+        "check\\-config",
+        "backup",
+        "restore",
+        "verify",
+        "health",
+        "completions",
+    ] {
         assert!(page.contains(sub), "the top page lists {sub}");
     }
     let dir = tempfile::tempdir().unwrap();
