@@ -50,3 +50,27 @@ async fn a_leading_dot_is_refused_on_the_broker_port_and_in_the_config() {
         "{err}"
     );
 }
+
+/// A restart reads the data dir: its `.lock` file is no topic and says nothing, a
+/// folder with a leading dot is named in a warning as not served.
+#[actix::test]
+async fn a_restart_warns_of_dotted_folders_and_not_of_the_lock_file() {
+    let (log, _g) = common::Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
+    b.run_until(async {}).await;
+    assert!(
+        dir.path().join(".lock").is_file(),
+        "the running broker's lock"
+    );
+    std::fs::create_dir(dir.path().join(".old")).unwrap();
+    let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
+    log.wait_for(&["not a topic, not served", "folder=.old"])
+        .await;
+    b.run_until(async {}).await;
+    assert!(
+        log.line_with(&["not a topic", ".lock"]).is_none(),
+        "{}",
+        log.text()
+    );
+}

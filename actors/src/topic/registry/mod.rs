@@ -195,9 +195,11 @@ impl TopicRegistry {
         };
         for d in dirs.filter_map(|e| e.ok()) {
             let name = d.file_name().to_string_lossy().into_owned();
-            if !valid_name(&name) || !d.path().is_dir() {
+            let is_dir = d.path().is_dir();
+            if !valid_name(&name) || !is_dir {
                 // Names with a leading dot were once taken: say why such a topic is gone.
-                if name.starts_with('.') && valid_name(name.trim_start_matches('.')) {
+                // Files (the data dir's `.lock`) were never topics.
+                if is_dir && name.starts_with('.') && valid_name(name.trim_start_matches('.')) {
                     warn!(folder = %name, "folder starting with `.` is not a topic, not served");
                 }
                 continue;
