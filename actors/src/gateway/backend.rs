@@ -259,6 +259,13 @@ impl Backend {
             .await
     }
 
+    /// The `msg_id` index's counters (idempotent publish).
+    pub async fn dedup_stats(&self) -> Result<crate::topic::dedup::DedupStats, ApiError> {
+        let reg = self.registry()?;
+        self.bounded(async move { Ok(reg.send(crate::topic::registry::GetDedupStats).await?) })
+            .await
+    }
+
     pub async fn create_topic(&self, t: NewTopic) -> Result<(), ApiError> {
         let create = CreateTopic {
             routing: t

@@ -25,6 +25,7 @@ mod fetch;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
+mod dedup_metrics;
 mod service_metrics;
 pub mod sse;
 pub mod stream;
