@@ -245,3 +245,41 @@ async fn a_msg_id_over_256_bytes_is_refused() {
     let e = publish(&mut c, &[("topic", "t"), ("id", "2"), ("msg_id", &ok)], b"v").await;
     assert_eq!(ack_of(&e).1, "0", "nothing stored by the refused one");
 }
+
+#[actix_rt::test]
+async fn the_http_gateway_takes_a_msg_id_too() {
+    use serde_json::json;
+    let (b, _dir, _guard) = common::gateway::start("[topics]\ndefault_partitions = 2").await;
+    let h = b.gateway().http.unwrap();
+    let body = json!({"values": ["a", "b"], "msg_id": "h1"});
+    let first = common::http::post_json(h, "/v1/topics/g/messages", &body).await;
+    let first = first.json();
+    assert_eq!(first["count"], 2);
+    assert!(first.get("duplicate").is_none(), "{first}");
+    let again = common::http::post_json(h, "/v1/topics/g/messages", &body).await.json();
+    assert_eq!(
+        again,
+        json!({"partition": first["partition"], "first_offset": first["first_offset"], "count": 2, "duplicate": true})
+    );
+    // A raw body names it in the query; the broker port sees the same index.
+    let raw = common::http::request(
+        h,
+        "POST",
+        "/v1/topics/g/messages?msg_id=h2",
+        &[("content-type", "text/plain")],
+        b"raw",
+    )
+    .await
+    .json();
+    let mut c = Client::connect(b.local_addr()).await;
+    let e = publish(&mut c, &[("topic", "g"), ("id", "1"), ("msg_id", "h2")], b"raw").await;
+    assert_eq!(
+        (label(&e, "partition"), label(&e, "offset"), label(&e, "duplicate")),
+        (raw["partition"].to_string(), raw["first_offset"].to_string(), "true".into())
+    );
+    assert_eq!(stored(&mut c, "g").await, 3);
+    let long = json!({"value": "x", "msg_id": "y".repeat(300)});
+    let r = common::http::post_json(h, "/v1/topics/g/messages", &long).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("label msg_id: 1 to 256 bytes, not 300"), "{}", r.text());
+}
