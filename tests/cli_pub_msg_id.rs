@@ -34,7 +34,10 @@ async fn the_same_input_sent_again_is_acked_as_duplicates() {
 
     let one = ["pub", "m", "hello", "--msg-id", "order-7", "--broker", &a];
     let (_, err) = ok(&one, b"").await;
-    assert!(err.starts_with("published 1 record to m (partition "), "{err}");
+    assert!(
+        err.starts_with("published 1 record to m (partition "),
+        "{err}"
+    );
     assert!(!err.contains("stored before"), "{err}");
     let (_, again) = ok(&one, b"").await;
     assert_eq!(

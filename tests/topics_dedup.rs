@@ -57,11 +57,21 @@ async fn duplicates_are_acked_like_the_first_and_not_stored() {
     let mut c = Client::connect(b.local_addr()).await;
 
     // A single record, then the same msg_id again: round robin would move it on.
-    let first = publish(&mut c, &[("topic", "t"), ("id", "1"), ("msg_id", "m1")], b"a").await;
+    let first = publish(
+        &mut c,
+        &[("topic", "t"), ("id", "1"), ("msg_id", "m1")],
+        b"a",
+    )
+    .await;
     let (p, o, n, dup) = ack_of(&first);
     assert_eq!((n.as_str(), dup.as_str()), ("1", ""));
     for id in ["2", "3", "4"] {
-        let again = publish(&mut c, &[("topic", "t"), ("id", id), ("msg_id", "m1")], b"a").await;
+        let again = publish(
+            &mut c,
+            &[("topic", "t"), ("id", id), ("msg_id", "m1")],
+            b"a",
+        )
+        .await;
         assert_eq!(label(&again, "id"), id);
         assert_eq!(
             ack_of(&again),
@@ -71,10 +81,20 @@ async fn duplicates_are_acked_like_the_first_and_not_stored() {
 
     // A batch carries one msg_id for all its records.
     let payload = batch_payload([(None, &b"x"[..]), (None, &b"y"[..]), (None, &b"z"[..])]);
-    let labels = [("topic", "t"), ("id", "b"), ("count", "3"), ("msg_id", "batch-1")];
+    let labels = [
+        ("topic", "t"),
+        ("id", "b"),
+        ("count", "3"),
+        ("msg_id", "batch-1"),
+    ];
     let (bp, bo, bn, _) = ack_of(&publish(&mut c, &labels, &payload).await);
     assert_eq!(bn, "3");
-    let labels = [("topic", "t"), ("id", "b2"), ("count", "3"), ("msg_id", "batch-1")];
+    let labels = [
+        ("topic", "t"),
+        ("id", "b2"),
+        ("count", "3"),
+        ("msg_id", "batch-1"),
+    ];
     assert_eq!(
         ack_of(&publish(&mut c, &labels, &payload).await),
         (bp, bo, "3".into(), "true".into())
@@ -82,7 +102,12 @@ async fn duplicates_are_acked_like_the_first_and_not_stored() {
     assert_eq!(stored(&mut c, "t").await, 4, "one copy of each");
 
     // The same id on another topic is another publish.
-    let other = publish(&mut c, &[("topic", "u"), ("id", "5"), ("msg_id", "m1")], b"a").await;
+    let other = publish(
+        &mut c,
+        &[("topic", "u"), ("id", "5"), ("msg_id", "m1")],
+        b"a",
+    )
+    .await;
     assert_eq!(ack_of(&other).3, "");
 
     // The id is stored with the record: a subscriber sees it.
@@ -115,11 +140,23 @@ async fn a_duplicate_racing_the_first_is_stored_once_and_acked_alike() {
         let id = format!("race-{round}");
         // Both in one write on one connection (one socket read: the same batch), and
         // a third on another connection, all before any ack.
-        let mut both = env("publish", &[("topic", "r"), ("id", "a"), ("msg_id", &id)], b"v");
-        both.extend(env("publish", &[("topic", "r"), ("id", "b"), ("msg_id", &id)], b"v"));
+        let mut both = env(
+            "publish",
+            &[("topic", "r"), ("id", "a"), ("msg_id", &id)],
+            b"v",
+        );
+        both.extend(env(
+            "publish",
+            &[("topic", "r"), ("id", "b"), ("msg_id", &id)],
+            b"v",
+        ));
         c.send(&both).await;
-        d.send(&env("publish", &[("topic", "r"), ("id", "c"), ("msg_id", &id)], b"v"))
-            .await;
+        d.send(&env(
+            "publish",
+            &[("topic", "r"), ("id", "c"), ("msg_id", &id)],
+            b"v",
+        ))
+        .await;
         let (a, bb, cc) = (c.next().await, c.next().await, d.next().await);
         assert_eq!(label(&a, "id"), "a", "answers in order");
         let acks = [ack_of(&a), ack_of(&bb), ack_of(&cc)];
@@ -139,13 +176,34 @@ async fn past_the_window_or_with_dedup_off_a_msg_id_is_stored_again() {
         .await
         .unwrap();
     let mut c = Client::connect(b.local_addr()).await;
-    let first = publish(&mut c, &[("topic", "w"), ("id", "1"), ("msg_id", "m")], b"a").await;
+    let first = publish(
+        &mut c,
+        &[("topic", "w"), ("id", "1"), ("msg_id", "m")],
+        b"a",
+    )
+    .await;
     assert_eq!(ack_of(&first).1, "0");
-    let soon = publish(&mut c, &[("topic", "w"), ("id", "2"), ("msg_id", "m")], b"a").await;
-    assert_eq!(ack_of(&soon), ("0".into(), "0".into(), "1".into(), "true".into()));
+    let soon = publish(
+        &mut c,
+        &[("topic", "w"), ("id", "2"), ("msg_id", "m")],
+        b"a",
+    )
+    .await;
+    assert_eq!(
+        ack_of(&soon),
+        ("0".into(), "0".into(), "1".into(), "true".into())
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let late = publish(&mut c, &[("topic", "w"), ("id", "3"), ("msg_id", "m")], b"a").await;
-    assert_eq!(ack_of(&late), ("0".into(), "1".into(), "1".into(), "".into()));
+    let late = publish(
+        &mut c,
+        &[("topic", "w"), ("id", "3"), ("msg_id", "m")],
+        b"a",
+    )
+    .await;
+    assert_eq!(
+        ack_of(&late),
+        ("0".into(), "1".into(), "1".into(), "".into())
+    );
     drop(c);
     b.run_until(async {}).await;
 
@@ -155,8 +213,16 @@ async fn past_the_window_or_with_dedup_off_a_msg_id_is_stored_again() {
         .unwrap();
     let mut c = Client::connect(b.local_addr()).await;
     for (id, offset) in [("1", "0"), ("2", "1")] {
-        let a = publish(&mut c, &[("topic", "off"), ("id", id), ("msg_id", "m")], b"a").await;
-        assert_eq!(ack_of(&a), ("0".into(), offset.into(), "1".into(), "".into()));
+        let a = publish(
+            &mut c,
+            &[("topic", "off"), ("id", id), ("msg_id", "m")],
+            b"a",
+        )
+        .await;
+        assert_eq!(
+            ack_of(&a),
+            ("0".into(), offset.into(), "1".into(), "".into())
+        );
     }
 }
 
@@ -170,11 +236,21 @@ async fn a_restart_on_the_same_dir_still_knows_the_ids() {
         let mut c = Client::connect(b.local_addr()).await;
         for i in 0..4 {
             let id = format!("m{i}");
-            let a = publish(&mut c, &[("topic", "t"), ("id", "1"), ("msg_id", &id)], b"v").await;
+            let a = publish(
+                &mut c,
+                &[("topic", "t"), ("id", "1"), ("msg_id", &id)],
+                b"v",
+            )
+            .await;
             firsts.push(ack_of(&a));
         }
         let payload = batch_payload([(None, &b"x"[..]), (None, &b"y"[..])]);
-        let labels = [("topic", "t"), ("id", "b"), ("count", "2"), ("msg_id", "batch")];
+        let labels = [
+            ("topic", "t"),
+            ("id", "b"),
+            ("count", "2"),
+            ("msg_id", "batch"),
+        ];
         firsts.push(ack_of(&publish(&mut c, &labels, &payload).await));
         drop(c);
         b.run_until(async {}).await;
@@ -183,12 +259,26 @@ async fn a_restart_on_the_same_dir_still_knows_the_ids() {
     let mut c = Client::connect(b.local_addr()).await;
     for i in 0..4 {
         let id = format!("m{i}");
-        let a = publish(&mut c, &[("topic", "t"), ("id", "2"), ("msg_id", &id)], b"v").await;
+        let a = publish(
+            &mut c,
+            &[("topic", "t"), ("id", "2"), ("msg_id", &id)],
+            b"v",
+        )
+        .await;
         let (p, o, n, _) = firsts[i].clone();
-        assert_eq!(ack_of(&a), (p, o, n, "true".into()), "{id} after the restart");
+        assert_eq!(
+            ack_of(&a),
+            (p, o, n, "true".into()),
+            "{id} after the restart"
+        );
     }
     let payload = batch_payload([(None, &b"x"[..]), (None, &b"y"[..])]);
-    let labels = [("topic", "t"), ("id", "b"), ("count", "2"), ("msg_id", "batch")];
+    let labels = [
+        ("topic", "t"),
+        ("id", "b"),
+        ("count", "2"),
+        ("msg_id", "batch"),
+    ];
     let (p, o, n, _) = firsts[4].clone();
     assert_eq!(
         ack_of(&publish(&mut c, &labels, &payload).await),
@@ -199,17 +289,26 @@ async fn a_restart_on_the_same_dir_still_knows_the_ids() {
 
 #[actix_rt::test]
 async fn a_full_index_evicts_the_oldest_and_counts_it() {
-    let (b, _dir, log, _guard) =
-        common::gateway::start_logged("[topics]\ndedup_max_ids = 2").await;
+    let (b, _dir, log, _guard) = common::gateway::start_logged("[topics]\ndedup_max_ids = 2").await;
     let mut c = Client::connect(b.local_addr()).await;
     for id in ["a", "b", "c"] {
         let a = publish(&mut c, &[("topic", "e"), ("id", "1"), ("msg_id", id)], b"v").await;
         assert_eq!(ack_of(&a).3, "");
     }
     // `a` was forgotten to make room for `c`: stored again; `c` is still known.
-    let a = publish(&mut c, &[("topic", "e"), ("id", "2"), ("msg_id", "a")], b"v").await;
+    let a = publish(
+        &mut c,
+        &[("topic", "e"), ("id", "2"), ("msg_id", "a")],
+        b"v",
+    )
+    .await;
     assert_eq!(ack_of(&a), ("0".into(), "3".into(), "1".into(), "".into()));
-    let cc = publish(&mut c, &[("topic", "e"), ("id", "3"), ("msg_id", "c")], b"v").await;
+    let cc = publish(
+        &mut c,
+        &[("topic", "e"), ("id", "3"), ("msg_id", "c")],
+        b"v",
+    )
+    .await;
     assert_eq!(ack_of(&cc).3, "true");
 
     let metrics = common::http::get(b.gateway().http.unwrap(), "/metrics")
@@ -226,7 +325,8 @@ async fn a_full_index_evicts_the_oldest_and_counts_it() {
     assert_eq!(value("dedup_ids"), 2);
     assert_eq!(value("publish_duplicates_total"), 1);
     assert!(
-        log.text().contains("msg_id index full (topics.dedup_max_ids)"),
+        log.text()
+            .contains("msg_id index full (topics.dedup_max_ids)"),
         "{}",
         log.text()
     );
@@ -238,11 +338,21 @@ async fn a_msg_id_over_256_bytes_is_refused() {
     let b = switchyard::start(&config(dir.path(), "")).await.unwrap();
     let mut c = Client::connect(b.local_addr()).await;
     let long = "x".repeat(257);
-    let e = publish(&mut c, &[("topic", "t"), ("id", "1"), ("msg_id", &long)], b"v").await;
+    let e = publish(
+        &mut c,
+        &[("topic", "t"), ("id", "1"), ("msg_id", &long)],
+        b"v",
+    )
+    .await;
     assert!(e.is("topic", "error"), "{e:?}");
     assert_eq!(label(&e, "error"), "label msg_id: 1 to 256 bytes, not 257");
     let ok = "y".repeat(256);
-    let e = publish(&mut c, &[("topic", "t"), ("id", "2"), ("msg_id", &ok)], b"v").await;
+    let e = publish(
+        &mut c,
+        &[("topic", "t"), ("id", "2"), ("msg_id", &ok)],
+        b"v",
+    )
+    .await;
     assert_eq!(ack_of(&e).1, "0", "nothing stored by the refused one");
 }
 
@@ -256,7 +366,9 @@ async fn the_http_gateway_takes_a_msg_id_too() {
     let first = first.json();
     assert_eq!(first["count"], 2);
     assert!(first.get("duplicate").is_none(), "{first}");
-    let again = common::http::post_json(h, "/v1/topics/g/messages", &body).await.json();
+    let again = common::http::post_json(h, "/v1/topics/g/messages", &body)
+        .await
+        .json();
     assert_eq!(
         again,
         json!({"partition": first["partition"], "first_offset": first["first_offset"], "count": 2, "duplicate": true})
@@ -272,14 +384,31 @@ async fn the_http_gateway_takes_a_msg_id_too() {
     .await
     .json();
     let mut c = Client::connect(b.local_addr()).await;
-    let e = publish(&mut c, &[("topic", "g"), ("id", "1"), ("msg_id", "h2")], b"raw").await;
+    let e = publish(
+        &mut c,
+        &[("topic", "g"), ("id", "1"), ("msg_id", "h2")],
+        b"raw",
+    )
+    .await;
     assert_eq!(
-        (label(&e, "partition"), label(&e, "offset"), label(&e, "duplicate")),
-        (raw["partition"].to_string(), raw["first_offset"].to_string(), "true".into())
+        (
+            label(&e, "partition"),
+            label(&e, "offset"),
+            label(&e, "duplicate")
+        ),
+        (
+            raw["partition"].to_string(),
+            raw["first_offset"].to_string(),
+            "true".into()
+        )
     );
     assert_eq!(stored(&mut c, "g").await, 3);
     let long = json!({"value": "x", "msg_id": "y".repeat(300)});
     let r = common::http::post_json(h, "/v1/topics/g/messages", &long).await;
     assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.text().contains("label msg_id: 1 to 256 bytes, not 300"), "{}", r.text());
+    assert!(
+        r.text().contains("label msg_id: 1 to 256 bytes, not 300"),
+        "{}",
+        r.text()
+    );
 }

@@ -103,7 +103,10 @@ fn after_kill_9_every_acked_msg_id_is_still_known() {
         }
         while let Ok(e) = rx.recv_timeout(Duration::from_millis(5)) {
             if e.is("topic", "ack") {
-                acked.insert(e.labels.get_str("id").unwrap().parse().unwrap(), where_of(&e));
+                acked.insert(
+                    e.labels.get_str("id").unwrap().parse().unwrap(),
+                    where_of(&e),
+                );
             }
         }
     }
@@ -111,10 +114,17 @@ fn after_kill_9_every_acked_msg_id_is_still_known() {
     child.wait().unwrap();
     while let Ok(e) = rx.try_recv() {
         if e.is("topic", "ack") {
-            acked.insert(e.labels.get_str("id").unwrap().parse().unwrap(), where_of(&e));
+            acked.insert(
+                e.labels.get_str("id").unwrap().parse().unwrap(),
+                where_of(&e),
+            );
         }
     }
-    assert!(acked.len() >= 100, "only {} acks before the kill", acked.len());
+    assert!(
+        acked.len() >= 100,
+        "only {} acks before the kill",
+        acked.len()
+    );
 
     let (mut child, addr) = spawn_broker(dir.path());
     let mut s = TcpStream::connect(&addr).unwrap();
@@ -126,10 +136,15 @@ fn after_kill_9_every_acked_msg_id_is_still_known() {
     s.write_all(&out).unwrap();
     let mut again = HashMap::new();
     while again.len() < sent as usize {
-        let e = rx.recv_timeout(Duration::from_secs(10)).expect("every publish answered");
+        let e = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("every publish answered");
         assert!(e.is("topic", "ack"), "{e:?}");
         let n: u64 = e.labels.get_str("id").unwrap().parse().unwrap();
-        again.insert(n, (where_of(&e), e.labels.get_str("duplicate") == Some("true")));
+        again.insert(
+            n,
+            (where_of(&e), e.labels.get_str("duplicate") == Some("true")),
+        );
     }
     for (n, first) in &acked {
         let (at, dup) = &again[n];

@@ -96,7 +96,10 @@ impl std::fmt::Display for Published {
         }?;
         match self.duplicates {
             0 => Ok(()),
-            d => write!(f, "; {d} of them stored before (duplicate msg_id), not stored again"),
+            d => write!(
+                f,
+                "; {d} of them stored before (duplicate msg_id), not stored again"
+            ),
         }
     }
 }
@@ -251,7 +254,12 @@ struct Acks {
 }
 
 impl Acks {
-    fn send(&mut self, o: &PubOptions, part: Part, msg_id: Option<String>) -> Result<(), ClientError> {
+    fn send(
+        &mut self,
+        o: &PubOptions,
+        part: Part,
+        msg_id: Option<String>,
+    ) -> Result<(), ClientError> {
         let mut e = Envelope::new("topic", "publish")
             .with_label("topic", o.topic.clone())
             .with_label("id", self.sent.to_string())
@@ -323,7 +331,8 @@ pub fn publish(
     let with_ids = o.msg_id.is_some() || o.msg_id_prefix.is_some();
     if with_ids && o.key_separator.is_some() {
         return Err(ClientError::Usage(
-            "--msg-id and --msg-id-prefix send each batch as one publish: not with --key-separator".into(),
+            "--msg-id and --msg-id-prefix send each batch as one publish: not with --key-separator"
+                .into(),
         ));
     }
     let mut route = match (o.partition, &o.message) {

@@ -284,7 +284,8 @@ async fn publish(
             msg_id.map(Bytes::from),
         )
         .await?;
-    let mut answer = json!({"partition": p.partition, "first_offset": p.first_offset, "count": p.count});
+    let mut answer =
+        json!({"partition": p.partition, "first_offset": p.first_offset, "count": p.count});
     if p.duplicate {
         answer["duplicate"] = json!(true);
     }

@@ -193,7 +193,13 @@ impl DedupIndex {
 
     /// Remembers a stored publish of `id` (also at start, from the log); returns the
     /// ids evicted to make room.
-    pub fn remember(&mut self, topic: &str, id: Bytes, mut published: Published, at_ms: u64) -> u64 {
+    pub fn remember(
+        &mut self,
+        topic: &str,
+        id: Bytes,
+        mut published: Published,
+        at_ms: u64,
+    ) -> u64 {
         published.duplicate = false;
         let evicted = self.make_room();
         self.seq += 1;
@@ -228,10 +234,7 @@ impl DedupIndex {
     pub fn restore(&mut self, topic: &str, id: Bytes, partition: u32, offset: u64, at_ms: u64) {
         if let Some(d) = self.topics.get_mut(topic).and_then(|t| t.done.get_mut(&id)) {
             let p = &mut d.published;
-            if p.partition == partition
-                && p.first_offset + p.count == offset
-                && d.at_ms == at_ms
-            {
+            if p.partition == partition && p.first_offset + p.count == offset && d.at_ms == at_ms {
                 p.count += 1;
                 return;
             }

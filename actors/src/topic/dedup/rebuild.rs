@@ -23,7 +23,12 @@ pub type Found = (u64, u32, u64, Bytes);
 /// Appends to `out` every record of `log` stamped `since_ms` or later that carries a
 /// `msg_id`, in offset order. Reads start at the oldest segment that holds such records;
 /// unreadable offsets are passed over (their ids are lost with them).
-pub fn rebuild(log: &PartitionLog, partition: u32, since_ms: u64, out: &mut Vec<Found>) -> Recovered {
+pub fn rebuild(
+    log: &PartitionLog,
+    partition: u32,
+    since_ms: u64,
+    out: &mut Vec<Found>,
+) -> Recovered {
     let mut got = Recovered::default();
     let mut from = log.offset_since(since_ms);
     while from < log.next_offset() {
@@ -47,7 +52,12 @@ pub fn rebuild(log: &PartitionLog, partition: u32, since_ms: u64, out: &mut Vec<
             if let Some(id) = r.labels.get(MSG_ID) {
                 got.with_id += 1;
                 // Copied: a slice would pin the whole read.
-                out.push((r.timestamp_ms, partition, r.offset, Bytes::copy_from_slice(id)));
+                out.push((
+                    r.timestamp_ms,
+                    partition,
+                    r.offset,
+                    Bytes::copy_from_slice(id),
+                ));
             }
         }
         from = records.last().map_or(from, |r| r.offset + 1);

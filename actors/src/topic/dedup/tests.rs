@@ -47,7 +47,14 @@ fn duplicates_wait_for_the_first_and_share_its_answer_or_error() {
     ix.settle("t", &id("a"), 1, &Ok(published(0, 7, 1)));
     let got = rx.try_recv().unwrap().unwrap();
     assert_eq!((got.first_offset, got.duplicate), (7, true));
-    assert_eq!(ix.stats(), DedupStats { ids: 1, duplicates: 1, evictions: 0 });
+    assert_eq!(
+        ix.stats(),
+        DedupStats {
+            ids: 1,
+            duplicates: 1,
+            evictions: 0
+        }
+    );
 
     // A first that failed: its waiter gets the error, and a retry is fresh.
     assert!(matches!(ix.begin("t", &id("b"), 3), Lookup::Fresh));
@@ -86,7 +93,14 @@ fn expiry_forgets_by_age_without_counting_evictions() {
     ix.expire(140);
     assert_eq!(ix.stats().ids, 2);
     ix.expire(1000);
-    assert_eq!(ix.stats(), DedupStats { ids: 0, duplicates: 0, evictions: 0 });
+    assert_eq!(
+        ix.stats(),
+        DedupStats {
+            ids: 0,
+            duplicates: 0,
+            evictions: 0
+        }
+    );
     // Remembered again after it expired: the newer entry is the one that counts.
     assert!(matches!(ix.begin("t", &id("a"), 2000), Lookup::Fresh));
     ix.settle("t", &id("a"), 2000, &Ok(published(1, 5, 1)));

@@ -41,11 +41,11 @@ use tracing::{error, info, warn};
 use super::partition::{ApplyRetention, FsyncPolicy, Partition};
 use super::subscribers::{Deliveries, StartAt, SubKey, Subscribe};
 use super::TopicError;
-use crate::storage::log::Append;
 use crate::ratelog::RateLog;
+use crate::storage::log::Append;
 use crate::storage::PartitionLog;
-use crate::topic::dedup::{self as ids, DedupIndex};
 use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
+use crate::topic::dedup::{self as ids, DedupIndex};
 use crate::tree::TreeEntry;
 
 /// Publishes a batch to a topic; answered once it is as durable as the topic's fsync
