@@ -228,9 +228,9 @@ impl DedupIndex {
         evicted
     }
 
-    /// At start: the records `first..first + count` of `partition`, read at `at_ms`,
-    /// carry `id`. Consecutive records with one id and one timestamp are one publish
-    /// (a batch); a later publish of the id replaces an earlier one.
+    /// At start: the record at `offset` of `partition`, read at `at_ms`, carries `id`.
+    /// Consecutive records with one id and one timestamp are one publish (a batch); a
+    /// later publish of the id replaces an earlier one.
     pub fn restore(&mut self, topic: &str, id: Bytes, partition: u32, offset: u64, at_ms: u64) {
         if let Some(d) = self.topics.get_mut(topic).and_then(|t| t.done.get_mut(&id)) {
             let p = &mut d.published;
