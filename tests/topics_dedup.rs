@@ -257,7 +257,7 @@ async fn a_restart_on_the_same_dir_still_knows_the_ids() {
     }
     let b = switchyard::start(&config(dir.path(), extra)).await.unwrap();
     let mut c = Client::connect(b.local_addr()).await;
-    for i in 0..4 {
+    for (i, first) in firsts.iter().take(4).enumerate() {
         let id = format!("m{i}");
         let a = publish(
             &mut c,
@@ -265,7 +265,7 @@ async fn a_restart_on_the_same_dir_still_knows_the_ids() {
             b"v",
         )
         .await;
-        let (p, o, n, _) = firsts[i].clone();
+        let (p, o, n, _) = first.clone();
         assert_eq!(
             ack_of(&a),
             (p, o, n, "true".into()),
