@@ -19,10 +19,9 @@ mod tests;
 
 pub use rebuild::{rebuild, Found, Recovered};
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::registry::Published;
@@ -68,6 +67,12 @@ pub fn check_msg_id(id: &[u8]) -> Result<(), TopicError> {
 
 type Answer = Result<Published, TopicError>;
 
+/// An id as the index keeps it: one allocation, shared by the map and the age order.
+pub type Id = Arc<[u8]>;
+
+/// Seeded per process: the keys are chosen by clients, so no flooding one bucket.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// What a publish with an id does.
 #[derive(Debug)]
 pub enum Lookup {
@@ -89,9 +94,9 @@ struct Done {
 
 #[derive(Debug, Default)]
 struct TopicIds {
-    done: HashMap<Bytes, Done>,
+    done: HashMap<Id, Done>,
     /// Ids whose first publish is being stored, with the duplicates waiting for it.
-    inflight: HashMap<Bytes, Vec<oneshot::Sender<Answer>>>,
+    inflight: HashMap<Id, Vec<oneshot::Sender<Answer>>>,
 }
 
 /// Counters for `/metrics`.
@@ -112,7 +117,7 @@ pub struct DedupIndex {
     topics: HashMap<Arc<str>, TopicIds>,
     /// (topic, id, seq) in the order they were remembered; an entry whose seq no longer
     /// matches (forgotten, or remembered again since) is passed over.
-    order: VecDeque<(Arc<str>, Bytes, u64)>,
+    order: VecDeque<(Arc<str>, Id, u64)>,
     ids: usize,
     seq: u64,
     duplicates: u64,
@@ -141,7 +146,7 @@ impl DedupIndex {
 
     /// Looks `id` up for a publish to `topic` read at `now_ms`; a [`Lookup::Fresh`] id
     /// is marked in flight until [`DedupIndex::settle`].
-    pub fn begin(&mut self, topic: &str, id: &Bytes, now_ms: u64) -> Lookup {
+    pub fn begin(&mut self, topic: &str, id: &[u8], now_ms: u64) -> Lookup {
         let window = self.settings.window_ms;
         let ids = match self.topics.get_mut(topic) {
             Some(t) => t,
@@ -161,14 +166,14 @@ impl DedupIndex {
             }
         }
         // Copied: the label is a slice of a connection's read buffer, which it would pin.
-        ids.inflight.insert(Bytes::copy_from_slice(id), Vec::new());
+        ids.inflight.insert(Id::from(id), Vec::new());
         Lookup::Fresh
     }
 
     /// The first publish of `id` was answered `answer`: remembered (when it was stored)
     /// from `at_ms` on, and every duplicate waiting for it gets the same answer. Returns
     /// the ids evicted to make room.
-    pub fn settle(&mut self, topic: &str, id: &Bytes, at_ms: u64, answer: &Answer) -> u64 {
+    pub fn settle(&mut self, topic: &str, id: &[u8], at_ms: u64, answer: &Answer) -> u64 {
         let Some(ids) = self.topics.get_mut(topic) else {
             return 0;
         };
@@ -193,13 +198,7 @@ impl DedupIndex {
 
     /// Remembers a stored publish of `id` (also at start, from the log); returns the
     /// ids evicted to make room.
-    pub fn remember(
-        &mut self,
-        topic: &str,
-        id: Bytes,
-        mut published: Published,
-        at_ms: u64,
-    ) -> u64 {
+    pub fn remember(&mut self, topic: &str, id: Id, mut published: Published, at_ms: u64) -> u64 {
         published.duplicate = false;
         let evicted = self.make_room();
         self.seq += 1;
@@ -231,8 +230,12 @@ impl DedupIndex {
     /// At start: the record at `offset` of `partition`, read at `at_ms`, carries `id`.
     /// Consecutive records with one id and one timestamp are one publish (a batch); a
     /// later publish of the id replaces an earlier one.
-    pub fn restore(&mut self, topic: &str, id: Bytes, partition: u32, offset: u64, at_ms: u64) {
-        if let Some(d) = self.topics.get_mut(topic).and_then(|t| t.done.get_mut(&id)) {
+    pub fn restore(&mut self, topic: &str, id: Id, partition: u32, offset: u64, at_ms: u64) {
+        if let Some(d) = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| t.done.get_mut(&*id))
+        {
             let p = &mut d.published;
             if p.partition == partition && p.first_offset + p.count == offset && d.at_ms == at_ms {
                 p.count += 1;
@@ -252,7 +255,7 @@ impl DedupIndex {
     pub fn expire(&mut self, now_ms: u64) {
         let window = self.settings.window_ms;
         while let Some((topic, id, seq)) = self.order.front() {
-            let Some(d) = self.topics.get(topic).and_then(|t| t.done.get(id)) else {
+            let Some(d) = self.topics.get(topic).and_then(|t| t.done.get(&**id)) else {
                 self.order.pop_front();
                 continue;
             };
@@ -298,9 +301,9 @@ impl DedupIndex {
         let Some(t) = self.topics.get_mut(&topic) else {
             return false;
         };
-        match t.done.get(&id) {
+        match t.done.get(&*id) {
             Some(d) if d.seq == seq => {
-                t.done.remove(&id);
+                t.done.remove(&*id);
                 self.ids -= 1;
                 if t.done.is_empty() && t.inflight.is_empty() {
                     self.topics.remove(&topic);

@@ -2,10 +2,9 @@
 //! an acknowledged publish's `msg_id` is on disk with its records, so a restart (or a
 //! `kill -9`) forgets none that is still in its window.
 
-use bytes::Bytes;
 use tracing::warn;
 
-use super::MSG_ID;
+use super::{Id, MSG_ID};
 use crate::storage::{PartitionLog, StorageError};
 
 /// What reading a partition back found.
@@ -18,7 +17,7 @@ pub struct Recovered {
 }
 
 /// A record with an id: (timestamp, partition, offset, id).
-pub type Found = (u64, u32, u64, Bytes);
+pub type Found = (u64, u32, u64, Id);
 
 /// Appends to `out` every record of `log` stamped `since_ms` or later that carries a
 /// `msg_id`, in offset order. Reads start at the oldest segment that holds such records;
@@ -52,12 +51,7 @@ pub fn rebuild(
             if let Some(id) = r.labels.get(MSG_ID) {
                 got.with_id += 1;
                 // Copied: a slice would pin the whole read.
-                out.push((
-                    r.timestamp_ms,
-                    partition,
-                    r.offset,
-                    Bytes::copy_from_slice(id),
-                ));
+                out.push((r.timestamp_ms, partition, r.offset, Id::from(&id[..])));
             }
         }
         from = records.last().map_or(from, |r| r.offset + 1);

@@ -13,8 +13,8 @@ fn index(window_ms: u64, max_ids: usize) -> DedupIndex {
     DedupIndex::new(DedupSettings { window_ms, max_ids })
 }
 
-fn id(s: &str) -> Bytes {
-    Bytes::copy_from_slice(s.as_bytes())
+fn id(s: &str) -> Id {
+    Id::from(s.as_bytes())
 }
 
 #[test]
