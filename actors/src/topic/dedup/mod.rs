@@ -301,16 +301,20 @@ impl DedupIndex {
         let Some(t) = self.topics.get_mut(&topic) else {
             return false;
         };
-        match t.done.get(&*id) {
-            Some(d) if d.seq == seq => {
-                t.done.remove(&*id);
+        // One lookup: an entry remembered again since (a newer seq) is rare, and put back.
+        match t.done.remove_entry(&*id) {
+            Some((key, d)) if d.seq != seq => {
+                t.done.insert(key, d);
+                false
+            }
+            Some(_) => {
                 self.ids -= 1;
                 if t.done.is_empty() && t.inflight.is_empty() {
                     self.topics.remove(&topic);
                 }
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 }
