@@ -324,6 +324,16 @@ async fn a_full_index_evicts_the_oldest_and_counts_it() {
     assert_eq!(value("dedup_evictions_total"), 2);
     assert_eq!(value("dedup_ids"), 2);
     assert_eq!(value("publish_duplicates_total"), 1);
+    // The tree shows the index once a second.
+    let want = "topics:registry [msg_ids 2 of 2, 1 duplicates, 2 evicted]";
+    for _ in 0..30 {
+        b.log_tree("test");
+        if log.text().contains(want) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(log.text().contains(want), "{}", log.text());
     assert!(
         log.text()
             .contains("msg_id index full (topics.dedup_max_ids)"),

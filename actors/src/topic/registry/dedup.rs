@@ -58,6 +58,19 @@ impl TopicRegistry {
     pub(super) fn dedup_tick(&mut self) {
         self.dedup.expire(now_ms());
         self.log_evictions();
+        let st = self.dedup.stats();
+        // An index never used shows nothing: the tree of an idle broker stays as it was.
+        if st == self.dedup_shown {
+            return;
+        }
+        self.dedup_shown = st;
+        self.entry.set_detail(format!(
+            "msg_ids {} of {}, {} duplicates, {} evicted",
+            st.ids,
+            self.dedup.settings().max_ids,
+            st.duplicates,
+            st.evictions
+        ));
     }
 
     /// Where the ids of the last window start (ms since the epoch), or `None` when

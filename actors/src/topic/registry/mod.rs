@@ -131,6 +131,8 @@ pub struct TopicRegistry {
     /// Ids evicted early (the index was full) and not yet in a warning.
     evicted_unlogged: u64,
     eviction_log: RateLog,
+    /// The index's counters as the tree shows them.
+    dedup_shown: ids::DedupStats,
     entry: TreeEntry,
     guard: ChildGuard,
 }
@@ -164,6 +166,7 @@ impl TopicRegistry {
                 dedup: DedupIndex::new(settings.dedup),
                 evicted_unlogged: 0,
                 eviction_log: RateLog::per_second(),
+                dedup_shown: Default::default(),
                 entry,
                 guard: cx.guard,
             };
