@@ -45,6 +45,15 @@ pub enum Command {
         /// without SEP is a value without a key
         #[arg(long, value_name = "SEP", value_parser = clap::builder::NonEmptyStringValueParser::new())]
         key_separator: Option<String>,
+        /// The publish's msg_id (MESSAGE, or stdin as one batch of at most 1000 lines):
+        /// sent again within the broker's topics.dedup_window_ms it is acked as a
+        /// duplicate and not stored again
+        #[arg(long, value_name = "ID", conflicts_with_all = ["key_separator", "msg_id_prefix"])]
+        msg_id: Option<String>,
+        /// Each batch of 1000 stdin lines is one publish with the msg_id PREFIX-<n> (n from
+        /// 0), so the same input sent again stores nothing twice
+        #[arg(long, value_name = "PREFIX", conflicts_with_all = ["key_separator", "message"])]
+        msg_id_prefix: Option<String>,
         #[command(flatten)]
         conn: crate::client::ConnArgs,
     },

@@ -75,6 +75,8 @@ fn main() -> ExitCode {
             key,
             partition,
             key_separator,
+            msg_id,
+            msg_id_prefix,
             conn,
         }) => client(config.clone(), conn.broker, &conn.tls, |addr| {
             let o = switchyard::client::PubOptions {
@@ -83,6 +85,8 @@ fn main() -> ExitCode {
                 key,
                 partition,
                 key_separator,
+                msg_id,
+                msg_id_prefix,
             };
             let done = switchyard::client::publish(addr, &o, std::io::stdin().lock())?;
             eprintln!("{done}");

@@ -45,6 +45,10 @@ pub struct TopicArgs {
     /// publish asks for an ack, to learn when the broker has taken everything
     #[arg(long)]
     pub no_ack: bool,
+    /// Every publish carries a msg_id of its own (`<random>-<n>`, unique per producer):
+    /// measures the cost of the broker's msg_id index (idempotent publish)
+    #[arg(long)]
+    pub msg_id: bool,
     /// Messages per second across producers [default: as fast as acks allow]
     #[arg(long)]
     pub rate: Option<u64>,
@@ -341,6 +345,7 @@ pub fn topic_options(mode: Mode, to: Target, a: &TopicArgs) -> Result<Options, C
         consumers: a.consumers.max(1),
         inflight: a.inflight.max(1),
         no_ack: a.no_ack,
+        msg_id: a.msg_id,
         group: a.group.clone(),
         partitions: a.partitions,
         rebalance: a.rebalance,

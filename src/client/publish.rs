@@ -15,6 +15,11 @@
 //! publish carrying that `key` (or none), which keeps key routing right and order
 //! within a partition. A topic created by that first batch is listed again once it is
 //! acknowledged, and the rest is spread.
+//!
+//! With `--msg-id` (MESSAGE, or at most one batch of stdin) or `--msg-id-prefix P`
+//! (batch n carries `P-<n>`), each batch is one publish routed by the broker and
+//! carrying its `msg_id`: the same input sent again makes the same publishes with the
+//! same ids, and the broker acks those it stored before as duplicates.
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
@@ -46,6 +51,10 @@ pub struct PubOptions {
     pub partition: Option<u32>,
     /// Each line is `<key><separator><value>`; a line without it is a key-less value.
     pub key_separator: Option<String>,
+    /// The `msg_id` of the one publish (MESSAGE, or stdin as one batch).
+    pub msg_id: Option<String>,
+    /// Batch n of stdin carries the `msg_id` `<prefix>-<n>`.
+    pub msg_id_prefix: Option<String>,
 }
 
 /// What a `pub` stored.
@@ -54,6 +63,8 @@ pub struct Published {
     pub topic: String,
     pub records: u64,
     pub partitions: BTreeSet<u32>,
+    /// Of `records`, those acked as duplicates of a `msg_id` stored before.
+    pub duplicates: u64,
 }
 
 impl std::fmt::Display for Published {
@@ -82,6 +93,13 @@ impl std::fmt::Display for Published {
             0 => Ok(()),
             1 => write!(f, " (partition {})", text.join(",")),
             _ => write!(f, " (partitions {})", text.join(",")),
+        }?;
+        match self.duplicates {
+            0 => Ok(()),
+            d => write!(
+                f,
+                "; {d} of them stored before (duplicate msg_id), not stored again"
+            ),
         }
     }
 }
@@ -94,6 +112,15 @@ struct Part {
     partition: Option<u32>,
     key: Option<Vec<u8>>,
     records: Vec<Record>,
+}
+
+/// The `msg_id` of batch `n` (from 0), if the options give one.
+fn msg_id_of(o: &PubOptions, n: u64) -> Option<String> {
+    match (&o.msg_id, &o.msg_id_prefix) {
+        (Some(id), _) => Some(id.clone()),
+        (None, Some(prefix)) => Some(format!("{prefix}-{n}")),
+        (None, None) => None,
+    }
 }
 
 /// Where the records of a batch go.
@@ -227,7 +254,12 @@ struct Acks {
 }
 
 impl Acks {
-    fn send(&mut self, o: &PubOptions, part: Part) -> Result<(), ClientError> {
+    fn send(
+        &mut self,
+        o: &PubOptions,
+        part: Part,
+        msg_id: Option<String>,
+    ) -> Result<(), ClientError> {
         let mut e = Envelope::new("topic", "publish")
             .with_label("topic", o.topic.clone())
             .with_label("id", self.sent.to_string())
@@ -243,6 +275,9 @@ impl Acks {
         if let Some(k) = part.key {
             e = e.with_label("key", k);
         }
+        if let Some(id) = msg_id {
+            e = e.with_label("msg_id", id);
+        }
         self.c.send(&e)?;
         self.sent += 1;
         self.unacked += 1;
@@ -257,7 +292,11 @@ impl Acks {
             let e = self.c.recv()?;
             if e.is("topic", "ack") {
                 self.unacked -= 1;
-                self.done.records += label(&e, "count").parse::<u64>().unwrap_or(0);
+                let count = label(&e, "count").parse::<u64>().unwrap_or(0);
+                self.done.records += count;
+                if label(&e, "duplicate") == "true" {
+                    self.done.duplicates += count;
+                }
                 if let Ok(p) = label(&e, "partition").parse() {
                     self.done.partitions.insert(p);
                 }
@@ -289,13 +328,24 @@ pub fn publish(
             ..Published::default()
         },
     };
+    let with_ids = o.msg_id.is_some() || o.msg_id_prefix.is_some();
+    if with_ids && o.key_separator.is_some() {
+        return Err(ClientError::Usage(
+            "--msg-id and --msg-id-prefix send each batch as one publish: not with --key-separator"
+                .into(),
+        ));
+    }
     let mut route = match (o.partition, &o.message) {
         (Some(p), _) => Route::One(p),
         // One record: the broker routes it as it routes any publish.
         (None, Some(_)) => Route::Broker,
+        // A batch with an id is one publish (keys are all --key's, one run): sent again
+        // it must be the same publish, whatever the topic's partitions are by then.
+        (None, None) if with_ids => Route::Broker,
         (None, None) => Route::listed(&mut a.c, &o.topic)?.unwrap_or(Route::Broker),
     };
-    let mut relist = matches!(route, Route::Broker) && o.message.is_none();
+    let mut relist = matches!(route, Route::Broker) && o.message.is_none() && !with_ids;
+    let mut batch = 0u64;
     loop {
         let records = match &o.message {
             Some(m) if a.sent == 0 => vec![record(m.as_bytes(), o)],
@@ -305,9 +355,19 @@ pub fn publish(
         if records.is_empty() {
             break;
         }
-        for part in route.split(records) {
-            a.send(o, part)?;
+        if o.msg_id.is_some() && o.message.is_none() && batch == 0 && records.len() == BATCH {
+            // One id names one publish: more than a batch of stdin would be several.
+            let more = read_batch(&mut input, o)?;
+            if !more.is_empty() {
+                return Err(ClientError::Usage(format!(
+                    "--msg-id names one publish: at most {BATCH} lines of stdin (--msg-id-prefix numbers each batch)"
+                )));
+            }
         }
+        for part in route.split(records) {
+            a.send(o, part, msg_id_of(o, batch))?;
+        }
+        batch += 1;
         if relist {
             // The first batch may have created the topic: spread the rest.
             relist = false;
@@ -331,8 +391,15 @@ mod tests {
             topic: "t".into(),
             records: 1,
             partitions: [2].into(),
+            duplicates: 0,
         };
         assert_eq!(p.to_string(), "published 1 record to t (partition 2)");
+        p.duplicates = 1;
+        assert_eq!(
+            p.to_string(),
+            "published 1 record to t (partition 2); 1 of them stored before (duplicate msg_id), not stored again"
+        );
+        p.duplicates = 0;
         p.records = 9;
         p.partitions = [0, 1, 2, 3, 5, 7, 8].into();
         assert_eq!(

@@ -307,6 +307,10 @@ pub struct TopicsConfig {
     /// Partitions a new topic may have, and all topics together.
     pub max_partitions_per_topic: Ranged<1, 4096>,
     pub max_partitions: Ranged<1, 1_000_000>,
+    /// How long a publish's `msg_id` is remembered; 0 turns idempotent publish off.
+    pub dedup_window_ms: Ranged<0, 86_400_000>,
+    /// `msg_id`s remembered at most, over all topics.
+    pub dedup_max_ids: Ranged<1, 10_000_000>,
 }
 
 impl Default for TopicsConfig {
@@ -317,6 +321,8 @@ impl Default for TopicsConfig {
             max_fetch_bytes: Ranged::new(4 * MIB),
             max_partitions_per_topic: Ranged::new(1024),
             max_partitions: Ranged::new(10_000),
+            dedup_window_ms: Ranged::new(120_000),
+            dedup_max_ids: Ranged::new(200_000),
         }
     }
 }

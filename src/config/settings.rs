@@ -77,6 +77,10 @@ impl Config {
             max_fetch_bytes: self.topics.max_fetch_bytes.usize(),
             max_partitions_per_topic: self.topics.max_partitions_per_topic.get() as u32,
             max_partitions: self.topics.max_partitions.usize(),
+            dedup: switchyard_actors::topic::dedup::DedupSettings {
+                window_ms: self.topics.dedup_window_ms.get(),
+                max_ids: self.topics.dedup_max_ids.usize(),
+            },
             topics: self
                 .topic
                 .iter()

@@ -324,3 +324,15 @@ fn buffer_release_ms_reaches_the_connections_and_zero_is_refused() {
     let e = Config::parse("[broker]\nbuffer_release_ms = 0\n", "c.toml").unwrap_err();
     assert_eq!(e.key.as_deref(), Some("broker.buffer_release_ms"), "{e}");
 }
+
+#[test]
+fn dedup_keys_have_defaults_and_ranges() {
+    let d = Config::default().topic_settings().dedup;
+    assert_eq!((d.window_ms, d.max_ids), (120_000, 200_000));
+    let c = Config::parse("[topics]\ndedup_window_ms = 0\n", "x").unwrap();
+    assert!(!c.topic_settings().dedup.enabled());
+    let e = Config::parse("[topics]\ndedup_max_ids = 0\n", "x").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("topics.dedup_max_ids"), "{e}");
+    let e = Config::parse("[topics]\ndedup_window_ms = 86400001\n", "x").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("topics.dedup_window_ms"), "{e}");
+}

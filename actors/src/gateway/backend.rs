@@ -166,18 +166,25 @@ impl Backend {
         key: Option<Bytes>,
         partition: Option<u32>,
         values: Vec<Bytes>,
+        msg_id: Option<Bytes>,
     ) -> Result<Published, ApiError> {
         if values.is_empty() {
             return Err(ApiError::invalid("nothing to publish: no values"));
         }
         let reg = self.registry()?;
         let ts = now_ms();
+        // The id is stored with every record, as a broker-port publish stores its labels.
+        let mut labels = Labels::new();
+        if let Some(id) = msg_id {
+            crate::topic::dedup::check_msg_id(&id)?;
+            labels.insert(crate::topic::dedup::MSG_ID, id);
+        }
         let records = values
             .into_iter()
             .map(|value| Append {
                 timestamp_ms: ts,
                 key: key.clone(),
-                labels: Labels::new(),
+                labels: labels.clone(),
                 value,
             })
             .collect();
@@ -256,6 +263,13 @@ impl Backend {
     pub async fn list_topics(&self) -> Result<Vec<TopicInfo>, ApiError> {
         let reg = self.registry()?;
         self.bounded(async move { Ok(reg.send(ListTopics).await?) })
+            .await
+    }
+
+    /// The `msg_id` index's counters (idempotent publish).
+    pub async fn dedup_stats(&self) -> Result<crate::topic::dedup::DedupStats, ApiError> {
+        let reg = self.registry()?;
+        self.bounded(async move { Ok(reg.send(crate::topic::registry::GetDedupStats).await?) })
             .await
     }
 

@@ -103,6 +103,7 @@ impl From<TopicError> for ApiError {
             | TopicError::NoPartition { .. } => ErrorKind::NotFound,
             TopicError::PartitionRequired { .. }
             | TopicError::InvalidName { .. }
+            | TopicError::InvalidMsgId { .. }
             | TopicError::PartitionCount { .. }
             | TopicError::TooManyPartitions { .. }
             | TopicError::Conflict { .. } => ErrorKind::InvalidArgument,

@@ -109,7 +109,7 @@ impl Broker for Service {
             let values = r.values.into_iter().map(Bytes::from).collect();
             let p = self
                 .backend
-                .publish(r.topic, r.key.map(Bytes::from), r.partition, values)
+                .publish(r.topic, r.key.map(Bytes::from), r.partition, values, None)
                 .await?;
             Ok::<_, Status>(PublishReply {
                 partition: p.partition,

@@ -216,6 +216,7 @@ async fn delete_topic(
 struct PublishQuery {
     key: Option<String>,
     partition: Option<u32>,
+    msg_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -225,6 +226,7 @@ struct PublishBody {
     values: Option<Vec<Value>>,
     key: Option<String>,
     partition: Option<u32>,
+    msg_id: Option<String>,
 }
 
 fn value_bytes(v: Value) -> Bytes {
@@ -251,7 +253,7 @@ async fn publish(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     let q = q.into_inner();
-    let (values, key, partition) = if json_body {
+    let (values, key, partition, msg_id) = if json_body {
         let b: PublishBody = serde_json::from_slice(&body)
             .map_err(|e| ApiError::invalid(format!("bad JSON body: {e}")))?;
         let mut values: Vec<Bytes> = b
@@ -263,16 +265,31 @@ async fn publish(
         if let Some(v) = b.value {
             values.insert(0, value_bytes(v));
         }
-        (values, b.key.or(q.key), b.partition.or(q.partition))
+        (
+            values,
+            b.key.or(q.key),
+            b.partition.or(q.partition),
+            b.msg_id.or(q.msg_id),
+        )
     } else {
-        (vec![body], q.key, q.partition)
+        (vec![body], q.key, q.partition, q.msg_id)
     };
     let p = st
         .backend
-        .publish(topic.into_inner(), key.map(Bytes::from), partition, values)
+        .publish(
+            topic.into_inner(),
+            key.map(Bytes::from),
+            partition,
+            values,
+            msg_id.map(Bytes::from),
+        )
         .await?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"partition": p.partition, "first_offset": p.first_offset, "count": p.count})))
+    let mut answer =
+        json!({"partition": p.partition, "first_offset": p.first_offset, "count": p.count});
+    if p.duplicate {
+        answer["duplicate"] = json!(true);
+    }
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 #[derive(Deserialize)]

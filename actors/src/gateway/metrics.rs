@@ -33,7 +33,7 @@ impl Out {
         let _ = writeln!(self.0, " {v}");
     }
 
-    fn one(&mut self, name: &str, kind: &str, help: &str, v: u64) {
+    pub(super) fn one(&mut self, name: &str, kind: &str, help: &str, v: u64) {
         self.family(name, kind, help);
         self.sample(name, &[], v);
     }
@@ -354,6 +354,9 @@ pub async fn render(b: &Backend) -> String {
                 }
             }
         }
+    }
+    if let Ok(d) = b.dedup_stats().await {
+        super::dedup_metrics::write(&mut o, &d);
     }
     if let Ok(drivers) = b.list_drivers().await {
         o.family(

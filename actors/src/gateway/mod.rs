@@ -13,13 +13,14 @@
 //!   [`stream_rx`]: its client's end, polled by the server that writes the stream.
 //! - [`sse`]: a stream as server-sent events (ids, `Last-Event-ID`, keep-alives).
 //! - [`cursor`]: a stream's position, `partition:offset[,…]`.
-//! - [`metrics`]: the Prometheus rendering.
+//! - [`metrics`]: the Prometheus rendering; `dedup_metrics`: the `msg_id` index's part.
 //! - [`error`]: [`error::ApiError`], mapped to HTTP statuses and gRPC codes.
 
 pub mod auth;
 pub mod backend;
 pub mod base64;
 pub mod cursor;
+mod dedup_metrics;
 pub mod error;
 mod fetch;
 pub mod grpc;

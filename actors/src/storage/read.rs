@@ -28,6 +28,18 @@ impl PartitionLog {
         self.read_past(from, max_bytes, max_records.max(1), 8)
     }
 
+    /// Where records stamped `ts_ms` or later may start: the base of the oldest segment
+    /// whose newest record is that recent (the active one at the latest). Reading from
+    /// here finds every such record without reading older segments.
+    pub fn offset_since(&self, ts_ms: u64) -> u64 {
+        let last = self.segments.len().saturating_sub(1);
+        self.segments
+            .iter()
+            .enumerate()
+            .find(|(i, s)| *i == last || s.last_timestamp >= ts_ms)
+            .map_or(self.next_offset, |(_, s)| s.base)
+    }
+
     /// [`PartitionLog::read`], trying again (at most `tries` times) after finding bad
     /// bytes that lose no offset, now that the read can start past them.
     fn read_past(

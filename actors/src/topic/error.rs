@@ -21,6 +21,8 @@ pub enum TopicError {
     PartitionRequired { topic: String },
     #[error("invalid topic name `{name}`: 1 to 128 of A-Z a-z 0-9 . _ -, not starting with `.`")]
     InvalidName { name: String },
+    #[error("label msg_id: 1 to 256 bytes, not {len}")]
+    InvalidMsgId { len: usize },
     #[error("a topic has 1 to 4096 partitions, not {count}")]
     PartitionCount { count: u32 },
     #[error(

@@ -45,6 +45,9 @@ pub fn publish(env: &Envelope, max_records: usize, ts: u64) -> Result<Publish, S
     let topic = topic_of(env)?;
     let key = env.labels.get("key").cloned();
     let partition = number(&env.labels, "partition")?.map(|p| u32::try_from(p).unwrap_or(u32::MAX));
+    if let Some(id) = env.labels.get(crate::topic::dedup::MSG_ID) {
+        crate::topic::dedup::check_msg_id(id).map_err(|e| e.to_string())?;
+    }
     let mut labels = Labels::new();
     for (name, value) in env.labels.iter().filter(|(n, _)| !OWN.contains(n)) {
         labels.insert(name, value.clone());
@@ -129,14 +132,19 @@ pub fn batch_payload<'a>(items: impl IntoIterator<Item = (Option<&'a [u8]>, &'a 
     out
 }
 
-/// `topic ack`: `id`, `topic`, `partition`, `offset` (the first), `count`.
+/// `topic ack`: `id`, `topic`, `partition`, `offset` (the first), `count`, and
+/// `duplicate` = `true` when a `msg_id` was stored before and nothing was stored now.
 pub fn ack(id: &Bytes, topic: &str, p: &Published) -> Envelope {
-    Envelope::new("topic", "ack")
+    let ack = Envelope::new("topic", "ack")
         .with_label("id", id.clone())
         .with_label("topic", topic.to_string())
         .with_label("partition", p.partition.to_string())
         .with_label("offset", p.first_offset.to_string())
-        .with_label("count", p.count.to_string())
+        .with_label("count", p.count.to_string());
+    match p.duplicate {
+        true => ack.with_label("duplicate", "true"),
+        false => ack,
+    }
 }
 
 /// `topic error`: `error`, and the request's `id` when it had one.

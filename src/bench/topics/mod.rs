@@ -55,6 +55,8 @@ pub struct Options {
     pub rebalance: bool,
     /// Publishes carry no `id` but the last (see [`produce::produce_unacked`]).
     pub no_ack: bool,
+    /// Every publish carries a `msg_id` of its own.
+    pub msg_id: bool,
     /// Messages per second across producers; `None`: as fast as acks allow.
     pub rate: Option<u64>,
     /// Records a consumer may have outstanding; `None`: a window's worth.

@@ -39,6 +39,7 @@ pub(super) fn produce(
     };
     let mut left = share;
     let mut id = 0u64;
+    let ids = MsgIds::new(o);
     let mut out = BytesMut::new();
     let started = Instant::now();
     let per_producer_rate = o.rate.map(|r| (r as f64 / o.producers as f64).max(1.0));
@@ -73,14 +74,11 @@ pub(super) fn produce(
             let ts = now_ns(t0);
             let payload = items(n, &p.item_head, ts, &p.value_pad);
             stamps.insert(id, ts);
-            encode(
-                &Envelope::new("topic", "publish")
-                    .with_label("topic", o.topic.clone())
-                    .with_label("id", id.to_string())
-                    .with_label("count", n.to_string())
-                    .with_payload(payload),
-                &mut out,
-            );
+            let e = Envelope::new("topic", "publish")
+                .with_label("topic", o.topic.clone())
+                .with_label("id", id.to_string())
+                .with_label("count", n.to_string());
+            encode(&ids.put(e, id).with_payload(payload), &mut out);
             id += 1;
             left -= n;
         }
@@ -202,6 +200,8 @@ pub(super) fn produce_unacked(
         })?
     };
     let mut left = share;
+    let ids = MsgIds::new(o);
+    let mut sent = 0u64;
     let mut out = BytesMut::with_capacity(512 << 10);
     while left > 0 && !shared.stop.load(Relaxed) {
         out.clear();
@@ -222,6 +222,8 @@ pub(super) fn produce_unacked(
             if left == 0 {
                 e = e.with_label("id", "last");
             }
+            e = ids.put(e, sent);
+            sent += 1;
             encode(&e.with_payload(payload), &mut out);
         }
         p.s.write_all(&out).map_err(|e| e.to_string())?;
@@ -230,6 +232,27 @@ pub(super) fn produce_unacked(
         shared.published.fetch_add(share, Relaxed);
     }
     Ok(())
+}
+
+/// `--msg-id`: each publish's own `msg_id`, `<random>-<n>`; the random part differs
+/// per producer (and per run), so no two publishes of a run share one.
+struct MsgIds(Option<String>);
+
+impl MsgIds {
+    fn new(o: &Options) -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        MsgIds(o.msg_id.then(|| format!("{random:016x}")))
+    }
+
+    fn put(&self, e: Envelope, n: u64) -> Envelope {
+        match &self.0 {
+            Some(prefix) => e.with_label("msg_id", format!("{prefix}-{n}")),
+            None => e,
+        }
+    }
 }
 
 /// A publish's `topic error`, made the bench's failure.

@@ -34,6 +34,7 @@ impl Handler<DeleteTopic> for TopicRegistry {
         if self.deleting.contains(&name) {
             return refused(TopicError::Deleting { topic: name });
         }
+        self.dedup.forget_topic(&name);
         let Some(topic) = self.topics.remove(&name) else {
             return refused(TopicError::UnknownTopic { topic: name });
         };

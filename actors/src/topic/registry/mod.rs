@@ -1,7 +1,9 @@
 //! [`TopicRegistry`]: the topics, their partitions, where a publish goes, and the
 //! consumer groups.
 //!
-//! - [`batch`]: the publishes of one socket read, routed together.
+//! - [`batch`]: the publishes of one socket read, routed together, and looked up in
+//!   the `msg_id` index.
+//! - `dedup`: the index's counters, expiry, and its ids read back at start.
 //! - [`groups`]: consumer groups, rebalancing and committed offsets.
 //! - `commits`: committed offsets stored in group commits, off the registry's thread.
 //! - `handoff`: a partition moving between live members, read once.
@@ -14,6 +16,7 @@
 
 pub mod batch;
 mod commits;
+mod dedup;
 mod delete;
 mod fetch;
 pub mod groups;
@@ -24,6 +27,7 @@ mod meta;
 mod spec;
 
 pub use commits::store_group_offsets;
+pub use dedup::GetDedupStats;
 pub use delete::{DeleteTopic, TRASH};
 pub use fetch::{FetchEvery, FetchRecords, Fetched, FETCH_CEILING_BYTES};
 pub use lookup::{ListTopics, PartitionOf, TopicInfo};
@@ -36,12 +40,14 @@ use actix::prelude::*;
 use bytes::Bytes;
 use tracing::{error, info, warn};
 
-use super::partition::{AppendBatch, ApplyRetention, FsyncPolicy, Partition};
+use super::partition::{ApplyRetention, FsyncPolicy, Partition};
 use super::subscribers::{Deliveries, StartAt, SubKey, Subscribe};
 use super::TopicError;
+use crate::ratelog::RateLog;
 use crate::storage::log::Append;
 use crate::storage::PartitionLog;
 use crate::supervisor::{ChildContext, ChildGuard, ChildSpec, Shutdown};
+use crate::topic::dedup::{self as ids, DedupIndex};
 use crate::tree::TreeEntry;
 
 /// Publishes a batch to a topic; answered once it is as durable as the topic's fsync
@@ -60,6 +66,8 @@ pub struct Published {
     pub partition: u32,
     pub first_offset: u64,
     pub count: u64,
+    /// A duplicate `msg_id`: the first publish's answer, nothing stored this time.
+    pub duplicate: bool,
 }
 
 /// Creates a topic (an existing one with the same partition count is fine). The
@@ -120,6 +128,13 @@ pub struct TopicRegistry {
     /// Topics being deleted: not to be created again until that has finished.
     deleting: std::collections::HashSet<String>,
     commit_stores: commits::CommitStores,
+    /// The recent `msg_id`s of every topic.
+    dedup: DedupIndex,
+    /// Ids evicted early (the index was full) and not yet in a warning.
+    evicted_unlogged: u64,
+    eviction_log: RateLog,
+    /// The index's counters as the tree shows them.
+    dedup_shown: ids::DedupStats,
     entry: TreeEntry,
     guard: ChildGuard,
 }
@@ -150,6 +165,10 @@ impl TopicRegistry {
                 committed: Default::default(),
                 deleting: Default::default(),
                 commit_stores: Default::default(),
+                dedup: DedupIndex::new(settings.dedup),
+                evicted_unlogged: 0,
+                eviction_log: RateLog::per_second(),
+                dedup_shown: Default::default(),
                 entry,
                 guard: cx.guard,
             };
@@ -272,12 +291,17 @@ impl TopicRegistry {
         }
         let mut opened = Vec::with_capacity(spec.partitions as usize);
         let policy = spec.fsync.unwrap_or(self.settings.fsync);
+        let ids_since = self.ids_since();
+        let (mut found, mut scanned) = (Vec::new(), 0);
         for p in 0..spec.partitions {
             let dir = self.settings.dir.join(&spec.name).join(p.to_string());
             match PartitionLog::open(&dir, self.settings.log) {
                 Ok((log, rec)) => {
                     if rec.truncated_bytes > 0 {
                         warn!(topic = %spec.name, partition = p, truncated_bytes = rec.truncated_bytes, "partition recovered a torn tail");
+                    }
+                    if let Some(since) = ids_since {
+                        scanned += ids::rebuild(&log, p, since, &mut found).records;
                     }
                     opened.push(Partition::new(&spec.name, p, log, policy));
                 }
@@ -303,6 +327,7 @@ impl TopicRegistry {
                 }
             }
         }
+        self.restore_ids(&spec.name, found, scanned);
         let partitions: Vec<Addr<Partition>> = opened
             .into_iter()
             .enumerate()
@@ -402,6 +427,9 @@ impl Actor for TopicRegistry {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
+        if self.dedup.settings().enabled() {
+            ctx.run_interval(std::time::Duration::from_secs(1), |act, _| act.dedup_tick());
+        }
         ctx.run_interval(self.settings.retention_check, |act, _| {
             for t in act.topics.values() {
                 let ms = t.spec.retention_ms.or(act.settings.retention_ms);
@@ -419,28 +447,6 @@ impl Actor for TopicRegistry {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.guard.stopped();
-    }
-}
-
-impl Handler<Publish> for TopicRegistry {
-    type Result = ResponseFuture<Result<Published, TopicError>>;
-
-    fn handle(&mut self, p: Publish, _: &mut Self::Context) -> Self::Result {
-        let routed = self
-            .route(&p)
-            .map(|(i, t)| (i, t.partitions[i as usize].clone()));
-        Box::pin(async move {
-            let (partition, addr) = routed?;
-            let range = addr
-                .send(AppendBatch(p.records))
-                .await?
-                .map_err(TopicError::Partition)?;
-            Ok(Published {
-                partition,
-                first_offset: range.start,
-                count: range.end - range.start,
-            })
-        })
     }
 }
 

@@ -75,6 +75,8 @@ pub struct TopicSettings {
     /// Partitions a new topic may have, and all topics together.
     pub max_partitions_per_topic: u32,
     pub max_partitions: usize,
+    /// `topics.dedup_window_ms` and `topics.dedup_max_ids`.
+    pub dedup: crate::topic::dedup::DedupSettings,
     pub topics: Vec<TopicSpec>,
 }
 
