@@ -161,6 +161,9 @@ async fn a_backup_restores_as_new_topics_into_a_running_broker() {
         publish(&mut c, "events", 0, 300, &[]);
         publish(&mut c, "events", 0, 200, &[("trace", "abc")]);
         publish(&mut c, "events", 1, 100, &[("sub", "kept")]);
+        // One publish of 2500 records under one msg_id: restored as one publish (cut
+        // at 1000 records, the broker would take the rest for duplicates of the first).
+        publish(&mut c, "events", 1, 2500, &[("msg_id", "big-1")]);
         commit(&mut c, "events", "g", 0, 120);
     })
     .await;
@@ -173,14 +176,14 @@ async fn a_backup_restores_as_new_topics_into_a_running_broker() {
     .await;
     assert!(
         out.starts_with(&format!(
-            "backed up 1 topics, 2 partitions, 600 records to {}",
+            "backed up 1 topics, 2 partitions, 3100 records to {}",
             bdir.display()
         )),
         "{out}"
     );
     assert!(
         out.trim_end()
-            .ends_with("up to offsets events/0 0..500, events/1 0..100"),
+            .ends_with("up to offsets events/0 0..500, events/1 0..2600"),
         "{out}"
     );
     assert!(
@@ -193,12 +196,12 @@ async fn a_backup_restores_as_new_topics_into_a_running_broker() {
     let (t, from) = (to2.clone(), bdir.clone());
     let m =
         blocking(move || restore_online(t, &from, log_config(), &mut Vec::new()).unwrap()).await;
-    assert_eq!(m.records(), 600);
+    assert_eq!(m.records(), 3100);
     let t = to2.clone();
     let served = blocking(move || listed(t, "events")).await;
     assert_eq!(served["routing"], "key_hash");
     assert_eq!(served["groups"]["g"]["0"], 120);
-    for (p, end) in [(0u32, 500u64), (1, 100)] {
+    for (p, end) in [(0u32, 500u64), (1, 2600)] {
         let (t1, t2) = (to.clone(), to2.clone());
         let before = blocking(move || read(t1, "events", p, 0, end)).await;
         let after = blocking(move || read(t2, "events", p, 0, end)).await;

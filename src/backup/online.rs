@@ -163,11 +163,24 @@ fn publish_partition(
 }
 
 /// Consecutive records with the same labels, at most [`BATCH`] each: one publish each.
+///
+/// Records with a `msg_id` label are cut differently: the broker takes a publish's
+/// `msg_id` as its dedup key, so one original publish (the same id, stamped alike) must
+/// go as one publish, however long, and two (another id, or the same id stamped at
+/// another time) never as one.
 fn runs(records: &[Record]) -> Vec<&[Record]> {
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..=records.len() {
-        if i == records.len() || i - start >= BATCH || records[i].labels != records[start].labels {
+        let cut = i == records.len() || {
+            let (a, b) = (&records[start], &records[i]);
+            b.labels != a.labels
+                || match a.labels.get("msg_id") {
+                    Some(_) => b.timestamp_ms != a.timestamp_ms,
+                    None => i - start >= BATCH,
+                }
+        };
+        if cut {
             out.push(&records[start..i]);
             start = i;
         }
@@ -175,9 +188,28 @@ fn runs(records: &[Record]) -> Vec<&[Record]> {
     out
 }
 
+/// The next publish's answer: an ack of a stored publish. A `topic error`, or an ack the
+/// broker marks as a duplicate (nothing stored), stops the restore rather than losing
+/// records unseen.
 fn ack(c: &mut Client) -> Result<(), BackupError> {
-    while !c.recv()?.is("topic", "ack") {}
-    Ok(())
+    loop {
+        let e = c.recv()?;
+        if e.is("topic", "error") {
+            return Err(BackupError::Refused(format!(
+                "the broker refused a publish: {}",
+                label(&e, "error")
+            )));
+        }
+        if e.is("topic", "ack") {
+            if label(&e, "duplicate") == "true" {
+                return Err(BackupError::Refused(format!(
+                    "the publish of the records before offset {} was taken as a duplicate of one with the same msg_id in the broker's dedup window, so it was not stored: restore it once the window (topics.dedup_window_ms) has passed, or into a broker with dedup_window_ms = 0",
+                    label(&e, "id")
+                )));
+            }
+            return Ok(());
+        }
+    }
 }
 
 fn commit(
@@ -240,5 +272,21 @@ mod tests {
         let lens: Vec<usize> = runs(&many).iter().map(|r| r.len()).collect();
         assert_eq!(lens, vec![1000, 1000, 500]);
         assert!(runs(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_publish_with_a_msg_id_stays_one_run_however_long() {
+        let with = |o: u64, id: &str, ts: u64| {
+            let mut r = rec(o, None);
+            r.labels
+                .insert("msg_id", Bytes::copy_from_slice(id.as_bytes()));
+            r.timestamp_ms = ts;
+            r
+        };
+        let mut rs: Vec<Record> = (0..2500).map(|o| with(o, "a", 1)).collect();
+        rs.push(with(2500, "a", 2));
+        rs.push(with(2501, "b", 2));
+        let lens: Vec<usize> = runs(&rs).iter().map(|r| r.len()).collect();
+        assert_eq!(lens, vec![2500, 1, 1]);
     }
 }
