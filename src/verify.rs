@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 
+use switchyard_actors::storage::lock::DirLock;
 use switchyard_actors::storage::verify::{verify_dir, PartitionReport};
 use switchyard_actors::storage::{LogConfig, StorageError};
 
@@ -81,6 +82,18 @@ pub fn command(config: Option<PathBuf>, dir: Option<PathBuf>, repair: bool) -> E
         }
     };
     let dir = dir.unwrap_or(settings.dir);
+    // A repair rewrites segments: never under a running broker. (A check only reads, and
+    // stays usable on a backup or a read-only copy, where no lock file can be made.)
+    let _lock = match repair {
+        true => match DirLock::acquire(&dir) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: not repairing: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        false => None,
+    };
     match run(&dir, settings.log, repair, &mut std::io::stdout().lock()) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),

@@ -95,3 +95,31 @@ fn verify_finds_damage_and_repair_keeps_every_readable_record() {
     assert_eq!(code, 1, "the lost offset is still reported: {text}");
     assert!(!text.contains("indexes out of date"), "{text}");
 }
+
+/// A repair rewrites segments, so it refuses a data dir a broker is running on (a
+/// check alone still runs: it only reads).
+#[actix_rt::test]
+async fn repair_refuses_a_data_dir_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let b = switchyard::start(&common::topics::config(&data, ""))
+        .await
+        .unwrap();
+    let d = data.clone();
+    let (code, text) = tokio::task::spawn_blocking(move || verify(&d, true))
+        .await
+        .unwrap();
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("not repairing: the data dir") && text.contains("in use by a running broker"),
+        "{text}"
+    );
+    let d = data.clone();
+    let (code, text) = tokio::task::spawn_blocking(move || verify(&d, false))
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{text}");
+    b.run_until(async {}).await;
+    let (code, text) = verify(&data, true);
+    assert_eq!(code, 0, "stopped, the repair runs: {text}");
+}
