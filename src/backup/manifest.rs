@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::BackupError;
 
+/// The largest `backup.json` read: room for about 600 k partitions.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// The manifest's file name in a backup dir.
 pub const MANIFEST: &str = "backup.json";
 /// The manifest format this build writes and reads.
@@ -98,10 +100,22 @@ impl Manifest {
     }
 
     /// Reads `dir/backup.json`: a dir without one is not a finished backup.
+    /// A manifest is about 100 bytes a partition; one past [`MAX_MANIFEST_BYTES`] is
+    /// refused, not read whole.
     pub fn read(dir: &Path) -> Result<Manifest, BackupError> {
+        use std::io::Read as _;
         let path = dir.join(MANIFEST);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
+        let mut bytes = Vec::new();
+        let read = std::fs::File::open(&path)
+            .and_then(|f| f.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut bytes));
+        match read {
+            Ok(n) if n as u64 > MAX_MANIFEST_BYTES => {
+                return Err(BackupError::BadManifest {
+                    path,
+                    why: format!("longer than {MAX_MANIFEST_BYTES} bytes"),
+                })
+            }
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(BackupError::NotABackup {
                     dir: dir.to_path_buf(),
@@ -217,5 +231,19 @@ mod tests {
             .contains("not a topic name"));
         assert!(Manifest::parse(b"{\"format\": 1}").is_err());
         assert!(Manifest::parse(&text(&sample())).is_ok());
+    }
+
+    #[test]
+    fn a_manifest_past_the_bound_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = std::fs::File::create(dir.path().join(MANIFEST)).unwrap();
+        f.set_len(MAX_MANIFEST_BYTES + 1).unwrap();
+        let why = Manifest::read(dir.path()).unwrap_err().to_string();
+        assert!(why.contains("longer than 67108864 bytes"), "{why}");
+        std::fs::write(dir.path().join(MANIFEST), b"\xff{not json").unwrap();
+        assert!(matches!(
+            Manifest::read(dir.path()),
+            Err(BackupError::BadManifest { .. })
+        ));
     }
 }

@@ -39,6 +39,24 @@ pub struct RunReport {
     pub latency: Histogram,
 }
 
+impl RunReport {
+    /// A run of `calls` that all succeeded, started at `start`.
+    pub fn all_ok(
+        inflight: u64,
+        calls: u64,
+        start: std::time::Instant,
+        latency: Histogram,
+    ) -> Self {
+        RunReport {
+            inflight,
+            calls,
+            errors: 0,
+            secs: start.elapsed().as_secs_f64(),
+            latency,
+        }
+    }
+}
+
 impl std::fmt::Display for RunReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let what = if self.inflight <= 1 {

@@ -113,13 +113,7 @@ impl Caller {
                 }
             }
         }
-        Ok(RunReport {
-            inflight,
-            calls: count,
-            errors: 0,
-            secs: start.elapsed().as_secs_f64(),
-            latency,
-        })
+        Ok(RunReport::all_ok(inflight, count, start, latency))
     }
 
     /// `count` server `PING`s with up to `inflight` outstanding; `PONG`s come in order.
@@ -159,13 +153,7 @@ impl Caller {
                 }
             }
         }
-        Ok(RunReport {
-            inflight,
-            calls: count,
-            errors: 0,
-            secs: start.elapsed().as_secs_f64(),
-            latency,
-        })
+        Ok(RunReport::all_ok(inflight, count, start, latency))
     }
 }
 
